@@ -1,0 +1,258 @@
+//! A minimal DER writer: the building blocks the OCSP response encoder (and
+//! later the CRL builder) assemble by hand, so every byte is under our control
+//! (whole-second times, NULL hash parameters, certificates copied verbatim).
+//!
+//! Pure functions, no IO.
+
+use time::OffsetDateTime;
+
+pub const TAG_INTEGER: u8 = 0x02;
+pub const TAG_BIT_STRING: u8 = 0x03;
+pub const TAG_OCTET_STRING: u8 = 0x04;
+pub const TAG_NULL: u8 = 0x05;
+pub const TAG_OID: u8 = 0x06;
+pub const TAG_ENUMERATED: u8 = 0x0a;
+pub const TAG_GENERALIZED_TIME: u8 = 0x18;
+pub const TAG_SEQUENCE: u8 = 0x30;
+
+/// Context-specific, constructed tag `[n]`.
+pub const fn context_constructed(n: u8) -> u8 {
+    0xa0 | n
+}
+
+/// Context-specific, primitive tag `[n]` (IMPLICIT on a primitive type).
+pub const fn context_primitive(n: u8) -> u8 {
+    0x80 | n
+}
+
+/// Appends the DER length octets for `len`.
+pub fn push_len(out: &mut Vec<u8>, len: usize) {
+    if len < 0x80 {
+        out.push(len as u8);
+        return;
+    }
+    let bytes = len.to_be_bytes();
+    let skip = bytes.iter().take_while(|b| **b == 0).count();
+    out.push(0x80 | (bytes.len() - skip) as u8);
+    out.extend_from_slice(&bytes[skip..]);
+}
+
+/// Appends one TLV.
+pub fn push_tlv(out: &mut Vec<u8>, tag: u8, value: &[u8]) {
+    out.push(tag);
+    push_len(out, value.len());
+    out.extend_from_slice(value);
+}
+
+/// One TLV as a new vector.
+pub fn tlv(tag: u8, value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len() + 6);
+    push_tlv(&mut out, tag, value);
+    out
+}
+
+/// A constructed TLV whose content is the concatenation of `parts`.
+pub fn constructed(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut out = Vec::with_capacity(len + 6);
+    out.push(tag);
+    push_len(&mut out, len);
+    for p in parts {
+        out.extend_from_slice(p);
+    }
+    out
+}
+
+pub fn sequence(parts: &[&[u8]]) -> Vec<u8> {
+    constructed(TAG_SEQUENCE, parts)
+}
+
+/// An INTEGER whose content octets are already minimal two's complement.
+pub fn integer_from_content(content: &[u8]) -> Vec<u8> {
+    tlv(TAG_INTEGER, content)
+}
+
+/// A non-negative INTEGER from unsigned big-endian magnitude bytes.
+pub fn unsigned_integer(magnitude: &[u8]) -> Vec<u8> {
+    tlv(TAG_INTEGER, &minimal_unsigned(magnitude))
+}
+
+/// Minimal two's complement content octets for a non-negative magnitude.
+pub fn minimal_unsigned(magnitude: &[u8]) -> Vec<u8> {
+    let trimmed: &[u8] = match magnitude.iter().position(|b| *b != 0) {
+        Some(i) => &magnitude[i..],
+        None => &[],
+    };
+    let mut out = Vec::with_capacity(trimmed.len() + 1);
+    if trimmed.is_empty() || trimmed[0] & 0x80 != 0 {
+        out.push(0);
+    }
+    out.extend_from_slice(trimmed);
+    out
+}
+
+/// An OID from its content octets (pre-encoded constants below).
+pub fn oid(content: &[u8]) -> Vec<u8> {
+    tlv(TAG_OID, content)
+}
+
+pub fn octet_string(value: &[u8]) -> Vec<u8> {
+    tlv(TAG_OCTET_STRING, value)
+}
+
+/// A BIT STRING with no unused bits.
+pub fn bit_string(value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len() + 6);
+    out.push(TAG_BIT_STRING);
+    push_len(&mut out, value.len() + 1);
+    out.push(0);
+    out.extend_from_slice(value);
+    out
+}
+
+pub const NULL: [u8; 2] = [TAG_NULL, 0];
+
+/// GeneralizedTime `YYYYMMDDHHMMSSZ`, whole seconds, Zulu (RFC 5280 4.1.2.5.2).
+pub fn generalized_time(unix: i64) -> Vec<u8> {
+    tlv(TAG_GENERALIZED_TIME, generalized_time_text(unix).as_bytes())
+}
+
+pub fn generalized_time_text(unix: i64) -> String {
+    let t = OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// Appends the content octets of the OID given in dotted form; used for
+/// constants only, so a malformed literal is a programming error caught by tests.
+pub fn oid_content(dotted: &str) -> Vec<u8> {
+    let arcs: Vec<u64> = dotted.split('.').filter_map(|a| a.parse().ok()).collect();
+    let mut out = Vec::new();
+    if arcs.len() < 2 {
+        return out;
+    }
+    push_base128(&mut out, arcs[0] * 40 + arcs[1]);
+    for arc in &arcs[2..] {
+        push_base128(&mut out, *arc);
+    }
+    out
+}
+
+fn push_base128(out: &mut Vec<u8>, mut v: u64) {
+    let mut tmp = [0u8; 10];
+    let mut i = tmp.len();
+    loop {
+        i -= 1;
+        tmp[i] = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            break;
+        }
+    }
+    let last = tmp.len() - 1;
+    for (j, b) in tmp.iter().enumerate().skip(i) {
+        out.push(if j == last { *b } else { b | 0x80 });
+    }
+}
+
+/// One TLV read from the front of `input`: (tag, the whole TLV, its content,
+/// the rest). Definite lengths only (DER); `None` on anything malformed.
+pub fn read_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
+    let tag = *input.first()?;
+    if tag & 0x1f == 0x1f {
+        return None; // high tag numbers do not occur in OCSP/X.509 structures
+    }
+    let first = *input.get(1)?;
+    let (len, header) = if first < 0x80 {
+        (first as usize, 2)
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let mut len = 0usize;
+        for i in 0..n {
+            len = (len << 8) | *input.get(2 + i)? as usize;
+        }
+        (len, 2 + n)
+    };
+    let end = header.checked_add(len)?;
+    if end > input.len() {
+        return None;
+    }
+    Some((tag, &input[..end], &input[header..end], &input[end..]))
+}
+
+/// The TLVs inside a constructed value's content, in order.
+pub fn children(mut content: &[u8]) -> Option<Vec<(u8, &[u8], &[u8])>> {
+    let mut out = Vec::new();
+    while !content.is_empty() {
+        let (tag, whole, inner, rest) = read_tlv(content)?;
+        out.push((tag, whole, inner));
+        content = rest;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_nested_tlvs() {
+        let inner = integer_from_content(&[5]);
+        let seq = sequence(&[&inner, &NULL]);
+        let (tag, whole, content, rest) = read_tlv(&seq).expect("tlv");
+        assert_eq!((tag, whole.len(), rest.len()), (TAG_SEQUENCE, seq.len(), 0));
+        let kids = children(content).expect("children");
+        assert_eq!(kids.len(), 2);
+        assert_eq!(kids[0].2, &[5]);
+        assert!(read_tlv(&seq[..seq.len() - 1]).is_none());
+        assert!(read_tlv(&[0x30, 0x85, 1, 1, 1, 1, 1]).is_none());
+    }
+
+    use super::*;
+
+    #[test]
+    fn long_lengths_are_minimal() {
+        let mut v = Vec::new();
+        push_len(&mut v, 0x7f);
+        assert_eq!(v, [0x7f]);
+        v.clear();
+        push_len(&mut v, 0x80);
+        assert_eq!(v, [0x81, 0x80]);
+        v.clear();
+        push_len(&mut v, 0x1234);
+        assert_eq!(v, [0x82, 0x12, 0x34]);
+    }
+
+    #[test]
+    fn unsigned_integers_get_a_sign_octet() {
+        assert_eq!(unsigned_integer(&[0x80]), [2, 2, 0, 0x80]);
+        assert_eq!(unsigned_integer(&[0, 0, 0x7f]), [2, 1, 0x7f]);
+        assert_eq!(unsigned_integer(&[]), [2, 1, 0]);
+    }
+
+    #[test]
+    fn generalized_time_has_whole_seconds_and_zulu() {
+        assert_eq!(generalized_time_text(0), "19700101000000Z");
+        assert_eq!(generalized_time_text(1_700_000_000), "20231114221320Z");
+        assert_eq!(&generalized_time(0)[..2], &[TAG_GENERALIZED_TIME, 15]);
+    }
+
+    #[test]
+    fn oid_content_matches_known_encodings() {
+        // sha256: 2.16.840.1.101.3.4.2.1
+        assert_eq!(
+            oid_content("2.16.840.1.101.3.4.2.1"),
+            [0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01]
+        );
+        // sha1: 1.3.14.3.2.26
+        assert_eq!(oid_content("1.3.14.3.2.26"), [0x2b, 0x0e, 0x03, 0x02, 0x1a]);
+    }
+}

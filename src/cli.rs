@@ -1,0 +1,82 @@
+//! The command line (DESIGN: contract). Parsing only; each command calls into
+//! its module.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "revocd", version, about = "OCSP responder and CRL publisher")]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "REVOCD_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a throw-away demo PKI and a working config into DIR.
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Public listener address, also used in the certificates' OCSP and CRL URLs.
+        #[arg(long, default_value = crate::config::defaults::PUBLIC_LISTEN)]
+        listen: String,
+        #[arg(long, default_value = crate::config::defaults::ADMIN_LISTEN)]
+        admin_listen: String,
+        /// Overwrite an existing demo in DIR.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run `init` into ./revocd-demo if it is missing, then `serve` it.
+    Demo {
+        #[arg(long, default_value = "revocd-demo")]
+        dir: PathBuf,
+    },
+    /// Run the daemon.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+        /// Override listen.public.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Override listen.admin.
+        #[arg(long)]
+        admin_listen: Option<SocketAddr>,
+    },
+    /// Load and validate the configuration, certificates and keys; bind nothing.
+    CheckConfig {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Ask an OCSP responder about one certificate, verify and print the answer.
+    Query {
+        /// The responder URL, e.g. http://127.0.0.1:8080/
+        #[arg(long)]
+        url: String,
+        /// The issuing CA certificate (PEM or DER).
+        #[arg(long)]
+        issuer: PathBuf,
+        /// The certificate to ask about.
+        #[arg(long, conflicts_with = "serial", required_unless_present = "serial")]
+        cert: Option<PathBuf>,
+        /// Or its serial number in hex.
+        #[arg(long)]
+        serial: Option<String>,
+        /// Use SHA-256 CertID hashes instead of SHA-1.
+        #[arg(long)]
+        sha256: bool,
+        /// Send the request with GET instead of POST.
+        #[arg(long)]
+        get: bool,
+    },
+}

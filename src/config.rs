@@ -1,0 +1,483 @@
+//! Configuration: a serde image of the TOML file, then a validated [`Config`].
+//! Every problem is collected and reported at once; only this module knows serde.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::pki::HashAlg;
+
+/// Defaults, in one place.
+pub mod defaults {
+    pub const PUBLIC_LISTEN: &str = "127.0.0.1:8080";
+    pub const ADMIN_LISTEN: &str = "127.0.0.1:9090";
+    /// DESIGN: Windows. Responses are pre-signed per 60-minute window.
+    pub const WINDOW: &str = "60m";
+    /// BR 4.9.10 allows 8h..10d between thisUpdate and nextUpdate.
+    pub const VALIDITY: &str = "8h";
+    /// CONFORMANCE 3: bound POST bodies at about 10 KB.
+    pub const MAX_REQUEST_BYTES: usize = 10 * 1024;
+    /// How many CertIDs one OCSPRequest may ask about.
+    pub const MAX_CERTS_PER_REQUEST: usize = 16;
+    /// Concurrent on-demand signings before answering tryLater.
+    pub const SIGNING_BUDGET: usize = 64;
+    pub const CACHE_MAX_BYTES: u64 = 4 << 30;
+    pub const HEADER_READ_TIMEOUT: &str = "10s";
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawConfig {
+    #[serde(default)]
+    listen: RawListen,
+    #[serde(default)]
+    ocsp: RawOcsp,
+    #[serde(default)]
+    admin: RawAdmin,
+    data_dir: Option<PathBuf>,
+    #[serde(default, rename = "issuer")]
+    issuers: Vec<RawIssuer>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawListen {
+    public: Option<String>,
+    admin: Option<String>,
+    header_read_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawAdmin {
+    token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawOcsp {
+    window: Option<String>,
+    validity: Option<String>,
+    unknown_serial: Option<String>,
+    presign_hashes: Option<Vec<String>>,
+    signing_budget: Option<usize>,
+    max_request_bytes: Option<usize>,
+    max_certs_per_request: Option<usize>,
+    cache_max_bytes: Option<u64>,
+    path: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawIssuer {
+    id: String,
+    certificate: PathBuf,
+    key: Option<PathBuf>,
+    responder_certificate: Option<PathBuf>,
+    responder_key: Option<PathBuf>,
+    index: Option<PathBuf>,
+    unknown_serial: Option<String>,
+}
+
+/// What to answer for a serial of a served issuer that revocd does not know
+/// (CONFORMANCE 16).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownSerialPolicy {
+    /// The unsigned `unauthorized` status (the default).
+    Unauthorized,
+    /// A signed `unknown` status.
+    Unknown,
+    /// A signed `revoked` (certificateHold, 1970-01-01) with the Extended
+    /// Revoked Definition extension, for private PKIs (RFC 6960 2.2).
+    Revoked,
+}
+
+impl UnknownSerialPolicy {
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "unauthorized" => Some(Self::Unauthorized),
+            "unknown" => Some(Self::Unknown),
+            "revoked" => Some(Self::Revoked),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub data_dir: PathBuf,
+    pub listen: Listen,
+    pub ocsp: Ocsp,
+    pub admin_token_file: Option<PathBuf>,
+    pub issuers: Vec<IssuerConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listen {
+    pub public: SocketAddr,
+    pub admin: SocketAddr,
+    /// Slowloris guard: how long a client may take to send its headers.
+    pub header_read_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Ocsp {
+    /// Pre-signing window; thisUpdate is its start, max-age runs to its end.
+    pub window: Duration,
+    /// nextUpdate - thisUpdate (BR 4.9.10: 8h..10d).
+    pub validity: Duration,
+    pub unknown_serial: UnknownSerialPolicy,
+    /// Hash algorithms whose CertIDs are pre-signed for every serial; others
+    /// are signed on demand.
+    pub presign_hashes: Vec<HashAlg>,
+    pub signing_budget: usize,
+    pub max_request_bytes: usize,
+    pub max_certs_per_request: usize,
+    pub cache_max_bytes: u64,
+    /// URL path prefix of OCSP GET requests ("/" or e.g. "/ocsp").
+    pub path: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct IssuerConfig {
+    pub id: String,
+    pub certificate: PathBuf,
+    pub signer: SignerConfig,
+    pub index: Option<PathBuf>,
+    pub unknown_serial: UnknownSerialPolicy,
+}
+
+#[derive(Debug, Clone)]
+pub enum SignerConfig {
+    /// The CA signs its own responses with this key.
+    Issuer { key: PathBuf },
+    /// A delegated OCSP responder certificate and key.
+    Delegated { certificate: PathBuf, key: PathBuf },
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{}", format_errors(.path, .errors))]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub errors: Vec<String>,
+}
+
+fn format_errors(path: &Path, errors: &[String]) -> String {
+    let mut s = format!(
+        "{} has {} problem{}:",
+        path.display(),
+        errors.len(),
+        if errors.len() == 1 { "" } else { "s" }
+    );
+    for e in errors {
+        s.push_str("\n  - ");
+        s.push_str(e);
+    }
+    s
+}
+
+/// Parses `"90s"`, `"60m"`, `"8h"`, `"7d"`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(mult).map(Duration::from_secs)
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let fail = |e: String| ConfigError {
+            path: path.to_path_buf(),
+            errors: vec![e],
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+        Self::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+            path: path.to_path_buf(),
+            errors: vec![e.to_string().trim().replace('\n', " ")],
+        })?;
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let mut errors = Vec::new();
+        let config = validate(raw, path, &base, &mut errors);
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError {
+                path: path.to_path_buf(),
+                errors,
+            })
+        }
+    }
+}
+
+fn validate(raw: RawConfig, path: &Path, base: &Path, errors: &mut Vec<String>) -> Config {
+    let resolve = |p: &Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    };
+    let addr = |field: &str, value: Option<String>, default: &str, errors: &mut Vec<String>| {
+        let v = value.unwrap_or_else(|| default.to_string());
+        v.parse::<SocketAddr>().unwrap_or_else(|_| {
+            errors.push(format!(
+                "{field}: {v:?} is not an address like 127.0.0.1:8080"
+            ));
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        })
+    };
+    let duration = |field: &str, value: Option<String>, default: &str, errors: &mut Vec<String>| {
+        let v = value.unwrap_or_else(|| default.to_string());
+        match parse_duration(&v) {
+            Some(d) if !d.is_zero() => d,
+            _ => {
+                errors.push(format!(
+                    "{field}: {v:?} is not a duration like \"90s\", \"60m\", \"8h\" or \"7d\""
+                ));
+                // Fall back to the default so one mistake reports once.
+                parse_duration(default).unwrap_or(Duration::from_secs(3600))
+            }
+        }
+    };
+
+    let listen = Listen {
+        public: addr(
+            "listen.public",
+            raw.listen.public,
+            defaults::PUBLIC_LISTEN,
+            errors,
+        ),
+        admin: addr(
+            "listen.admin",
+            raw.listen.admin,
+            defaults::ADMIN_LISTEN,
+            errors,
+        ),
+        header_read_timeout: duration(
+            "listen.header-read-timeout",
+            raw.listen.header_read_timeout,
+            defaults::HEADER_READ_TIMEOUT,
+            errors,
+        ),
+    };
+
+    let o = raw.ocsp;
+    let window = duration("ocsp.window", o.window, defaults::WINDOW, errors);
+    let validity = duration("ocsp.validity", o.validity, defaults::VALIDITY, errors);
+    if window < Duration::from_secs(60) {
+        errors.push("ocsp.window: must be at least 1m".to_string());
+    }
+    if validity <= window {
+        errors.push(format!(
+            "ocsp.validity ({}s) must be longer than ocsp.window ({}s): max-age runs to the window end and must stay before nextUpdate",
+            validity.as_secs(),
+            window.as_secs()
+        ));
+    }
+    if validity > Duration::from_secs(10 * 86_400) {
+        errors.push("ocsp.validity: at most 10d (BR 4.9.10)".to_string());
+    }
+    let policy = |field: &str, v: Option<String>, default, errors: &mut Vec<String>| match v {
+        None => default,
+        Some(s) => UnknownSerialPolicy::parse(&s).unwrap_or_else(|| {
+            errors.push(format!(
+                "{field}: {s:?} is not one of \"unauthorized\", \"unknown\", \"revoked\""
+            ));
+            default
+        }),
+    };
+    let unknown_serial = policy(
+        "ocsp.unknown-serial",
+        o.unknown_serial,
+        UnknownSerialPolicy::Unauthorized,
+        errors,
+    );
+    let presign_hashes = match o.presign_hashes {
+        None => vec![HashAlg::Sha1, HashAlg::Sha256],
+        Some(names) => names
+            .iter()
+            .filter_map(|n| {
+                HashAlg::from_name(n).or_else(|| {
+                    errors.push(format!(
+                        "ocsp.presign-hashes: {n:?} is not one of sha1, sha256, sha384, sha512"
+                    ));
+                    None
+                })
+            })
+            .collect(),
+    };
+    let path_prefix = o.path.unwrap_or_else(|| "/".to_string());
+    if !path_prefix.starts_with('/') {
+        errors.push(format!("ocsp.path: {path_prefix:?} must start with '/'"));
+    }
+    let positive = |field: &str, v: Option<usize>, default: usize, errors: &mut Vec<String>| {
+        let v = v.unwrap_or(default);
+        if v == 0 {
+            errors.push(format!("{field}: must be at least 1"));
+        }
+        v
+    };
+    let ocsp = Ocsp {
+        window,
+        validity,
+        unknown_serial,
+        presign_hashes,
+        signing_budget: positive(
+            "ocsp.signing-budget",
+            o.signing_budget,
+            defaults::SIGNING_BUDGET,
+            errors,
+        ),
+        max_request_bytes: positive(
+            "ocsp.max-request-bytes",
+            o.max_request_bytes,
+            defaults::MAX_REQUEST_BYTES,
+            errors,
+        ),
+        max_certs_per_request: positive(
+            "ocsp.max-certs-per-request",
+            o.max_certs_per_request,
+            defaults::MAX_CERTS_PER_REQUEST,
+            errors,
+        ),
+        cache_max_bytes: o.cache_max_bytes.unwrap_or(defaults::CACHE_MAX_BYTES),
+        path: path_prefix,
+    };
+
+    if raw.issuers.is_empty() {
+        errors.push("no [[issuer]] configured".to_string());
+    }
+    let mut issuers = Vec::new();
+    for (i, r) in raw.issuers.into_iter().enumerate() {
+        let at = format!("issuer[{i}] ({:?})", r.id);
+        if r.id.is_empty()
+            || !r
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            errors.push(format!(
+                "{at}: id must be non-empty letters, digits, '-' or '_' (it names URLs and files)"
+            ));
+        }
+        if issuers.iter().any(|x: &IssuerConfig| x.id == r.id) {
+            errors.push(format!("{at}: id is used twice"));
+        }
+        let signer = match (r.key, r.responder_certificate, r.responder_key) {
+            (Some(key), None, None) => SignerConfig::Issuer { key: resolve(&key) },
+            (None, Some(c), Some(k)) => SignerConfig::Delegated {
+                certificate: resolve(&c),
+                key: resolve(&k),
+            },
+            _ => {
+                errors.push(format!(
+                    "{at}: give either `key` (the issuer signs) or both `responder-certificate` and `responder-key` (a delegated responder)"
+                ));
+                SignerConfig::Issuer {
+                    key: PathBuf::new(),
+                }
+            }
+        };
+        issuers.push(IssuerConfig {
+            unknown_serial: policy(
+                &format!("{at}.unknown-serial"),
+                r.unknown_serial,
+                unknown_serial,
+                errors,
+            ),
+            id: r.id,
+            certificate: resolve(&r.certificate),
+            signer,
+            index: r.index.as_deref().map(resolve),
+        });
+    }
+
+    Config {
+        path: path.to_path_buf(),
+        data_dir: resolve(raw.data_dir.as_deref().unwrap_or(Path::new("."))),
+        listen,
+        ocsp,
+        admin_token_file: raw.admin.token_file.as_deref().map(resolve),
+        issuers,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[[issuer]]
+id = "demo"
+certificate = "ca.pem"
+key = "ca.key"
+"#;
+
+    #[test]
+    fn minimal_config_gets_the_defaults() {
+        let c = Config::parse(Path::new("/etc/revocd/revocd.toml"), MINIMAL).expect("parse");
+        assert_eq!(c.ocsp.window, Duration::from_secs(3600));
+        assert_eq!(c.ocsp.validity, Duration::from_secs(8 * 3600));
+        assert_eq!(c.ocsp.unknown_serial, UnknownSerialPolicy::Unauthorized);
+        assert_eq!(c.issuers[0].certificate, Path::new("/etc/revocd/ca.pem"));
+        assert_eq!(c.listen.public.port(), 8080);
+    }
+
+    #[test]
+    fn every_error_is_reported_at_once() {
+        let text = r#"
+[listen]
+public = "nowhere"
+[ocsp]
+window = "soon"
+unknown-serial = "maybe"
+presign-hashes = ["md5"]
+[[issuer]]
+id = "a b"
+certificate = "ca.pem"
+"#;
+        let err = Config::parse(Path::new("x.toml"), text).expect_err("invalid");
+        assert_eq!(err.errors.len(), 6, "{err}");
+        let shown = err.to_string();
+        assert!(shown.contains("listen.public"));
+        assert!(shown.contains("ocsp.window"));
+        assert!(shown.contains("ocsp.unknown-serial"));
+        assert!(shown.contains("md5"));
+        assert!(shown.contains("id must be"));
+        assert!(shown.contains("either `key`"));
+    }
+
+    #[test]
+    fn unknown_keys_fail_closed() {
+        let err =
+            Config::parse(Path::new("x.toml"), &format!("{MINIMAL}\nwindo = 3")).expect_err("typo");
+        assert!(err.to_string().contains("windo"), "{err}");
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("60m"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("7d"), Some(Duration::from_secs(604_800)));
+        assert_eq!(parse_duration("7"), None);
+        assert_eq!(parse_duration("h"), None);
+    }
+}

@@ -1,0 +1,122 @@
+//! `revocd serve`: the one owner that loads everything, spawns the long-lived
+//! tasks and shuts them down in order (readiness off, stop accepting, drain
+//! under a deadline, exit).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, ConfigError};
+use crate::http::{self, public::PublicService};
+use crate::issuer;
+use crate::metrics::Metrics;
+use crate::ocsp::{presign, Responder};
+
+pub struct ServeOptions {
+    pub config: PathBuf,
+    pub listen: Option<SocketAddr>,
+    pub admin_listen: Option<SocketAddr>,
+}
+
+/// Loads and checks the configuration and every issuer without binding.
+pub fn load(
+    path: &std::path::Path,
+    now: i64,
+) -> Result<(Config, Vec<issuer::Issuer>), ConfigError> {
+    let config = Config::load(path)?;
+    let issuers = issuer::load_all(&config, now).map_err(|errors| ConfigError {
+        path: path.to_path_buf(),
+        errors,
+    })?;
+    Ok((config, issuers))
+}
+
+pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (mut config, issuers) = load(&opts.config, clock.now())?;
+    if let Some(a) = opts.listen {
+        config.listen.public = a;
+    }
+    if let Some(a) = opts.admin_listen {
+        config.listen.admin = a;
+    }
+    for i in &issuers {
+        for w in &i.warnings {
+            tracing::warn!("{w}");
+        }
+        tracing::info!(
+            issuer = %i.id,
+            serials = i.state.len(),
+            signer = i.signer.key().kind().name(),
+            "issuer loaded"
+        );
+    }
+    let responder = Responder::new(issuers, &config.ocsp, clock, Metrics::new());
+
+    let public = TcpListener::bind(config.listen.public)
+        .await
+        .with_context(|| format!("binding the public listener on {}", config.listen.public))?;
+    let admin = TcpListener::bind(config.listen.admin)
+        .await
+        .with_context(|| format!("binding the admin listener on {}", config.listen.admin))?;
+    // Tests and scripts read these two lines to find ports chosen by the OS.
+    println!("revocd: public listener on http://{}", public.local_addr()?);
+    println!("revocd: admin listener on http://{}", admin.local_addr()?);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let presigner = tokio::spawn(presign::run(Arc::clone(&responder), stop_rx.clone()));
+    let service = Arc::new(PublicService {
+        responder: Arc::clone(&responder),
+        prefix: config.ocsp.path.clone(),
+        max_request_bytes: config.ocsp.max_request_bytes,
+    });
+    let timeout = config.listen.header_read_timeout;
+    let public_task = tokio::spawn(http::serve(
+        public,
+        move |req| Arc::clone(&service).handle(req),
+        timeout,
+        stop_rx.clone(),
+    ));
+    let admin_responder = Arc::clone(&responder);
+    let admin_task = tokio::spawn(http::serve(
+        admin,
+        move |req| http::admin::handle(Arc::clone(&admin_responder), req),
+        timeout,
+        stop_rx,
+    ));
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: draining connections");
+    responder.set_draining();
+    let _ = stop_tx.send(true);
+    let _ = tokio::join!(public_task, admin_task, presigner);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

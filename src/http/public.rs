@@ -1,0 +1,221 @@
+//! The public listener: OCSP over GET, HEAD and POST (RFC 6960 A.1, RFC 9919
+//! 6-7). Serves the responder's bytes as they are; the one place that maps
+//! an answer to HTTP status, body and caching headers is [`to_http`].
+
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Body as _, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+
+use super::Body;
+use crate::clock::seconds_until;
+use crate::ocsp::{self, Answer, ErrorStatus, Responder};
+
+const OCSP_CONTENT_TYPE: &str = "application/ocsp-response";
+const ALLOW: &str = "GET, HEAD, POST";
+
+#[derive(Debug)]
+pub struct PublicService {
+    pub responder: Arc<Responder>,
+    /// GET path prefix, "/" or e.g. "/ocsp".
+    pub prefix: String,
+    pub max_request_bytes: usize,
+}
+
+/// How a request failed before reaching the responder.
+enum Refused {
+    Status(StatusCode, ErrorStatus),
+    NotFound,
+}
+
+impl PublicService {
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        let method = req.method().clone();
+        let head = method == Method::HEAD;
+        let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();
+        let answer = match self.request_der(req).await {
+            Ok(der) => Ok(self.responder.respond(&der).await),
+            Err(r) => Err(r),
+        };
+        let now = self.responder.clock().now();
+        let (response, status_label) = match answer {
+            Ok(a) => {
+                let label = match &a {
+                    Answer::Signed(_) => "successful",
+                    Answer::Error(e) => e.name(),
+                };
+                (to_http(&a, now, head, if_none_match.as_ref()), label)
+            }
+            Err(Refused::Status(code, e)) => (error_response(code, e, head), e.name()),
+            Err(Refused::NotFound) => (not_found(), "not_found"),
+        };
+        let method_label = match method {
+            Method::GET => "GET",
+            Method::HEAD => "HEAD",
+            Method::POST => "POST",
+            _ => "other",
+        };
+        self.responder
+            .metrics()
+            .ocsp_requests
+            .with_label_values(&[method_label, status_label])
+            .inc();
+        response
+    }
+
+    /// The DER OCSPRequest carried by a GET path or a POST body.
+    async fn request_der(&self, req: Request<Incoming>) -> Result<Vec<u8>, Refused> {
+        let malformed = Refused::Status(StatusCode::BAD_REQUEST, ErrorStatus::MalformedRequest);
+        match *req.method() {
+            Method::GET | Method::HEAD => {
+                let path = req.uri().path();
+                if path.starts_with("/crl/") {
+                    return Err(Refused::NotFound);
+                }
+                let rest = if self.prefix == "/" {
+                    path
+                } else {
+                    match path.strip_prefix(self.prefix.trim_end_matches('/')) {
+                        Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
+                        _ => return Err(Refused::NotFound),
+                    }
+                };
+                ocsp::decode_get_path(rest).map_err(|e| {
+                    tracing::debug!(error = %e, "undecodable OCSP GET path");
+                    malformed
+                })
+            }
+            Method::POST => {
+                let too_large = || {
+                    Refused::Status(StatusCode::PAYLOAD_TOO_LARGE, ErrorStatus::MalformedRequest)
+                };
+                let limit = self.max_request_bytes;
+                if req
+                    .body()
+                    .size_hint()
+                    .exact()
+                    .or_else(|| declared_length(&req))
+                    .is_some_and(|n| n > limit as u64)
+                {
+                    return Err(too_large());
+                }
+                match Limited::new(req.into_body(), limit).collect().await {
+                    Ok(body) => Ok(body.to_bytes().to_vec()),
+                    Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "request body could not be read");
+                        Err(malformed)
+                    }
+                }
+            }
+            _ => Err(Refused::Status(
+                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorStatus::MalformedRequest,
+            )),
+        }
+    }
+}
+
+fn declared_length<B>(req: &Request<B>) -> Option<u64> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+fn http_date(unix: i64) -> HeaderValue {
+    let t = UNIX_EPOCH + Duration::from_secs(u64::try_from(unix).unwrap_or(0));
+    HeaderValue::from_str(&httpdate::fmt_http_date(t)).unwrap_or(HeaderValue::from_static(""))
+}
+
+/// Maps a responder answer to HTTP (CONFORMANCE 19-21).
+pub fn to_http(
+    answer: &Answer,
+    now: i64,
+    head: bool,
+    if_none_match: Option<&HeaderValue>,
+) -> Response<Body> {
+    let signed = match answer {
+        Answer::Signed(s) => s,
+        Answer::Error(e) => {
+            let code = match e {
+                ErrorStatus::MalformedRequest => StatusCode::BAD_REQUEST,
+                ErrorStatus::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorStatus::TryLater => StatusCode::SERVICE_UNAVAILABLE,
+                ErrorStatus::SigRequired | ErrorStatus::Unauthorized => StatusCode::OK,
+            };
+            return error_response(code, *e, head);
+        }
+    };
+    // max-age runs to the window end and never past nextUpdate.
+    let until = signed.window_end.min(signed.next_update);
+    let max_age = seconds_until(now, until);
+    let mut b = Response::builder()
+        .header(header::CONTENT_TYPE, OCSP_CONTENT_TYPE)
+        .header(
+            header::CACHE_CONTROL,
+            format!("max-age={max_age}, public, no-transform, must-revalidate"),
+        )
+        .header(header::LAST_MODIFIED, http_date(signed.this_update))
+        .header(
+            header::EXPIRES,
+            http_date(now.saturating_add(max_age as i64)),
+        )
+        .header(header::DATE, http_date(now))
+        .header(header::ETAG, signed.etag.as_str());
+    let matches = if_none_match
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .map(|t| t.trim().trim_start_matches("W/"))
+                .any(|t| t == "*" || t == signed.etag)
+        });
+    if matches {
+        b = b.status(StatusCode::NOT_MODIFIED);
+        return b.body(Full::new(Bytes::new())).unwrap_or_default();
+    }
+    b = b.header(header::CONTENT_LENGTH, signed.der.len());
+    let body = if head {
+        Bytes::new()
+    } else {
+        signed.der.clone()
+    };
+    b.body(Full::new(body)).unwrap_or_default()
+}
+
+/// A 5-byte OCSP error with a non-cacheable HTTP response.
+fn error_response(code: StatusCode, e: ErrorStatus, head: bool) -> Response<Body> {
+    let der = e.der();
+    let mut b = Response::builder()
+        .status(code)
+        .header(header::CONTENT_TYPE, OCSP_CONTENT_TYPE)
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header(header::CONTENT_LENGTH, der.len());
+    if code == StatusCode::METHOD_NOT_ALLOWED {
+        b = b.header(header::ALLOW, ALLOW);
+    }
+    if code == StatusCode::SERVICE_UNAVAILABLE {
+        b = b.header(header::RETRY_AFTER, "1");
+    }
+    let body = if head {
+        Bytes::new()
+    } else {
+        Bytes::copy_from_slice(&der)
+    };
+    b.body(Full::new(body)).unwrap_or_default()
+}
+
+fn not_found() -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::NOT_FOUND)
+        .header(header::CONTENT_TYPE, "text/plain")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Full::new(Bytes::from_static(b"not found\n")))
+        .unwrap_or_default()
+}

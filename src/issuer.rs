@@ -1,0 +1,181 @@
+//! The issuers revocd serves, loaded and checked at start-up: certificate,
+//! signer (the CA's own key or a delegated responder), and initial state.
+
+use std::path::Path;
+
+use crate::config::{Config, IssuerConfig, SignerConfig, UnknownSerialPolicy};
+use crate::ocsp::ResponseSigner;
+use crate::pki::{oids, Cert, HashAlg, SigningKey};
+use crate::state::IssuerState;
+
+/// One CA revocd answers for.
+#[derive(Debug)]
+pub struct Issuer {
+    pub id: String,
+    pub cert: Cert,
+    pub signer: ResponseSigner,
+    pub state: IssuerState,
+    pub unknown_serial: UnknownSerialPolicy,
+    /// Warnings found at load (not fatal), for the log.
+    pub warnings: Vec<String>,
+}
+
+impl Issuer {
+    /// The CertID issuer hashes under `alg`.
+    pub fn hashes(&self, alg: HashAlg) -> (Vec<u8>, Vec<u8>) {
+        (self.cert.name_hash(alg), self.cert.key_hash(alg))
+    }
+}
+
+/// Loads every issuer, collecting every problem (each names its file).
+pub fn load_all(config: &Config, now: i64) -> Result<Vec<Issuer>, Vec<String>> {
+    let mut errors = Vec::new();
+    let mut issuers = Vec::new();
+    for ic in &config.issuers {
+        match load(ic, now) {
+            Ok(i) => issuers.push(i),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(issuers)
+    } else {
+        Err(errors)
+    }
+}
+
+fn read(path: &Path, errors: &mut Vec<String>, at: &str) -> Option<Vec<u8>> {
+    std::fs::read(path)
+        .map_err(|e| errors.push(format!("{at}: cannot read {}: {e}", path.display())))
+        .ok()
+}
+
+fn load_cert(path: &Path, errors: &mut Vec<String>, at: &str) -> Option<Cert> {
+    let bytes = read(path, errors, at)?;
+    Cert::parse(&bytes)
+        .map_err(|e| errors.push(format!("{at}: {}: {e}", path.display())))
+        .ok()
+}
+
+fn load_key(path: &Path, errors: &mut Vec<String>, at: &str) -> Option<SigningKey> {
+    let bytes = read(path, errors, at)?;
+    SigningKey::from_pkcs8_pem(&bytes)
+        .or_else(|pem_err| SigningKey::from_pkcs8_der(&bytes).map_err(|_| pem_err))
+        .map_err(|e| errors.push(format!("{at}: {}: {e}", path.display())))
+        .ok()
+}
+
+fn load(ic: &IssuerConfig, now: i64) -> Result<Issuer, Vec<String>> {
+    let at = format!("issuer {:?}", ic.id);
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let ca = load_cert(&ic.certificate, &mut errors, &at);
+    if let Some(ca) = &ca {
+        if !ca.is_ca {
+            warnings.push(format!(
+                "{at}: {} has no basicConstraints cA=TRUE",
+                ic.certificate.display()
+            ));
+        }
+    }
+    let signer = match &ic.signer {
+        SignerConfig::Issuer { key } => {
+            let k = load_key(key, &mut errors, &at);
+            match (k, &ca) {
+                (Some(k), Some(ca)) => {
+                    if k.public_key() != ca.public_key.as_slice() {
+                        errors.push(format!(
+                            "{at}: key {} does not match certificate {}",
+                            key.display(),
+                            ic.certificate.display()
+                        ));
+                        None
+                    } else {
+                        Some(ResponseSigner::new(k, ca, false))
+                    }
+                }
+                _ => None,
+            }
+        }
+        SignerConfig::Delegated { certificate, key } => {
+            let rc = load_cert(certificate, &mut errors, &at);
+            let k = load_key(key, &mut errors, &at);
+            match (rc, k, &ca) {
+                (Some(rc), Some(k), Some(ca)) => {
+                    let before = errors.len();
+                    check_delegated(&rc, ca, certificate, now, &at, &mut errors, &mut warnings);
+                    if k.public_key() != rc.public_key.as_slice() {
+                        errors.push(format!(
+                            "{at}: key {} does not match responder certificate {}",
+                            key.display(),
+                            certificate.display()
+                        ));
+                    }
+                    (errors.len() == before).then(|| ResponseSigner::new(k, &rc, true))
+                }
+                _ => None,
+            }
+        }
+    };
+    let state = IssuerState::new();
+    if let Some(index) = &ic.index {
+        if let Some(bytes) = read(index, &mut errors, &at) {
+            let parsed = crate::index::parse(&String::from_utf8_lossy(&bytes));
+            for e in &parsed.errors {
+                warnings.push(format!("{at}: {}: {e} (skipped)", index.display()));
+            }
+            for change in &parsed.changes {
+                if let Err(c) = state.apply(change) {
+                    warnings.push(format!("{at}: {}: {c}", index.display()));
+                }
+            }
+        }
+    }
+    match (ca, signer) {
+        (Some(cert), Some(signer)) if errors.is_empty() => Ok(Issuer {
+            id: ic.id.clone(),
+            cert,
+            signer,
+            state,
+            unknown_serial: ic.unknown_serial,
+            warnings,
+        }),
+        _ => Err(errors),
+    }
+}
+
+/// RFC 6960 4.2.2.2: a delegated responder certificate carries
+/// id-kp-OCSPSigning and is issued directly by the CA; it must be valid now.
+fn check_delegated(
+    rc: &Cert,
+    ca: &Cert,
+    path: &Path,
+    now: i64,
+    at: &str,
+    errors: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) {
+    let file = path.display();
+    if !rc.has_eku(oids::EKU_OCSP_SIGNING) {
+        errors.push(format!(
+            "{at}: responder certificate {file} lacks extendedKeyUsage id-kp-OCSPSigning"
+        ));
+    }
+    if !rc.is_issued_by(ca) {
+        errors.push(format!(
+            "{at}: responder certificate {file} is not issued by the issuer certificate (name or signature does not match)"
+        ));
+    }
+    if now >= rc.not_after {
+        errors.push(format!("{at}: responder certificate {file} has expired"));
+    } else if now < rc.not_before {
+        errors.push(format!(
+            "{at}: responder certificate {file} is not valid yet"
+        ));
+    }
+    if !rc.has_ocsp_nocheck {
+        warnings.push(format!(
+            "{at}: responder certificate {file} lacks id-pkix-ocsp-nocheck; clients may try to check its revocation"
+        ));
+    }
+}

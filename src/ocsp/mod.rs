@@ -1,0 +1,11 @@
+//! OCSP: request decoding and response encoding (pure), and the responder
+//! that answers from pre-signed bytes (filter -> cache -> bounded signer).
+
+pub mod presign;
+pub mod request;
+pub mod responder;
+pub mod response;
+
+pub use request::{decode_der, decode_get_path, Request, RequestError};
+pub use responder::{Answer, Responder, Signed};
+pub use response::{CertStatus, ErrorStatus, ResponseSigner};

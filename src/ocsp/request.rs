@@ -1,0 +1,264 @@
+//! OCSP request decoding (RFC 6960 4.1, A.1; CONFORMANCE 1-11). Pure: bytes
+//! in, a [`Request`] or a [`RequestError`] out; nothing here may panic on any
+//! input (the fuzz target `ocsp_request` holds it to that).
+
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine;
+use rasn::types::IntegerType;
+
+use crate::pki::HashAlg;
+use crate::state::Serial;
+
+/// RFC 9654 nonce extension, id-pkix-ocsp-nonce.
+const NONCE_ARCS: &[u32] = &[1, 3, 6, 1, 5, 5, 7, 48, 1, 2];
+
+/// One CertID asked about, with the hash algorithm resolved by OID
+/// (parameters, absent or NULL, are ignored: CONFORMANCE 7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertIdQuery {
+    /// `None` when the OID is not one revocd answers for.
+    pub hash: Option<HashAlg>,
+    pub name_hash: Vec<u8>,
+    pub key_hash: Vec<u8>,
+    pub serial: Serial,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub queries: Vec<CertIdQuery>,
+    /// The nonce octets, when the client sent one. Pre-produced answers
+    /// ignore it (RFC 9919 3.2.1).
+    pub nonce: Option<Vec<u8>>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RequestError {
+    #[error("request is empty")]
+    Empty,
+    #[error("request is not a DER OCSPRequest: {0}")]
+    Der(String),
+    #[error("request lists no certificates")]
+    NoCertificates,
+    #[error("GET path has a bad percent-escape at byte {at}")]
+    PercentEncoding { at: usize },
+    #[error("GET path is not base64")]
+    Base64,
+}
+
+/// Decodes a DER OCSPRequest.
+pub fn decode_der(bytes: &[u8]) -> Result<Request, RequestError> {
+    if bytes.is_empty() {
+        return Err(RequestError::Empty);
+    }
+    let req: rasn_ocsp::OcspRequest =
+        rasn::der::decode(bytes).map_err(|e| RequestError::Der(short(&e.to_string())))?;
+    let tbs = req.tbs_request;
+    if tbs.request_list.is_empty() {
+        return Err(RequestError::NoCertificates);
+    }
+    let queries = tbs
+        .request_list
+        .iter()
+        .map(|r| {
+            let id = &r.req_cert;
+            let (bytes, len) = id.serial_number.to_signed_bytes_be();
+            let content = bytes.as_ref().get(..len).unwrap_or_default();
+            CertIdQuery {
+                hash: HashAlg::from_arcs(&id.hash_algorithm.algorithm),
+                name_hash: id.issuer_name_hash.to_vec(),
+                key_hash: id.issuer_key_hash.to_vec(),
+                serial: Serial::from_content(content),
+            }
+        })
+        .collect();
+    let nonce = tbs.request_extensions.as_ref().and_then(|exts| {
+        exts.iter()
+            .find(|e| **e.extn_id == *NONCE_ARCS)
+            .map(|e| e.extn_value.to_vec())
+    });
+    Ok(Request { queries, nonce })
+}
+
+/// The DER request carried in a GET path: everything after the configured
+/// prefix. Percent-decodes exactly once, accepts `+ / =` raw or escaped, leading
+/// slashes, missing padding and the base64url alphabet (CONFORMANCE 2).
+pub fn decode_get_path(path: &str) -> Result<Vec<u8>, RequestError> {
+    let unescaped = percent_decode(path.trim_start_matches('/'))?;
+    if unescaped.is_empty() {
+        return Err(RequestError::Empty);
+    }
+    // base64url uses '-' and '_' where standard base64 has '+' and '/'.
+    let normalised: Vec<u8> = unescaped
+        .into_iter()
+        .map(|b| match b {
+            b'-' => b'+',
+            b'_' => b'/',
+            other => other,
+        })
+        .collect();
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+            .with_decode_allow_trailing_bits(true),
+    );
+    LENIENT
+        .decode(&normalised)
+        .map_err(|_| RequestError::Base64)
+}
+
+/// RFC 3986 percent-decoding, once. A `+` stays a `+`.
+fn percent_decode(s: &str) -> Result<Vec<u8>, RequestError> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hi = bytes.get(i + 1).and_then(|b| (*b as char).to_digit(16));
+            let lo = bytes.get(i + 2).and_then(|b| (*b as char).to_digit(16));
+            match (hi, lo) {
+                (Some(h), Some(l)) => out.push((h * 16 + l) as u8),
+                _ => return Err(RequestError::PercentEncoding { at: i }),
+            }
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+fn short(s: &str) -> String {
+    s.lines().next().unwrap_or("").chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+
+    /// An OCSPRequest for serial 0x1001 (SHA-1 CertID, NULL parameters),
+    /// built by hand so the test does not depend on the encoder under test.
+    fn request_der(alg_params_null: bool, serial: &[u8]) -> Vec<u8> {
+        request_der_with(alg_params_null, &[2; 20], serial)
+    }
+
+    fn request_der_with(alg_params_null: bool, key_hash: &[u8], serial: &[u8]) -> Vec<u8> {
+        use crate::asn1::*;
+        let alg = if alg_params_null {
+            HashAlg::Sha1.algorithm_identifier_der()
+        } else {
+            sequence(&[&oid(&oid_content("1.3.14.3.2.26"))])
+        };
+        let cert_id = sequence(&[
+            &alg,
+            &octet_string(&[0xff; 20]),
+            &octet_string(key_hash),
+            &integer_from_content(serial),
+        ]);
+        let request = sequence(&[&cert_id]);
+        let list = sequence(&[&request]);
+        let tbs = sequence(&[&list]);
+        sequence(&[&tbs])
+    }
+
+    /// A DER whose base64 contains both '/' and '+' (found by search over serials).
+    fn slashy_request() -> (Vec<u8>, String) {
+        // 0xff bytes give "//"; the bytes fb ef be give "++++" at one of three alignments.
+        for pad in 0..3 {
+            let mut key_hash = vec![0u8; pad];
+            key_hash.extend_from_slice(&[0xfb, 0xef, 0xbe, 0xfb, 0xef, 0xbe]);
+            let der = request_der_with(true, &key_hash, &[0x10, 0x01]);
+            let b64 = STANDARD.encode(&der);
+            if b64.contains("//") && b64.contains('+') {
+                return (der, b64);
+            }
+        }
+        panic!("no request with // and + in its base64");
+    }
+
+    #[test]
+    fn decodes_certid_fields() {
+        let req = decode_der(&request_der(true, &[0x10, 0x01])).expect("decode");
+        assert_eq!(req.queries.len(), 1);
+        let q = &req.queries[0];
+        assert_eq!(q.hash, Some(HashAlg::Sha1));
+        assert_eq!(q.serial, Serial::from_hex("1001").expect("hex"));
+        assert_eq!(q.name_hash, vec![0xff; 20]);
+        assert_eq!(req.nonce, None);
+    }
+
+    #[test]
+    fn absent_and_null_hash_parameters_match_the_same_algorithm() {
+        let with_null = decode_der(&request_der(true, &[1])).expect("null");
+        let absent = decode_der(&request_der(false, &[1])).expect("absent");
+        assert_eq!(with_null.queries, absent.queries);
+    }
+
+    #[test]
+    fn get_path_variants_all_decode_to_the_same_request() {
+        let (der, b64) = slashy_request();
+        let escaped = b64
+            .replace('/', "%2F")
+            .replace('+', "%2B")
+            .replace('=', "%3D");
+        let lower_escaped = b64.replace('/', "%2f");
+        let unpadded = b64.trim_end_matches('=').to_string();
+        let url = URL_SAFE_NO_PAD.encode(&der);
+        for path in [
+            b64.clone(),
+            escaped,
+            lower_escaped,
+            format!("//{b64}"),
+            format!("/{b64}"),
+            unpadded,
+            url,
+        ] {
+            assert_eq!(decode_get_path(&path).as_deref(), Ok(&der[..]), "{path}");
+        }
+    }
+
+    #[test]
+    fn plus_is_not_a_space() {
+        let (der, b64) = slashy_request();
+        assert!(b64.contains('+'));
+        assert_eq!(decode_get_path(&b64).expect("decode"), der);
+        assert_eq!(
+            decode_get_path(&b64.replace('+', " ")),
+            Err(RequestError::Base64)
+        );
+    }
+
+    #[test]
+    fn percent_decoding_happens_once() {
+        // "%252F" is "%2F" after one pass: not base64.
+        assert_eq!(decode_get_path("MA%252F"), Err(RequestError::Base64));
+        assert_eq!(
+            decode_get_path("MA%2"),
+            Err(RequestError::PercentEncoding { at: 2 })
+        );
+        assert_eq!(decode_get_path("//"), Err(RequestError::Empty));
+    }
+
+    #[test]
+    fn garbage_and_truncation_are_errors_not_panics() {
+        let der = request_der(true, &[0x10, 0x01]);
+        for cut in 0..der.len() {
+            assert!(decode_der(&der[..cut]).is_err(), "cut at {cut}");
+        }
+        assert!(decode_der(&[0xff; 64]).is_err());
+        let mut trailing = der.clone();
+        trailing.push(0);
+        assert!(decode_der(&trailing).is_err());
+    }
+
+    #[test]
+    fn zero_negative_and_long_serials_decode() {
+        for serial in [&[0u8][..], &[0x80], &[0x7f; 21]] {
+            let req = decode_der(&request_der(true, serial)).expect("decode");
+            assert!(!req.queries[0].serial.is_certificate_serial());
+        }
+    }
+}

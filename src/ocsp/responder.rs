@@ -1,0 +1,483 @@
+//! The responder: one method, [`Responder::respond`], from request bytes to
+//! response bytes. Behind it, like Boulder's stack: is the issuer ours? ->
+//! pre-signed cache -> on-demand signer (single flight per key, bounded by the
+//! signing budget, tryLater beyond it). The HTTP layer only writes the bytes.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use moka::future::Cache;
+use tokio::sync::Semaphore;
+
+use super::request;
+use super::response::{self, CertStatus, ErrorStatus, ResponseBody, SingleAnswer};
+use crate::clock::{Clock, Window, Windows};
+use crate::config::{Ocsp, UnknownSerialPolicy};
+use crate::issuer::Issuer;
+use crate::metrics::Metrics;
+use crate::pki::HashAlg;
+use crate::state::{Applied, Change, Conflict, Entry, Reason, Serial, Status};
+
+/// A signed OCSP response ready to be written, with what the HTTP layer
+/// needs for its caching headers (CONFORMANCE 20).
+#[derive(Debug)]
+pub struct Signed {
+    pub der: Bytes,
+    /// Strong ETag: quoted hex SHA-256 of the body.
+    pub etag: String,
+    pub this_update: i64,
+    pub next_update: i64,
+    /// End of the window: max-age never runs past it.
+    pub window_end: i64,
+}
+
+/// What the responder answers.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    Signed(Arc<Signed>),
+    Error(ErrorStatus),
+}
+
+/// Why a signature is made, for metrics.
+#[derive(Debug, Clone, Copy)]
+pub enum Why {
+    Presign,
+    OnDemand,
+    Change,
+}
+
+impl Why {
+    fn label(self) -> &'static str {
+        match self {
+            Why::Presign => "presign",
+            Why::OnDemand => "on_demand",
+            Why::Change => "change",
+        }
+    }
+}
+
+/// One cached answer: issuer, window, and per certificate (serial, hash,
+/// entry revision). A change bumps the revision, so older answers become
+/// unreachable the moment the state changes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct CacheKey {
+    issuer: usize,
+    window: i64,
+    items: Vec<(Serial, HashAlg, u64)>,
+}
+
+/// Per issuer, the CertID hashes under each algorithm, computed once.
+#[derive(Debug)]
+struct IssuerHashes {
+    by_alg: Vec<(HashAlg, Vec<u8>, Vec<u8>)>,
+}
+
+impl IssuerHashes {
+    fn of(&self, alg: HashAlg) -> (&[u8], &[u8]) {
+        self.by_alg
+            .iter()
+            .find(|(a, _, _)| *a == alg)
+            .map(|(_, n, k)| (n.as_slice(), k.as_slice()))
+            .unwrap_or((&[], &[]))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("issuer {0:?} is not served here")]
+    UnknownIssuer(String),
+    #[error(transparent)]
+    Conflict(#[from] Conflict),
+}
+
+pub struct Responder {
+    issuers: Vec<Issuer>,
+    hashes: Vec<IssuerHashes>,
+    /// issuerKeyHash -> candidates (issuer index, hash alg, issuerNameHash).
+    by_key_hash: HashMap<Vec<u8>, Vec<(usize, HashAlg, Vec<u8>)>>,
+    windows: Windows,
+    validity: i64,
+    clock: Arc<dyn Clock>,
+    cache: Cache<CacheKey, Arc<Signed>>,
+    budget: Arc<Semaphore>,
+    max_certs: usize,
+    presign_hashes: Vec<HashAlg>,
+    metrics: Metrics,
+    ready: AtomicBool,
+}
+
+impl std::fmt::Debug for Responder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Responder")
+            .field("issuers", &self.issuers.len())
+            .field("windows", &self.windows)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Responder {
+    pub fn new(
+        issuers: Vec<Issuer>,
+        ocsp: &Ocsp,
+        clock: Arc<dyn Clock>,
+        metrics: Metrics,
+    ) -> Arc<Self> {
+        let windows = Windows::new(ocsp.window.as_secs());
+        let mut by_key_hash: HashMap<Vec<u8>, Vec<(usize, HashAlg, Vec<u8>)>> = HashMap::new();
+        let mut hashes = Vec::new();
+        for (i, issuer) in issuers.iter().enumerate() {
+            let mut by_alg = Vec::new();
+            for alg in HashAlg::ALL {
+                let (name, key) = issuer.hashes(alg);
+                by_key_hash
+                    .entry(key.clone())
+                    .or_default()
+                    .push((i, alg, name.clone()));
+                by_alg.push((alg, name, key));
+            }
+            hashes.push(IssuerHashes { by_alg });
+        }
+        // An entry lives through the window before its own (pre-signed
+        // ahead) and its own window.
+        let ttl = Duration::from_secs(2 * ocsp.window.as_secs() + 60);
+        let cache = Cache::builder()
+            .max_capacity(ocsp.cache_max_bytes)
+            .weigher(|_k: &CacheKey, v: &Arc<Signed>| {
+                u32::try_from(v.der.len() + 160).unwrap_or(u32::MAX)
+            })
+            .time_to_live(ttl)
+            .build();
+        Arc::new(Self {
+            issuers,
+            hashes,
+            by_key_hash,
+            windows,
+            validity: i64::try_from(ocsp.validity.as_secs()).unwrap_or(i64::MAX),
+            clock,
+            cache,
+            budget: Arc::new(Semaphore::new(ocsp.signing_budget)),
+            max_certs: ocsp.max_certs_per_request,
+            presign_hashes: ocsp.presign_hashes.clone(),
+            metrics,
+            ready: AtomicBool::new(false),
+        })
+    }
+
+    pub fn issuers(&self) -> &[Issuer] {
+        &self.issuers
+    }
+
+    pub fn issuer_index(&self, id: &str) -> Option<usize> {
+        self.issuers.iter().position(|i| i.id == id)
+    }
+
+    pub fn windows(&self) -> Windows {
+        self.windows
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub fn presign_hashes(&self) -> &[HashAlg] {
+        &self.presign_hashes
+    }
+
+    /// Ready once the current window is pre-signed.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+        self.metrics.ready.set(1);
+    }
+
+    /// Readiness off at shutdown, so load balancers stop sending first.
+    pub fn set_draining(&self) {
+        self.ready.store(false, Ordering::Release);
+        self.metrics.ready.set(0);
+    }
+
+    /// Answers one DER OCSPRequest. Never signs on a cache hit.
+    pub async fn respond(self: &Arc<Self>, der: &[u8]) -> Answer {
+        let req = match request::decode_der(der) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "malformed OCSP request");
+                return Answer::Error(ErrorStatus::MalformedRequest);
+            }
+        };
+        if req.queries.len() > self.max_certs {
+            return Answer::Error(ErrorStatus::Unauthorized);
+        }
+        let window = self.windows.at(self.clock.now());
+        let mut issuer = None;
+        let mut items = Vec::with_capacity(req.queries.len());
+        let mut job = Vec::with_capacity(req.queries.len());
+        for q in &req.queries {
+            // Filter: is this issuer ours, under a hash we answer for?
+            let Some(alg) = q.hash else {
+                return Answer::Error(ErrorStatus::Unauthorized);
+            };
+            let Some(idx) = self.find_issuer(alg, &q.name_hash, &q.key_hash) else {
+                return Answer::Error(ErrorStatus::Unauthorized);
+            };
+            // One response has one signer: all CertIDs must share the issuer.
+            if issuer.is_some_and(|i| i != idx) {
+                return Answer::Error(ErrorStatus::Unauthorized);
+            }
+            issuer = Some(idx);
+            let Some((status, revision)) = self.status_of(idx, &q.serial) else {
+                return Answer::Error(ErrorStatus::Unauthorized);
+            };
+            self.metrics
+                .ocsp_answers
+                .with_label_values(&[status.name(), alg.name()])
+                .inc();
+            items.push((q.serial.clone(), alg, revision));
+            job.push((q.serial.clone(), alg, status));
+        }
+        let Some(issuer) = issuer else {
+            return Answer::Error(ErrorStatus::MalformedRequest);
+        };
+        let key = CacheKey {
+            issuer,
+            window: window.index,
+            items,
+        };
+        match self.cached_or_signed(key, job).await {
+            Ok(signed) => {
+                let age = self.clock.now().saturating_sub(signed.this_update);
+                self.metrics.ocsp_response_age_seconds.observe(age as f64);
+                Answer::Signed(signed)
+            }
+            Err(status) => Answer::Error(status),
+        }
+    }
+
+    fn find_issuer(&self, alg: HashAlg, name_hash: &[u8], key_hash: &[u8]) -> Option<usize> {
+        self.by_key_hash
+            .get(key_hash)?
+            .iter()
+            .find(|(_, a, n)| *a == alg && n == name_hash)
+            .map(|(i, _, _)| *i)
+    }
+
+    /// The wire status of `serial` and the revision it was read at, or `None`
+    /// when the unknown-serial policy says `unauthorized`.
+    fn status_of(&self, issuer: usize, serial: &Serial) -> Option<(CertStatus, u64)> {
+        let i = &self.issuers[issuer];
+        match i.state.lookup(serial) {
+            Some(entry) => Some((wire_status(&entry), entry.revision)),
+            None => match i.unknown_serial {
+                UnknownSerialPolicy::Unauthorized => None,
+                UnknownSerialPolicy::Unknown => Some((CertStatus::Unknown, 0)),
+                UnknownSerialPolicy::Revoked => Some((
+                    CertStatus::Revoked {
+                        at: 0,
+                        reason: Some(Reason::CertificateHold),
+                    },
+                    0,
+                )),
+            },
+        }
+    }
+
+    /// Cache hit, or one signing per key however many requests wait (moka's
+    /// single flight), bounded by the signing budget. The signing runs in its
+    /// own task so it completes and fills the cache even if the client left.
+    async fn cached_or_signed(
+        self: &Arc<Self>,
+        key: CacheKey,
+        job: Vec<(Serial, HashAlg, CertStatus)>,
+    ) -> Result<Arc<Signed>, ErrorStatus> {
+        if let Some(hit) = self.cache.get(&key).await {
+            self.metrics.ocsp_cache_hits.inc();
+            return Ok(hit);
+        }
+        self.metrics.ocsp_cache_misses.inc();
+        let this = Arc::clone(self);
+        let task = tokio::spawn(async move {
+            let window = this.windows.by_index(key.window);
+            let issuer = key.issuer;
+            let signer = Arc::clone(&this);
+            this.cache
+                .try_get_with(key, async move {
+                    let Ok(_permit) = Arc::clone(&signer.budget).try_acquire_owned() else {
+                        signer.metrics.ocsp_signing_shed.inc();
+                        return Err(ErrorStatus::TryLater);
+                    };
+                    signer.metrics.ocsp_signing_in_flight.inc();
+                    let s = Arc::clone(&signer);
+                    let result = tokio::task::spawn_blocking(move || {
+                        s.sign(issuer, window, &job, Why::OnDemand)
+                    })
+                    .await;
+                    signer.metrics.ocsp_signing_in_flight.dec();
+                    result
+                        .map_err(|_| ErrorStatus::InternalError)?
+                        .map(Arc::new)
+                })
+                .await
+                .map_err(|e| *e)
+        });
+        task.await.unwrap_or(Err(ErrorStatus::InternalError))
+    }
+
+    /// Encodes and signs one response. CPU-bound: call off the reactor.
+    fn sign(
+        &self,
+        issuer: usize,
+        window: Window,
+        items: &[(Serial, HashAlg, CertStatus)],
+        why: Why,
+    ) -> Result<Signed, ErrorStatus> {
+        let started = Instant::now();
+        let i = &self.issuers[issuer];
+        let this_update = window.start;
+        let next_update = this_update
+            .saturating_add(self.validity)
+            .min(i.signer.not_after());
+        if next_update <= this_update {
+            tracing::error!(issuer = %i.id, "signer certificate has expired; cannot sign");
+            return Err(ErrorStatus::InternalError);
+        }
+        let answers = items
+            .iter()
+            .map(|(serial, alg, status)| {
+                let (name_hash, key_hash) = self.hashes[issuer].of(*alg);
+                SingleAnswer {
+                    cert_id: response::cert_id_der(*alg, name_hash, key_hash, serial),
+                    status: status.clone(),
+                    this_update,
+                    next_update,
+                }
+            })
+            .collect();
+        let body = ResponseBody {
+            produced_at: this_update,
+            answers,
+            extended_revoke: i.unknown_serial == UnknownSerialPolicy::Revoked,
+        };
+        let der = response::encode_signed(&i.signer, &body).map_err(|e| {
+            tracing::error!(issuer = %i.id, error = %e, "signing an OCSP response failed");
+            ErrorStatus::InternalError
+        })?;
+        let etag = format!("\"{}\"", hex::encode(HashAlg::Sha256.digest(&der)));
+        self.metrics
+            .ocsp_signings
+            .with_label_values(&[why.label()])
+            .inc();
+        self.metrics
+            .ocsp_signing_seconds
+            .with_label_values(&[why.label()])
+            .observe(started.elapsed().as_secs_f64());
+        Ok(Signed {
+            der: Bytes::from(der),
+            etag,
+            this_update,
+            next_update,
+            window_end: window.end,
+        })
+    }
+
+    /// Signs `window`'s responses for `serials` of `issuer` under every
+    /// pre-signed hash algorithm and stores them. Reads each serial's status
+    /// now, so a change made since the plan was drawn is honoured.
+    /// Returns how many serials were signed. CPU-bound.
+    pub(crate) fn presign_blocking(
+        &self,
+        issuer: usize,
+        window: Window,
+        serials: &[Serial],
+        why: Why,
+    ) -> Vec<(CacheKeyHandle, Arc<Signed>)> {
+        let mut out = Vec::with_capacity(serials.len() * self.presign_hashes.len());
+        for serial in serials {
+            let Some((status, revision)) = self.status_of(issuer, serial) else {
+                continue;
+            };
+            for alg in &self.presign_hashes {
+                let item = vec![(serial.clone(), *alg, status.clone())];
+                if let Ok(signed) = self.sign(issuer, window, &item, why) {
+                    let key = CacheKey {
+                        issuer,
+                        window: window.index,
+                        items: vec![(serial.clone(), *alg, revision)],
+                    };
+                    out.push((CacheKeyHandle(key), Arc::new(signed)));
+                }
+            }
+        }
+        out
+    }
+
+    pub(crate) async fn store(&self, signed: Vec<(CacheKeyHandle, Arc<Signed>)>) {
+        for (key, value) in signed {
+            self.cache.insert(key.0, value).await;
+        }
+    }
+
+    /// Applies one change to an issuer's state and replaces that serial's
+    /// cached responses at once (current and next window).
+    pub async fn apply(
+        self: &Arc<Self>,
+        issuer_id: &str,
+        change: Change,
+    ) -> Result<Applied, ApplyError> {
+        let idx = self
+            .issuer_index(issuer_id)
+            .ok_or_else(|| ApplyError::UnknownIssuer(issuer_id.to_string()))?;
+        let applied = self.issuers[idx].state.apply(&change)?;
+        if let Applied::Changed { .. } = applied {
+            let now = self.clock.now();
+            let current = self.windows.at(now);
+            let next = self.windows.next(current);
+            let this = Arc::clone(self);
+            let serial = change.serial().clone();
+            let signed = tokio::task::spawn_blocking(move || {
+                let mut out =
+                    this.presign_blocking(idx, current, std::slice::from_ref(&serial), Why::Change);
+                out.extend(this.presign_blocking(
+                    idx,
+                    next,
+                    std::slice::from_ref(&serial),
+                    Why::Change,
+                ));
+                out
+            })
+            .await
+            .unwrap_or_default();
+            self.store(signed).await;
+        }
+        Ok(applied)
+    }
+
+    /// Number of responses held in the cache (approximate, for tests and metrics).
+    pub async fn cached_responses(&self) -> u64 {
+        self.cache.run_pending_tasks().await;
+        self.cache.entry_count()
+    }
+}
+
+/// Opaque cache key handed between the pre-signer and the store.
+#[derive(Debug)]
+pub struct CacheKeyHandle(CacheKey);
+
+fn wire_status(entry: &Entry) -> CertStatus {
+    match entry.status {
+        Status::Good => CertStatus::Good,
+        Status::Revoked { at, reason, .. } => CertStatus::Revoked {
+            at,
+            reason: (reason != Reason::Unspecified).then_some(reason),
+        },
+    }
+}

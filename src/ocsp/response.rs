@@ -1,0 +1,278 @@
+//! OCSP response encoding (RFC 6960 4.2, RFC 9919 profile). Pure and
+//! synchronous: the DER is assembled by hand from the pieces in `asn1` so
+//! every time is whole seconds and certificates are copied verbatim.
+
+use crate::asn1::{self, context_constructed, context_primitive};
+use crate::pki::{Cert, HashAlg, SignError, SigningKey};
+use crate::state::{Reason, Serial};
+
+/// id-pkix-ocsp-basic.
+const OCSP_BASIC: &str = "1.3.6.1.5.5.7.48.1.1";
+/// id-pkix-ocsp-extended-revoke (RFC 6960 4.4.8).
+const EXTENDED_REVOKE: &str = "1.3.6.1.5.5.7.48.1.9";
+
+/// The unsigned error statuses (CONFORMANCE 12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorStatus {
+    MalformedRequest = 1,
+    InternalError = 2,
+    TryLater = 3,
+    SigRequired = 5,
+    Unauthorized = 6,
+}
+
+impl ErrorStatus {
+    /// `OCSPResponse { responseStatus }`: the whole 5-byte answer.
+    pub fn der(self) -> [u8; 5] {
+        [0x30, 0x03, asn1::TAG_ENUMERATED, 0x01, self as u8]
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorStatus::MalformedRequest => "malformed_request",
+            ErrorStatus::InternalError => "internal_error",
+            ErrorStatus::TryLater => "try_later",
+            ErrorStatus::SigRequired => "sig_required",
+            ErrorStatus::Unauthorized => "unauthorized",
+        }
+    }
+}
+
+/// A certificate's status as it goes on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertStatus {
+    Good,
+    Revoked {
+        at: i64,
+        /// `None` for unspecified: the reason is omitted, as on the CRL.
+        reason: Option<Reason>,
+    },
+    Unknown,
+}
+
+impl CertStatus {
+    pub fn name(&self) -> &'static str {
+        match self {
+            CertStatus::Good => "good",
+            CertStatus::Revoked { .. } => "revoked",
+            CertStatus::Unknown => "unknown",
+        }
+    }
+
+    fn der(&self) -> Vec<u8> {
+        match self {
+            CertStatus::Good => vec![context_primitive(0), 0],
+            CertStatus::Unknown => vec![context_primitive(2), 0],
+            CertStatus::Revoked { at, reason } => {
+                let time = asn1::generalized_time(*at);
+                let reason = reason.map(|r| {
+                    let e = asn1::tlv(asn1::TAG_ENUMERATED, &[r.code()]);
+                    asn1::tlv(context_constructed(0), &e)
+                });
+                asn1::constructed(
+                    context_constructed(1),
+                    &[&time, reason.as_deref().unwrap_or_default()],
+                )
+            }
+        }
+    }
+}
+
+/// Who signs: a key plus what the response must say about it.
+#[derive(Debug)]
+pub struct ResponseSigner {
+    key: SigningKey,
+    /// SHA-1 of the signer's public key: ResponderID byKey (CONFORMANCE 13).
+    key_hash: Vec<u8>,
+    /// `[0] EXPLICIT SEQUENCE OF Certificate` holding the delegated responder
+    /// certificate, or empty when the issuer signs itself (CONFORMANCE 14).
+    certs_field: Vec<u8>,
+    /// notAfter of the signing certificate; nextUpdate never passes it.
+    not_after: i64,
+}
+
+impl ResponseSigner {
+    /// `cert` is the certificate of `key`; `delegated` says to include it.
+    pub fn new(key: SigningKey, cert: &Cert, delegated: bool) -> Self {
+        let certs_field = if delegated {
+            let seq = asn1::sequence(&[&cert.der]);
+            asn1::tlv(context_constructed(0), &seq)
+        } else {
+            Vec::new()
+        };
+        Self {
+            key_hash: cert.key_hash(HashAlg::Sha1),
+            key,
+            certs_field,
+            not_after: cert.not_after,
+        }
+    }
+
+    pub fn not_after(&self) -> i64 {
+        self.not_after
+    }
+
+    pub fn key(&self) -> &SigningKey {
+        &self.key
+    }
+}
+
+/// The CertID revocd answers with: the issuer hashes under `alg`, NULL
+/// parameters, and the serial (CONFORMANCE 8).
+pub fn cert_id_der(alg: HashAlg, name_hash: &[u8], key_hash: &[u8], serial: &Serial) -> Vec<u8> {
+    asn1::sequence(&[
+        &alg.algorithm_identifier_der(),
+        &asn1::octet_string(name_hash),
+        &asn1::octet_string(key_hash),
+        &asn1::integer_from_content(serial.content()),
+    ])
+}
+
+/// One SingleResponse to encode.
+#[derive(Debug, Clone)]
+pub struct SingleAnswer {
+    pub cert_id: Vec<u8>,
+    pub status: CertStatus,
+    pub this_update: i64,
+    pub next_update: i64,
+}
+
+/// Everything a signed response needs besides the signer.
+#[derive(Debug, Clone)]
+pub struct ResponseBody {
+    pub produced_at: i64,
+    pub answers: Vec<SingleAnswer>,
+    /// Adds the Extended Revoked Definition extension (RFC 6960 2.2, 4.4.8).
+    pub extended_revoke: bool,
+}
+
+/// Encodes and signs a successful OCSPResponse.
+pub fn encode_signed(signer: &ResponseSigner, body: &ResponseBody) -> Result<Vec<u8>, SignError> {
+    let responder_id = asn1::tlv(
+        context_constructed(2),
+        &asn1::octet_string(&signer.key_hash),
+    );
+    let produced_at = asn1::generalized_time(body.produced_at);
+    let singles: Vec<Vec<u8>> = body.answers.iter().map(single_response).collect();
+    let single_refs: Vec<&[u8]> = singles.iter().map(Vec::as_slice).collect();
+    let responses = asn1::sequence(&single_refs);
+    let extensions = if body.extended_revoke {
+        let ext = asn1::sequence(&[
+            &asn1::oid(&asn1::oid_content(EXTENDED_REVOKE)),
+            &asn1::octet_string(&asn1::NULL),
+        ]);
+        asn1::tlv(context_constructed(1), &asn1::sequence(&[&ext]))
+    } else {
+        Vec::new()
+    };
+    let tbs = asn1::sequence(&[&responder_id, &produced_at, &responses, &extensions]);
+    let signature = signer.key.sign(&tbs)?;
+    let basic = asn1::sequence(&[
+        &tbs,
+        signer.key.signature_algorithm_der(),
+        &asn1::bit_string(&signature),
+        &signer.certs_field,
+    ]);
+    let response_bytes = asn1::sequence(&[
+        &asn1::oid(&asn1::oid_content(OCSP_BASIC)),
+        &asn1::octet_string(&basic),
+    ]);
+    let status = asn1::tlv(asn1::TAG_ENUMERATED, &[0]);
+    Ok(asn1::sequence(&[
+        &status,
+        &asn1::tlv(context_constructed(0), &response_bytes),
+    ]))
+}
+
+fn single_response(a: &SingleAnswer) -> Vec<u8> {
+    let next = asn1::tlv(
+        context_constructed(0),
+        &asn1::generalized_time(a.next_update),
+    );
+    asn1::sequence(&[
+        &a.cert_id,
+        &a.status.der(),
+        &asn1::generalized_time(a.this_update),
+        &next,
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_statuses_are_five_bytes() {
+        assert_eq!(ErrorStatus::MalformedRequest.der(), [0x30, 3, 0x0a, 1, 1]);
+        assert_eq!(ErrorStatus::Unauthorized.der(), [0x30, 3, 0x0a, 1, 6]);
+        assert_eq!(ErrorStatus::TryLater.der(), [0x30, 3, 0x0a, 1, 3]);
+    }
+
+    #[test]
+    fn revoked_status_omits_unspecified_reason() {
+        let with = CertStatus::Revoked {
+            at: 0,
+            reason: Some(Reason::KeyCompromise),
+        }
+        .der();
+        let without = CertStatus::Revoked {
+            at: 0,
+            reason: None,
+        }
+        .der();
+        assert_eq!(with[0], 0xa1);
+        assert_eq!(without.len(), 2 + 17);
+        assert_eq!(&with[with.len() - 5..], &[0xa0, 3, 0x0a, 1, 1]);
+    }
+
+    #[test]
+    fn signed_response_decodes_with_rasn() {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            &rng,
+        )
+        .expect("gen");
+        let key = SigningKey::from_pkcs8_der(pkcs8.as_ref()).expect("key");
+        let signer = ResponseSigner {
+            key_hash: HashAlg::Sha1.digest(key.public_key()),
+            key,
+            certs_field: Vec::new(),
+            not_after: i64::MAX,
+        };
+        let serial = Serial::from_hex("1001").expect("hex");
+        let body = ResponseBody {
+            produced_at: 1_700_000_000,
+            answers: vec![SingleAnswer {
+                cert_id: cert_id_der(HashAlg::Sha256, &[1; 32], &[2; 32], &serial),
+                status: CertStatus::Revoked {
+                    at: 1_600_000_000,
+                    reason: Some(Reason::KeyCompromise),
+                },
+                this_update: 1_700_000_000,
+                next_update: 1_700_028_800,
+            }],
+            extended_revoke: true,
+        };
+        let der = encode_signed(&signer, &body).expect("sign");
+        let resp: rasn_ocsp::OcspResponse = rasn::der::decode(&der).expect("outer");
+        assert_eq!(resp.status, rasn_ocsp::OcspResponseStatus::Successful);
+        let bytes = resp.bytes.expect("bytes");
+        let basic: rasn_ocsp::BasicOcspResponse =
+            rasn::der::decode(&bytes.response).expect("basic");
+        let data = basic.tbs_response_data;
+        assert_eq!(data.responses.len(), 1);
+        assert_eq!(data.produced_at.timestamp(), 1_700_000_000);
+        assert!(matches!(
+            data.responder_id,
+            rasn_ocsp::ResponderId::ByKey(_)
+        ));
+        let single = &data.responses[0];
+        assert_eq!(single.this_update.timestamp(), 1_700_000_000);
+        assert!(matches!(
+            single.cert_status,
+            rasn_ocsp::CertStatus::Revoked(_)
+        ));
+        assert!(data.response_extensions.is_some());
+    }
+}

@@ -1,0 +1,476 @@
+//! Revocation state in memory: per issuer, serial -> status.
+//!
+//! Every change goes through [`IssuerState::apply`], which bumps a revision
+//! number; each entry remembers the revision that last changed it, which is
+//! what the OCSP cache keys on, so a change makes older signed answers
+//! unreachable at once. The ledger (durable changes) sits in front of this.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
+
+/// A certificate serial number, held as minimal two's complement content
+/// octets, the same bytes a DER INTEGER carries. Lookups key on this, never on
+/// raw request bytes (CONFORMANCE 7).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Serial(Box<[u8]>);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SerialError {
+    #[error("serial is empty")]
+    Empty,
+    #[error("serial is not hexadecimal")]
+    NotHex,
+    #[error("serial is zero")]
+    Zero,
+    #[error("serial is longer than 20 octets (RFC 5280 4.1.2.2)")]
+    TooLong,
+}
+
+impl Serial {
+    /// From INTEGER content octets, made minimal (redundant sign octets dropped).
+    pub fn from_content(bytes: &[u8]) -> Self {
+        let mut start = 0;
+        while start + 1 < bytes.len() {
+            let (a, b) = (bytes[start], bytes[start + 1]);
+            if (a == 0x00 && b & 0x80 == 0) || (a == 0xff && b & 0x80 != 0) {
+                start += 1;
+            } else {
+                break;
+            }
+        }
+        if bytes.is_empty() {
+            return Self(Box::new([0]));
+        }
+        Self(bytes[start..].into())
+    }
+
+    /// A certificate serial from hex (as openssl prints it: `1A2B`, optional
+    /// `0x` and `:` separators). It must be positive and at most 20 octets.
+    pub fn from_hex(text: &str) -> Result<Self, SerialError> {
+        let cleaned: String = text
+            .trim()
+            .trim_start_matches("0x")
+            .trim_start_matches("0X")
+            .chars()
+            .filter(|c| *c != ':')
+            .collect();
+        if cleaned.is_empty() {
+            return Err(SerialError::Empty);
+        }
+        if !cleaned.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(SerialError::NotHex);
+        }
+        let padded = if cleaned.len() % 2 == 1 {
+            format!("0{cleaned}")
+        } else {
+            cleaned
+        };
+        let magnitude = hex::decode(padded).map_err(|_| SerialError::NotHex)?;
+        if magnitude.iter().all(|b| *b == 0) {
+            return Err(SerialError::Zero);
+        }
+        let serial = Self(crate::asn1::minimal_unsigned(&magnitude).into());
+        if serial.0.len() > 20 {
+            return Err(SerialError::TooLong);
+        }
+        Ok(serial)
+    }
+
+    /// Content octets of the INTEGER.
+    pub fn content(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn is_negative(&self) -> bool {
+        self.0.first().is_some_and(|b| b & 0x80 != 0)
+    }
+
+    /// Positive, non-zero and at most 20 octets: something a CA could issue.
+    pub fn is_certificate_serial(&self) -> bool {
+        !self.is_negative() && self.0.iter().any(|b| *b != 0) && self.0.len() <= 20
+    }
+
+    /// Uppercase hex of the value, as `openssl` prints serials.
+    pub fn to_hex(&self) -> String {
+        let trimmed: &[u8] = if self.0.len() > 1 && self.0[0] == 0 {
+            &self.0[1..]
+        } else {
+            &self.0
+        };
+        let s = hex::encode_upper(trimmed);
+        if self.is_negative() {
+            format!("-{s}")
+        } else {
+            s
+        }
+    }
+}
+
+impl std::fmt::Debug for Serial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Serial({})", self.to_hex())
+    }
+}
+
+impl std::fmt::Display for Serial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+/// RFC 5280 5.3.1 CRLReason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    Unspecified = 0,
+    KeyCompromise = 1,
+    CaCompromise = 2,
+    AffiliationChanged = 3,
+    Superseded = 4,
+    CessationOfOperation = 5,
+    CertificateHold = 6,
+    RemoveFromCrl = 8,
+    PrivilegeWithdrawn = 9,
+    AaCompromise = 10,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 10] = [
+        Reason::Unspecified,
+        Reason::KeyCompromise,
+        Reason::CaCompromise,
+        Reason::AffiliationChanged,
+        Reason::Superseded,
+        Reason::CessationOfOperation,
+        Reason::CertificateHold,
+        Reason::RemoveFromCrl,
+        Reason::PrivilegeWithdrawn,
+        Reason::AaCompromise,
+    ];
+
+    /// The name as written in RFC 5280.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::Unspecified => "unspecified",
+            Reason::KeyCompromise => "keyCompromise",
+            Reason::CaCompromise => "cACompromise",
+            Reason::AffiliationChanged => "affiliationChanged",
+            Reason::Superseded => "superseded",
+            Reason::CessationOfOperation => "cessationOfOperation",
+            Reason::CertificateHold => "certificateHold",
+            Reason::RemoveFromCrl => "removeFromCRL",
+            Reason::PrivilegeWithdrawn => "privilegeWithdrawn",
+            Reason::AaCompromise => "aACompromise",
+        }
+    }
+
+    /// Accepts the RFC 5280 name in any letter case (openssl writes `CACompromise`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.name().eq_ignore_ascii_case(name))
+    }
+
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+/// What is known about one certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    Good,
+    Revoked {
+        at: i64,
+        reason: Reason,
+        invalidity_date: Option<i64>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// notAfter of the certificate, when known (a revocation of a serial
+    /// never registered does not know it).
+    pub not_after: Option<i64>,
+    pub status: Status,
+    /// The issuer revision at which this entry last changed.
+    pub revision: u64,
+}
+
+/// One change to an issuer's state: what a ledger record holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Register {
+        serial: Serial,
+        not_after: i64,
+    },
+    Revoke {
+        serial: Serial,
+        at: i64,
+        reason: Reason,
+        invalidity_date: Option<i64>,
+    },
+    /// Lift a certificateHold (RFC 5280 5.3.1 removeFromCRL).
+    Release {
+        serial: Serial,
+    },
+}
+
+impl Change {
+    pub fn serial(&self) -> &Serial {
+        match self {
+            Change::Register { serial, .. }
+            | Change::Revoke { serial, .. }
+            | Change::Release { serial } => serial,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Changed { revision: u64 },
+    Unchanged,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Conflict {
+    #[error("serial {serial} is already revoked ({reason}) at {at}; only a later keyCompromise may replace the reason")]
+    AlreadyRevoked {
+        serial: Serial,
+        reason: &'static str,
+        at: i64,
+    },
+    #[error("serial {serial} is not on certificateHold, nothing to release")]
+    NotOnHold { serial: Serial },
+    #[error("serial {serial} is registered with notAfter {existing}, not {requested}")]
+    NotAfterDiffers {
+        serial: Serial,
+        existing: i64,
+        requested: i64,
+    },
+}
+
+/// One issuer's serials. Reads take a shared lock for a hash lookup only.
+#[derive(Debug, Default)]
+pub struct IssuerState {
+    entries: RwLock<HashMap<Serial, Entry>>,
+    revision: AtomicU64,
+}
+
+impl IssuerState {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn revision(&self) -> u64 {
+        self.revision.load(Ordering::Acquire)
+    }
+
+    pub fn lookup(&self, serial: &Serial) -> Option<Entry> {
+        self.read().get(serial).cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A copy of every (serial, entry), for the pre-signer and CRL builder.
+    pub fn snapshot(&self) -> Vec<(Serial, Entry)> {
+        self.read()
+            .iter()
+            .map(|(s, e)| (s.clone(), e.clone()))
+            .collect()
+    }
+
+    /// Applies one change. Repeating a change is `Unchanged`; a change that
+    /// contradicts the recorded state is a [`Conflict`].
+    pub fn apply(&self, change: &Change) -> Result<Applied, Conflict> {
+        let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        let serial = change.serial();
+        let current = map.get(serial);
+        let next = match (change, current) {
+            (Change::Register { not_after, .. }, None) => Entry {
+                not_after: Some(*not_after),
+                status: Status::Good,
+                revision: 0,
+            },
+            (Change::Register { not_after, .. }, Some(e)) => match e.not_after {
+                Some(existing) if existing == *not_after => return Ok(Applied::Unchanged),
+                Some(existing) => {
+                    return Err(Conflict::NotAfterDiffers {
+                        serial: serial.clone(),
+                        existing,
+                        requested: *not_after,
+                    })
+                }
+                None => Entry {
+                    not_after: Some(*not_after),
+                    ..e.clone()
+                },
+            },
+            (
+                Change::Revoke {
+                    at,
+                    reason,
+                    invalidity_date,
+                    ..
+                },
+                current,
+            ) => {
+                let revoked = Status::Revoked {
+                    at: *at,
+                    reason: *reason,
+                    invalidity_date: *invalidity_date,
+                };
+                match current.map(|e| &e.status) {
+                    None | Some(Status::Good) => {}
+                    Some(s) if *s == revoked => return Ok(Applied::Unchanged),
+                    Some(Status::Revoked {
+                        reason: old_reason,
+                        at: old_at,
+                        ..
+                    }) => {
+                        // RFC 5280 5.3.1: a hold may become a permanent revocation,
+                        // and a later keyCompromise may replace an earlier reason.
+                        let upgrade = (*old_reason == Reason::CertificateHold
+                            && *reason != Reason::CertificateHold)
+                            || (*reason == Reason::KeyCompromise
+                                && *old_reason != Reason::KeyCompromise);
+                        if !upgrade {
+                            return Err(Conflict::AlreadyRevoked {
+                                serial: serial.clone(),
+                                reason: old_reason.name(),
+                                at: *old_at,
+                            });
+                        }
+                    }
+                }
+                Entry {
+                    not_after: current.and_then(|e| e.not_after),
+                    status: revoked,
+                    revision: 0,
+                }
+            }
+            (Change::Release { .. }, Some(e))
+                if matches!(
+                    e.status,
+                    Status::Revoked {
+                        reason: Reason::CertificateHold,
+                        ..
+                    }
+                ) =>
+            {
+                Entry {
+                    status: Status::Good,
+                    ..e.clone()
+                }
+            }
+            (Change::Release { .. }, _) => {
+                return Err(Conflict::NotOnHold {
+                    serial: serial.clone(),
+                })
+            }
+        };
+        let revision = self.revision.fetch_add(1, Ordering::AcqRel) + 1;
+        map.insert(serial.clone(), Entry { revision, ..next });
+        Ok(Applied::Changed { revision })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Serial, Entry>> {
+        self.entries.read().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(h: &str) -> Serial {
+        Serial::from_hex(h).expect("serial")
+    }
+
+    #[test]
+    fn serials_are_canonical() {
+        assert_eq!(Serial::from_content(&[0, 0, 0x7f]).content(), &[0x7f]);
+        assert_eq!(Serial::from_content(&[0, 0x80]).content(), &[0, 0x80]);
+        assert_eq!(Serial::from_content(&[0xff, 0xff, 0x80]).content(), &[0x80]);
+        assert_eq!(s("80"), Serial::from_content(&[0, 0x80]));
+        assert_eq!(s("0x00:80"), s("80"));
+        assert_eq!(s("abc").to_hex(), "0ABC");
+        assert!(Serial::from_content(&[0x80]).is_negative());
+        assert!(!Serial::from_content(&[0]).is_certificate_serial());
+        assert_eq!(Serial::from_hex("0"), Err(SerialError::Zero));
+        assert_eq!(Serial::from_hex("xyz"), Err(SerialError::NotHex));
+        assert_eq!(
+            Serial::from_hex(&"7f".repeat(21)),
+            Err(SerialError::TooLong)
+        );
+        assert!(Serial::from_hex(&"ff".repeat(19)).is_ok());
+    }
+
+    #[test]
+    fn revision_counts_changes_and_repeats_change_nothing() {
+        let st = IssuerState::new();
+        let reg = Change::Register {
+            serial: s("01"),
+            not_after: 100,
+        };
+        assert_eq!(st.apply(&reg), Ok(Applied::Changed { revision: 1 }));
+        assert_eq!(st.apply(&reg), Ok(Applied::Unchanged));
+        let revoke = Change::Revoke {
+            serial: s("01"),
+            at: 50,
+            reason: Reason::Superseded,
+            invalidity_date: None,
+        };
+        assert_eq!(st.apply(&revoke), Ok(Applied::Changed { revision: 2 }));
+        assert_eq!(st.apply(&revoke), Ok(Applied::Unchanged));
+        assert_eq!(st.revision(), 2);
+        let entry = st.lookup(&s("01")).expect("entry");
+        assert_eq!(entry.revision, 2);
+        assert_eq!(entry.not_after, Some(100));
+    }
+
+    #[test]
+    fn only_key_compromise_replaces_a_reason() {
+        let st = IssuerState::new();
+        let revoke = |reason| Change::Revoke {
+            serial: s("02"),
+            at: 10,
+            reason,
+            invalidity_date: None,
+        };
+        st.apply(&revoke(Reason::Superseded)).expect("first");
+        assert!(matches!(
+            st.apply(&revoke(Reason::AffiliationChanged)),
+            Err(Conflict::AlreadyRevoked { .. })
+        ));
+        assert!(matches!(
+            st.apply(&revoke(Reason::KeyCompromise)),
+            Ok(Applied::Changed { .. })
+        ));
+    }
+
+    #[test]
+    fn hold_can_be_released_or_made_permanent() {
+        let st = IssuerState::new();
+        let hold = Change::Revoke {
+            serial: s("03"),
+            at: 10,
+            reason: Reason::CertificateHold,
+            invalidity_date: None,
+        };
+        st.apply(&hold).expect("hold");
+        st.apply(&Change::Release { serial: s("03") })
+            .expect("release");
+        assert_eq!(st.lookup(&s("03")).map(|e| e.status), Some(Status::Good));
+        assert!(matches!(
+            st.apply(&Change::Release { serial: s("03") }),
+            Err(Conflict::NotOnHold { .. })
+        ));
+    }
+}
