@@ -1,0 +1,12 @@
+//! Integration tests against the real `revocd` binary and clients nobody
+//! here wrote: openssl, curl, python `cryptography`. `./scripts/test`
+//! installs what is missing; a missing tool fails the test, never skips it.
+
+mod cli;
+mod http_get;
+mod issuers;
+mod openssl_client;
+mod python_client;
+mod support;
+
+use openssl_client::ocsp as openssl_client_run;

@@ -1,0 +1,210 @@
+//! Starting daemons, finding tools, running clients.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_revocd");
+
+/// Panics (never skips) when a tool the test needs is missing.
+pub fn require(tool: &str) -> PathBuf {
+    which(tool).unwrap_or_else(|| {
+        panic!(
+            "{tool} is not installed; run ./scripts/test, which installs every tool the tests need"
+        )
+    })
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(tool))
+            .find(|p| p.is_file())
+    })
+}
+
+/// The python with `cryptography`: $REVOCD_TEST_PYTHON or target/test-venv.
+pub fn python() -> PathBuf {
+    let p = std::env::var_os("REVOCD_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-venv/bin/python")
+        });
+    let ok = Command::new(&p)
+        .args(["-c", "import cryptography"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "python with `cryptography` not found at {}; run ./scripts/test, which creates it",
+        p.display()
+    );
+    p
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    out
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `revocd init` into a fresh temporary directory.
+pub fn demo_pki() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(Command::new(BIN).args(["init", "--dir"]).arg(dir.path()));
+    assert!(out.status.success(), "init failed: {}", text(&out));
+    dir
+}
+
+/// The serial (hex) `openssl x509` reads from a certificate.
+pub fn serial_of(cert: &Path) -> String {
+    let out = run(Command::new(require("openssl"))
+        .args(["x509", "-noout", "-serial", "-in"])
+        .arg(cert));
+    text(&out).trim().trim_start_matches("serial=").to_string()
+}
+
+/// A running `revocd serve`, killed on drop.
+pub struct Daemon {
+    child: Child,
+    pub public: SocketAddr,
+    pub admin: SocketAddr,
+    pub stderr: mpsc::Receiver<String>,
+}
+
+impl Daemon {
+    /// Starts `revocd serve --config CONFIG` on OS-chosen ports and waits
+    /// until /readyz says ready.
+    pub fn start(config: &Path) -> Daemon {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(config)
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn revocd");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let (addr_tx, addr_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = addr_tx.send(line);
+            }
+        });
+        let mut public = None;
+        let mut admin = None;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while public.is_none() || admin.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match addr_rx.recv_timeout(left) {
+                Ok(l) => l,
+                Err(_) => {
+                    let _ = child.kill();
+                    let logs: Vec<String> = rx.try_iter().collect();
+                    panic!("revocd did not report its listeners:\n{}", logs.join("\n"));
+                }
+            };
+            let addr = |prefix: &str| {
+                line.strip_prefix(prefix)
+                    .and_then(|a| a.trim_start_matches("http://").parse().ok())
+            };
+            if let Some(a) = addr("revocd: public listener on ") {
+                public = Some(a);
+            }
+            if let Some(a) = addr("revocd: admin listener on ") {
+                admin = Some(a);
+            }
+        }
+        let d = Daemon {
+            child,
+            public: public.expect("public"),
+            admin: admin.expect("admin"),
+            stderr: rx,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some((200, _, _)) = d.http_admin("GET", "/readyz") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "revocd never became ready");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        d
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.public)
+    }
+
+    pub fn http_admin(&self, method: &str, path: &str) -> Option<(u16, String, Vec<u8>)> {
+        raw_http(
+            self.admin,
+            &format!("{method} {path} HTTP/1.0\r\n\r\n").into_bytes(),
+        )
+    }
+
+    /// What the daemon logged on stderr so far.
+    pub fn logs(&self) -> String {
+        self.stderr.try_iter().collect::<Vec<_>>().join("\n")
+    }
+
+    /// Whether the process is still running.
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends raw bytes, reads to EOF (or 10 s), splits status, headers, body.
+pub fn raw_http(addr: SocketAddr, request: &[u8]) -> Option<(u16, String, Vec<u8>)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    s.write_all(request).ok()?;
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&buf[..split]).to_string();
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, head, buf[split + 4..].to_vec()))
+}
+
+/// `openssl ocsp -reqout` for the given certificates (SHA-1 unless `sha256`).
+pub fn openssl_request(dir: &Path, certs: &[&str], sha256: bool, out: &Path) {
+    let mut cmd = Command::new(require("openssl"));
+    cmd.current_dir(dir)
+        .args(["ocsp", "-issuer", "ca.pem", "-no_nonce"]);
+    if sha256 {
+        cmd.arg("-sha256");
+    }
+    for c in certs {
+        cmd.args(["-cert", c]);
+    }
+    cmd.arg("-reqout").arg(out);
+    let o = run(&mut cmd);
+    assert!(o.status.success(), "openssl -reqout: {}", text(&o));
+}
