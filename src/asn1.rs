@@ -162,9 +162,18 @@ fn push_base128(out: &mut Vec<u8>, mut v: u64) {
     }
 }
 
-/// One TLV read from the front of `input`: (tag, the whole TLV, its content,
-/// the rest). Definite lengths only (DER); `None` on anything malformed.
-pub fn read_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
+/// One tag-length-value read from DER.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tlv<'a> {
+    pub tag: u8,
+    /// The whole TLV, header included.
+    pub whole: &'a [u8],
+    pub content: &'a [u8],
+}
+
+/// One TLV read from the front of `input`, and the rest. Definite lengths
+/// only (DER); `None` on anything malformed.
+pub fn read_tlv(input: &[u8]) -> Option<(Tlv<'_>, &[u8])> {
     let tag = *input.first()?;
     if tag & 0x1f == 0x1f {
         return None; // high tag numbers do not occur in OCSP/X.509 structures
@@ -187,15 +196,20 @@ pub fn read_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
     if end > input.len() {
         return None;
     }
-    Some((tag, &input[..end], &input[header..end], &input[end..]))
+    let tlv = Tlv {
+        tag,
+        whole: &input[..end],
+        content: &input[header..end],
+    };
+    Some((tlv, &input[end..]))
 }
 
 /// The TLVs inside a constructed value's content, in order.
-pub fn children(mut content: &[u8]) -> Option<Vec<(u8, &[u8], &[u8])>> {
+pub fn children(mut content: &[u8]) -> Option<Vec<Tlv<'_>>> {
     let mut out = Vec::new();
     while !content.is_empty() {
-        let (tag, whole, inner, rest) = read_tlv(content)?;
-        out.push((tag, whole, inner));
+        let (tlv, rest) = read_tlv(content)?;
+        out.push(tlv);
         content = rest;
     }
     Some(out)
@@ -207,11 +221,14 @@ mod tests {
     fn reads_nested_tlvs() {
         let inner = integer_from_content(&[5]);
         let seq = sequence(&[&inner, &NULL]);
-        let (tag, whole, content, rest) = read_tlv(&seq).expect("tlv");
-        assert_eq!((tag, whole.len(), rest.len()), (TAG_SEQUENCE, seq.len(), 0));
-        let kids = children(content).expect("children");
+        let (tlv, rest) = read_tlv(&seq).expect("tlv");
+        assert_eq!(
+            (tlv.tag, tlv.whole.len(), rest.len()),
+            (TAG_SEQUENCE, seq.len(), 0)
+        );
+        let kids = children(tlv.content).expect("children");
         assert_eq!(kids.len(), 2);
-        assert_eq!(kids[0].2, &[5]);
+        assert_eq!(kids[0].content, &[5]);
         assert!(read_tlv(&seq[..seq.len() - 1]).is_none());
         assert!(read_tlv(&[0x30, 0x85, 1, 1, 1, 1, 1]).is_none());
     }

@@ -75,20 +75,21 @@ pub fn verify(der: &[u8], issuer: &Cert, serial: &Serial, now: i64) -> anyhow::R
     let basic: rasn_ocsp::BasicOcspResponse =
         rasn::der::decode(&basic_der).map_err(|e| anyhow!("not a BasicOCSPResponse: {e}"))?;
     // The signed bytes, exactly as received.
-    let (_, _, content, _) =
+    let (basic_tlv, _) =
         asn1::read_tlv(&basic_der).ok_or_else(|| anyhow!("BasicOCSPResponse is not DER"))?;
-    let parts = asn1::children(content).ok_or_else(|| anyhow!("BasicOCSPResponse is not DER"))?;
+    let parts =
+        asn1::children(basic_tlv.content).ok_or_else(|| anyhow!("BasicOCSPResponse is not DER"))?;
     let tbs = parts
         .first()
-        .map(|p| p.1)
+        .map(|p| p.whole)
         .ok_or_else(|| anyhow!("no tbsResponseData"))?;
     let certs: Vec<Cert> = match parts.get(3) {
-        Some((_, _, explicit)) => {
-            let (_, _, seq, _) = asn1::read_tlv(explicit).ok_or_else(|| anyhow!("bad certs"))?;
-            asn1::children(seq)
+        Some(explicit) => {
+            let (seq, _) = asn1::read_tlv(explicit.content).ok_or_else(|| anyhow!("bad certs"))?;
+            asn1::children(seq.content)
                 .ok_or_else(|| anyhow!("bad certs"))?
                 .into_iter()
-                .map(|(_, whole, _)| Cert::parse(whole).map_err(|e| anyhow!("certs: {e}")))
+                .map(|c| Cert::parse(c.whole).map_err(|e| anyhow!("certs: {e}")))
                 .collect::<anyhow::Result<_>>()?
         }
         None => Vec::new(),

@@ -69,6 +69,14 @@ struct CacheKey {
     items: Vec<(Serial, HashAlg, u64)>,
 }
 
+/// An issuer a CertID's issuerKeyHash may point to.
+#[derive(Debug)]
+struct Candidate {
+    issuer: usize,
+    alg: HashAlg,
+    name_hash: Vec<u8>,
+}
+
 /// Per issuer, the CertID hashes under each algorithm, computed once.
 #[derive(Debug)]
 struct IssuerHashes {
@@ -96,8 +104,8 @@ pub enum ApplyError {
 pub struct Responder {
     issuers: Vec<Issuer>,
     hashes: Vec<IssuerHashes>,
-    /// issuerKeyHash -> candidates (issuer index, hash alg, issuerNameHash).
-    by_key_hash: HashMap<Vec<u8>, Vec<(usize, HashAlg, Vec<u8>)>>,
+    /// issuerKeyHash -> the issuers and hash algorithms it stands for.
+    by_key_hash: HashMap<Vec<u8>, Vec<Candidate>>,
     windows: Windows,
     validity: i64,
     clock: Arc<dyn Clock>,
@@ -126,16 +134,17 @@ impl Responder {
         metrics: Metrics,
     ) -> Arc<Self> {
         let windows = Windows::new(ocsp.window.as_secs());
-        let mut by_key_hash: HashMap<Vec<u8>, Vec<(usize, HashAlg, Vec<u8>)>> = HashMap::new();
+        let mut by_key_hash: HashMap<Vec<u8>, Vec<Candidate>> = HashMap::new();
         let mut hashes = Vec::new();
         for (i, issuer) in issuers.iter().enumerate() {
             let mut by_alg = Vec::new();
             for alg in HashAlg::ALL {
                 let (name, key) = issuer.hashes(alg);
-                by_key_hash
-                    .entry(key.clone())
-                    .or_default()
-                    .push((i, alg, name.clone()));
+                by_key_hash.entry(key.clone()).or_default().push(Candidate {
+                    issuer: i,
+                    alg,
+                    name_hash: name.clone(),
+                });
                 by_alg.push((alg, name, key));
             }
             hashes.push(IssuerHashes { by_alg });
@@ -267,8 +276,8 @@ impl Responder {
         self.by_key_hash
             .get(key_hash)?
             .iter()
-            .find(|(_, a, n)| *a == alg && n == name_hash)
-            .map(|(i, _, _)| *i)
+            .find(|c| c.alg == alg && c.name_hash == name_hash)
+            .map(|c| c.issuer)
     }
 
     /// The wire status of `serial` and the revision it was read at, or `None`
@@ -393,7 +402,7 @@ impl Responder {
     /// pre-signed hash algorithm and stores them. Reads each serial's status
     /// now, so a change made since the plan was drawn is honoured.
     /// Returns how many serials were signed. CPU-bound.
-    pub(crate) fn presign_blocking(
+    pub fn presign_blocking(
         &self,
         issuer: usize,
         window: Window,
@@ -420,7 +429,7 @@ impl Responder {
         out
     }
 
-    pub(crate) async fn store(&self, signed: Vec<(CacheKeyHandle, Arc<Signed>)>) {
+    pub async fn store(&self, signed: Vec<(CacheKeyHandle, Arc<Signed>)>) {
         for (key, value) in signed {
             self.cache.insert(key.0, value).await;
         }

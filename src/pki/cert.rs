@@ -63,7 +63,7 @@ impl Cert {
                 .find(end_marker)
                 .map(|e| start + e + end_marker.len())
                 .ok_or_else(|| CertError::Parse("unterminated PEM block".to_string()))?;
-            Certificate::from_pem(text[start..end].as_bytes())
+            Certificate::from_pem(&text.as_bytes()[start..end])
         } else {
             Certificate::from_der(bytes)
         }

@@ -96,7 +96,7 @@ impl SigningKey {
                 Ok(inner) => Some((inner, kind)),
                 Err(e) => {
                     if e.to_string() != "WrongAlgorithm" {
-                        reasons.push(format!("{}: {}", kind.name(), e.to_string()));
+                        reasons.push(format!("{}: {e}", kind.name()));
                     }
                     None
                 }
@@ -130,7 +130,7 @@ impl SigningKey {
                 Err(e) if e.to_string() == "TooSmall" => return Err(KeyError::RsaTooSmall),
                 Err(e) => {
                     if e.to_string() != "WrongAlgorithm" {
-                        reasons.push(format!("rsa: {}", e.to_string()));
+                        reasons.push(format!("rsa: {e}"));
                     }
                     let reason = if reasons.is_empty() {
                         "key algorithm not recognised".to_string()

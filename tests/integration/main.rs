@@ -7,6 +7,7 @@ mod http_get;
 mod issuers;
 mod openssl_client;
 mod python_client;
+mod responder;
 mod support;
 
 use openssl_client::ocsp as openssl_client_run;

@@ -1,0 +1,171 @@
+//! The responder through its one method, with an injected clock: windows,
+//! single flight, shedding, and a change replacing cached answers at once.
+
+use std::sync::Arc;
+
+use revocd::clock::{Clock, ManualClock};
+use revocd::metrics::Metrics;
+use revocd::ocsp::responder::Why;
+use revocd::ocsp::{presign, Answer, ErrorStatus, Responder};
+use revocd::pki::{Cert, HashAlg};
+use revocd::state::{Change, Reason, Serial};
+
+use crate::support::*;
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    clock: Arc<ManualClock>,
+    responder: Arc<Responder>,
+    ca: Cert,
+    good: Serial,
+}
+
+fn setup(budget: Option<usize>) -> Setup {
+    // The middle of the current hour: far from a window edge.
+    let now = revocd::clock::SystemClock.now();
+    let t0 = now - now.rem_euclid(3600) + 1800;
+    let dir = demo_pki();
+    let (mut config, issuers) =
+        revocd::daemon::load(&dir.path().join("revocd.toml"), t0).expect("load");
+    if let Some(b) = budget {
+        config.ocsp.signing_budget = b;
+    }
+    let clock = ManualClock::new(t0);
+    let responder = Responder::new(issuers, &config.ocsp, clock.clone(), Metrics::new());
+    let ca = Cert::parse(&std::fs::read(dir.path().join("ca.pem")).expect("ca")).expect("ca");
+    let good = Serial::from_hex(&serial_of(&dir.path().join("leaf-good.pem"))).expect("serial");
+    Setup {
+        _dir: dir,
+        clock,
+        responder,
+        ca,
+        good,
+    }
+}
+
+fn signed(a: Answer) -> Arc<revocd::ocsp::Signed> {
+    match a {
+        Answer::Signed(s) => s,
+        Answer::Error(e) => panic!("expected a signed answer, got {e:?}"),
+    }
+}
+
+fn signings(r: &Responder, why: &str) -> u64 {
+    r.metrics().ocsp_signings.with_label_values(&[why]).get()
+}
+
+#[tokio::test]
+async fn windows_follow_the_injected_clock_and_presigned_answers_need_no_signing() {
+    let s = setup(None);
+    let w = s.responder.windows();
+    let current = w.at(s.clock.now());
+    presign::presign_window(&s.responder, current, Why::Presign).await;
+    let req = revocd::query::build_request(&s.ca, &s.good, HashAlg::Sha1);
+    let a = signed(s.responder.respond(&req).await);
+    assert_eq!(a.this_update, current.start);
+    assert_eq!(a.window_end, current.end);
+    assert_eq!(a.next_update, current.start + 8 * 3600);
+    assert_eq!(signings(&s.responder, "on_demand"), 0);
+
+    // Pre-sign the next window, then cross the rollover: still no signing.
+    let next = w.next(current);
+    presign::presign_window(&s.responder, next, Why::Presign).await;
+    s.clock.set(next.start);
+    let b = signed(s.responder.respond(&req).await);
+    assert_eq!(b.this_update, next.start);
+    assert_ne!(a.etag, b.etag);
+    assert_eq!(signings(&s.responder, "on_demand"), 0);
+    let v = revocd::query::verify(&b.der, &s.ca, &s.good, s.clock.now()).expect("verify");
+    assert_eq!(v.status, "good");
+}
+
+#[tokio::test]
+async fn a_miss_is_signed_once_however_many_requests_wait() {
+    let s = setup(None);
+    // SHA-512 CertIDs are not pre-signed: every request below misses at first.
+    let req = revocd::query::build_request(&s.ca, &s.good, HashAlg::Sha512);
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let r = Arc::clone(&s.responder);
+        let req = req.clone();
+        tasks.push(tokio::spawn(async move { r.respond(&req).await }));
+    }
+    let mut etags = std::collections::HashSet::new();
+    for t in tasks {
+        etags.insert(signed(t.await.expect("join")).etag.clone());
+    }
+    assert_eq!(etags.len(), 1);
+    assert_eq!(signings(&s.responder, "on_demand"), 1);
+    let a = signed(s.responder.respond(&req).await);
+    let v = revocd::query::verify(&a.der, &s.ca, &s.good, s.clock.now()).expect("verify");
+    assert_eq!(v.status, "good");
+}
+
+#[tokio::test]
+async fn beyond_the_signing_budget_the_answer_is_try_later() {
+    let s = setup(Some(0));
+    let req = revocd::query::build_request(&s.ca, &s.good, HashAlg::Sha384);
+    match s.responder.respond(&req).await {
+        Answer::Error(ErrorStatus::TryLater) => {}
+        other => panic!("expected tryLater, got {other:?}"),
+    }
+    assert_eq!(s.responder.metrics().ocsp_signing_shed.get(), 1);
+}
+
+#[tokio::test]
+async fn a_revocation_replaces_cached_answers_at_once() {
+    let s = setup(None);
+    let current = s.responder.windows().at(s.clock.now());
+    presign::presign_window(&s.responder, current, Why::Presign).await;
+    let req = revocd::query::build_request(&s.ca, &s.good, HashAlg::Sha256);
+    let before = signed(s.responder.respond(&req).await);
+    let at = s.clock.now() - 5;
+    s.responder
+        .apply(
+            "demo",
+            Change::Revoke {
+                serial: s.good.clone(),
+                at,
+                reason: Reason::KeyCompromise,
+                invalidity_date: None,
+            },
+        )
+        .await
+        .expect("apply");
+    let on_demand = signings(&s.responder, "on_demand");
+    let after = signed(s.responder.respond(&req).await);
+    assert_ne!(before.etag, after.etag);
+    // Served from the bytes the change signed, not signed on the request.
+    assert_eq!(signings(&s.responder, "on_demand"), on_demand);
+    let v = revocd::query::verify(&after.der, &s.ca, &s.good, s.clock.now()).expect("verify");
+    assert_eq!(v.status, "revoked");
+    assert!(v.lines.iter().any(|l| l.contains("KeyCompromise")), "{v:?}");
+}
+
+#[tokio::test]
+async fn absent_and_null_hash_parameters_find_the_same_issuer() {
+    let s = setup(None);
+    let with_null = revocd::query::build_request(&s.ca, &s.good, HashAlg::Sha1);
+    // The same request with the AlgorithmIdentifier's NULL parameters dropped:
+    // 30 09 06 05 2b0e03021a 05 00 -> 30 07 06 05 2b0e03021a, lengths fixed up.
+    let alg_null = [
+        0x30u8, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00,
+    ];
+    let pos = with_null
+        .windows(alg_null.len())
+        .position(|w| w == alg_null)
+        .expect("alg id");
+    let mut absent = with_null.clone();
+    absent.splice(
+        pos..pos + alg_null.len(),
+        [0x30, 0x07, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a],
+    );
+    // Four enclosing SEQUENCEs (CertID, Request, list, TBSRequest, OCSPRequest)
+    // all have short-form lengths before `pos`; shrink each by 2.
+    for i in [1usize, 3, 5, 7, 9] {
+        absent[i] -= 2;
+    }
+    let a = signed(s.responder.respond(&with_null).await);
+    let b = signed(s.responder.respond(&absent).await);
+    assert_eq!(a.etag, b.etag);
+}
