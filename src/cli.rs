@@ -58,6 +58,49 @@ pub enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Revoke a certificate through the admin API (reason removeFromCRL releases a hold).
+    Revoke {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[arg(long)]
+        serial: String,
+        /// RFC 5280 reason name, e.g. keyCompromise, superseded, certificateHold.
+        #[arg(long, default_value = "unspecified")]
+        reason: String,
+        /// RFC 3339 revocation time; default now.
+        #[arg(long)]
+        revoked_at: Option<String>,
+        /// RFC 3339 invalidity date (when the key was compromised).
+        #[arg(long)]
+        invalidity_date: Option<String>,
+    },
+    /// Show one serial's status through the admin API.
+    Status {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[arg(long)]
+        serial: String,
+    },
+    /// Register issued certificates (PEM/DER files, or a serial and notAfter).
+    Register {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Certificate files (PEM, may hold several, or DER).
+        #[arg(long = "cert")]
+        certs: Vec<PathBuf>,
+        #[arg(long, requires = "not_after", conflicts_with = "certs")]
+        serial: Option<String>,
+        /// RFC 3339 notAfter of the certificate.
+        #[arg(long)]
+        not_after: Option<String>,
+    },
+    /// Send an OpenSSL index.txt to the admin API (registrations and revocations).
+    ImportIndex {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[arg(long)]
+        index: PathBuf,
+    },
     /// Ask an OCSP responder about one certificate, verify and print the answer.
     Query {
         /// The responder URL, e.g. http://127.0.0.1:8080/
@@ -79,4 +122,18 @@ pub enum Command {
         #[arg(long)]
         get: bool,
     },
+}
+
+/// Where the admin API is and which issuer to address.
+#[derive(Debug, clap::Args)]
+pub struct AdminArgs {
+    /// The revocd configuration (admin address and token file come from it).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Overrides the admin address from the config, e.g. http://127.0.0.1:9090
+    #[arg(long)]
+    pub admin_url: Option<String>,
+    /// Issuer id; optional when the config has one issuer.
+    #[arg(long)]
+    pub issuer: Option<String>,
 }

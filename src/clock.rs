@@ -101,6 +101,17 @@ pub fn seconds_until(now: i64, end: i64) -> u64 {
     u64::try_from(end.saturating_sub(now)).unwrap_or(0)
 }
 
+/// A Unix time as RFC 3339 (`2026-11-22T11:00:00Z`).
+pub fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,8 @@ pub mod defaults {
     pub const SIGNING_BUDGET: usize = 64;
     pub const CACHE_MAX_BYTES: u64 = 4 << 30;
     pub const HEADER_READ_TIMEOUT: &str = "10s";
+    /// Ledger records between snapshots.
+    pub const SNAPSHOT_EVERY: u64 = 100_000;
 }
 
 #[derive(Debug, Deserialize)]
@@ -36,6 +38,8 @@ struct RawConfig {
     ocsp: RawOcsp,
     #[serde(default)]
     admin: RawAdmin,
+    #[serde(default)]
+    ledger: RawLedger,
     data_dir: Option<PathBuf>,
     #[serde(default, rename = "issuer")]
     issuers: Vec<RawIssuer>,
@@ -53,6 +57,12 @@ struct RawListen {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawAdmin {
     token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawLedger {
+    snapshot_every: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -112,6 +122,8 @@ pub struct Config {
     pub listen: Listen,
     pub ocsp: Ocsp,
     pub admin_token_file: Option<PathBuf>,
+    /// Ledger records between snapshots; bounds start-up replay.
+    pub snapshot_every: u64,
     pub issuers: Vec<IssuerConfig>,
 }
 
@@ -416,6 +428,14 @@ fn validate(raw: RawConfig, path: &Path, base: &Path, errors: &mut Vec<String>) 
         listen,
         ocsp,
         admin_token_file: raw.admin.token_file.as_deref().map(resolve),
+        snapshot_every: match raw.ledger.snapshot_every {
+            Some(0) => {
+                errors.push("ledger.snapshot-every: must be at least 1".to_string());
+                defaults::SNAPSHOT_EVERY
+            }
+            Some(n) => n,
+            None => defaults::SNAPSHOT_EVERY,
+        },
         issuers,
     }
 }

@@ -10,10 +10,13 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::admin::AdminApi;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
-use crate::http::{self, public::PublicService};
+use crate::follow;
+use crate::http::{self, admin::AdminService, public::PublicService};
 use crate::issuer;
+use crate::ledger::{self, Ledger};
 use crate::metrics::Metrics;
 use crate::ocsp::{presign, Responder};
 
@@ -56,7 +59,59 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             "issuer loaded"
         );
     }
-    let responder = Responder::new(issuers, &config.ocsp, clock, Metrics::new());
+    let metrics = Metrics::new();
+    let responder = Responder::new(issuers, &config.ocsp, Arc::clone(&clock), metrics.clone());
+
+    // State: newest snapshot plus the ledger after it, then the index sources.
+    let started = std::time::Instant::now();
+    let opts = ledger::Options {
+        dir: config.data_dir.join("ledger"),
+        snapshot_every: config.snapshot_every,
+    };
+    let recover_opts = opts.clone();
+    let recover_responder = Arc::clone(&responder);
+    let (recovery, file, last_seq) = tokio::task::spawn_blocking(move || {
+        ledger::recover(&recover_opts, recover_responder.as_ref())
+    })
+    .await??;
+    metrics
+        .ledger_replay_seconds
+        .set(started.elapsed().as_secs_f64());
+    tracing::info!(
+        snapshot = ?recovery.snapshot_seq,
+        replayed = recovery.records_replayed,
+        last_seq = recovery.last_seq,
+        dropped_bytes = recovery.dropped_bytes,
+        seconds = started.elapsed().as_secs_f64(),
+        "state rebuilt from the ledger"
+    );
+    let applier: Arc<dyn ledger::Applier> = Arc::clone(&responder) as Arc<dyn ledger::Applier>;
+    let ledger = Ledger::start(
+        opts,
+        file,
+        last_seq,
+        applier,
+        metrics.clone(),
+        Arc::clone(&clock),
+    );
+    for issuer in responder.issuers() {
+        if let Some(index) = &issuer.index {
+            follow::import(&responder, &ledger, &issuer.id, index)
+                .await
+                .with_context(|| format!("importing {}", index.display()))?;
+        }
+    }
+    let token = match &config.admin_token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading the admin token {}", path.display()))?,
+        ),
+        None => {
+            tracing::warn!("admin.token-file is not set: the admin API is disabled");
+            None
+        }
+    };
+    let api = token.map(|t| AdminApi::new(Some(&t), ledger.clone(), Arc::clone(&responder)));
 
     let public = TcpListener::bind(config.listen.public)
         .await
@@ -70,6 +125,18 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let presigner = tokio::spawn(presign::run(Arc::clone(&responder), stop_rx.clone()));
+    let mut followers = Vec::new();
+    for issuer in responder.issuers() {
+        if let Some(index) = &issuer.index {
+            followers.push(tokio::spawn(follow::follow(
+                Arc::clone(&responder),
+                ledger.clone(),
+                issuer.id.clone(),
+                index.clone(),
+                stop_rx.clone(),
+            )));
+        }
+    }
     let service = Arc::new(PublicService {
         responder: Arc::clone(&responder),
         prefix: config.ocsp.path.clone(),
@@ -82,10 +149,14 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         timeout,
         stop_rx.clone(),
     ));
-    let admin_responder = Arc::clone(&responder);
+    let admin_service = Arc::new(AdminService {
+        responder: Arc::clone(&responder),
+        api,
+        ledger: Some(ledger.clone()),
+    });
     let admin_task = tokio::spawn(http::serve(
         admin,
-        move |req| http::admin::handle(Arc::clone(&admin_responder), req),
+        move |req| Arc::clone(&admin_service).handle(req),
         timeout,
         stop_rx,
     ));
@@ -95,6 +166,9 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     responder.set_draining();
     let _ = stop_tx.send(true);
     let _ = tokio::join!(public_task, admin_task, presigner);
+    for f in followers {
+        let _ = f.await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -16,6 +16,8 @@ pub struct Issuer {
     pub signer: ResponseSigner,
     pub state: IssuerState,
     pub unknown_serial: UnknownSerialPolicy,
+    /// OpenSSL index.txt followed as a source of changes.
+    pub index: Option<std::path::PathBuf>,
     /// Warnings found at load (not fatal), for the log.
     pub warnings: Vec<String>,
 }
@@ -117,17 +119,13 @@ fn load(ic: &IssuerConfig, now: i64) -> Result<Issuer, Vec<String>> {
             }
         }
     };
-    let state = IssuerState::new();
+    // The index is imported through the ledger at start; here it is only
+    // read, so check-config reports its bad lines.
     if let Some(index) = &ic.index {
         if let Some(bytes) = read(index, &mut errors, &at) {
             let parsed = crate::index::parse(&String::from_utf8_lossy(&bytes));
             for e in &parsed.errors {
                 warnings.push(format!("{at}: {}: {e} (skipped)", index.display()));
-            }
-            for change in &parsed.changes {
-                if let Err(c) = state.apply(change) {
-                    warnings.push(format!("{at}: {}: {c}", index.display()));
-                }
             }
         }
     }
@@ -136,8 +134,9 @@ fn load(ic: &IssuerConfig, now: i64) -> Result<Issuer, Vec<String>> {
             id: ic.id.clone(),
             cert,
             signer,
-            state,
+            state: IssuerState::new(),
             unknown_serial: ic.unknown_serial,
+            index: ic.index.clone(),
             warnings,
         }),
         _ => Err(errors),

@@ -1,15 +1,19 @@
 //! revocd: an OCSP responder (RFC 6960, RFC 9919 profile) answering from
 //! pre-signed responses. See ARCHITECTURE.md for the map.
 
+pub mod admin;
 pub mod asn1;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod follow;
 pub mod http;
 pub mod index;
 pub mod issuer;
+pub mod ledger;
 pub mod metrics;
 pub mod ocsp;
 pub mod pki;

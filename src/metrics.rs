@@ -24,6 +24,15 @@ pub struct Metrics {
     /// Serials whose next-window responses the pre-signer has made.
     pub ocsp_presigned_serials: IntGaugeVec,
     pub ready: IntGauge,
+    /// Durable changes by kind: register, revoke, release.
+    pub ledger_changes: IntCounterVec,
+    pub ledger_append_seconds: Histogram,
+    pub ledger_fsync_seconds: Histogram,
+    pub ledger_snapshot_age_seconds: IntGauge,
+    pub ledger_last_sequence: IntGauge,
+    pub ledger_replay_seconds: prometheus::Gauge,
+    /// Serials known per issuer and status (good, revoked), set at scrape.
+    pub issuer_serials: IntGaugeVec,
 }
 
 impl Metrics {
@@ -109,6 +118,53 @@ impl Metrics {
                 "1 once the current window is pre-signed and revocd answers from cache",
             )
             .expect("static metric"),
+            ledger_changes: IntCounterVec::new(
+                Opts::new(
+                    "revocd_ledger_changes_total",
+                    "Changes made durable, by kind: register, revoke, release",
+                ),
+                &["kind"],
+            )
+            .expect("static metric"),
+            ledger_append_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "revocd_ledger_append_duration_seconds",
+                    "Time to write one group-committed batch to the ledger",
+                )
+                .buckets(prometheus::exponential_buckets(0.000_01, 4.0, 10).unwrap_or_default()),
+            )
+            .expect("static metric"),
+            ledger_fsync_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "revocd_ledger_fsync_duration_seconds",
+                    "Time of the one fsync that makes a batch durable",
+                )
+                .buckets(prometheus::exponential_buckets(0.000_05, 3.0, 10).unwrap_or_default()),
+            )
+            .expect("static metric"),
+            ledger_snapshot_age_seconds: IntGauge::new(
+                "revocd_ledger_snapshot_age_seconds",
+                "Seconds since the newest ledger snapshot was installed (-1: none)",
+            )
+            .expect("static metric"),
+            ledger_last_sequence: IntGauge::new(
+                "revocd_ledger_last_sequence",
+                "Sequence number of the newest durable ledger record",
+            )
+            .expect("static metric"),
+            ledger_replay_seconds: prometheus::Gauge::new(
+                "revocd_ledger_replay_seconds",
+                "Time start-up took to rebuild state from snapshot and ledger",
+            )
+            .expect("static metric"),
+            issuer_serials: IntGaugeVec::new(
+                Opts::new(
+                    "revocd_issuer_serials",
+                    "Serials known, by issuer and status (good, revoked)",
+                ),
+                &["issuer", "status"],
+            )
+            .expect("static metric"),
             registry,
         };
         let build = IntGaugeVec::new(
@@ -129,6 +185,13 @@ impl Metrics {
             Box::new(m.ocsp_response_age_seconds.clone()),
             Box::new(m.ocsp_presigned_serials.clone()),
             Box::new(m.ready.clone()),
+            Box::new(m.ledger_changes.clone()),
+            Box::new(m.ledger_append_seconds.clone()),
+            Box::new(m.ledger_fsync_seconds.clone()),
+            Box::new(m.ledger_snapshot_age_seconds.clone()),
+            Box::new(m.ledger_last_sequence.clone()),
+            Box::new(m.ledger_replay_seconds.clone()),
+            Box::new(m.issuer_serials.clone()),
             Box::new(build),
         ] {
             m.registry.register(c).expect("unique metric names");

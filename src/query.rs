@@ -42,6 +42,9 @@ pub fn build_request(issuer: &Cert, serial: &Serial, alg: HashAlg) -> Vec<u8> {
 pub struct Verdict {
     pub lines: Vec<String>,
     pub status: String,
+    pub revoked_at: Option<i64>,
+    /// The reason as rasn names it (`KeyCompromise`), when one is given.
+    pub reason: Option<String>,
 }
 
 fn dotted(oid: &rasn::types::ObjectIdentifier) -> String {
@@ -147,16 +150,20 @@ pub fn verify(der: &[u8], issuer: &Cert, serial: &Serial, now: i64) -> anyhow::R
     if this_update > now + SKEW || next_update < now - SKEW {
         bail!("Status times invalid: thisUpdate {this_update}, nextUpdate {next_update}");
     }
+    let mut revoked_at = None;
+    let mut reason = None;
     let status = match &single.cert_status {
         rasn_ocsp::CertStatus::Good => "good".to_string(),
         rasn_ocsp::CertStatus::Unknown(_) => "unknown".to_string(),
         rasn_ocsp::CertStatus::Revoked(info) => {
+            revoked_at = Some(info.revocation_time.timestamp());
             lines.push(format!(
                 "Revocation Time: {}",
                 show_time(info.revocation_time.timestamp())
             ));
             if let Some(r) = info.revocation_reason {
                 lines.push(format!("Reason: {r:?}"));
+                reason = Some(format!("{r:?}"));
             }
             "revoked".to_string()
         }
@@ -165,7 +172,12 @@ pub fn verify(der: &[u8], issuer: &Cert, serial: &Serial, now: i64) -> anyhow::R
     lines.push(format!("This Update: {}", show_time(this_update)));
     lines.push(format!("Next Update: {}", show_time(next_update)));
     lines.push("Response verify OK".to_string());
-    Ok(Verdict { lines, status })
+    Ok(Verdict {
+        lines,
+        status,
+        revoked_at,
+        reason,
+    })
 }
 
 /// Runs the query; returns the verdict to print.

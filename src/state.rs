@@ -232,9 +232,9 @@ pub enum Applied {
     Unchanged,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum Conflict {
-    #[error("serial {serial} is already revoked ({reason}) at {at}; only a later keyCompromise may replace the reason")]
+    #[error("serial {serial} is already revoked ({reason}) at {}; only a later keyCompromise may replace the reason", crate::clock::rfc3339(*.at))]
     AlreadyRevoked {
         serial: Serial,
         reason: &'static str,
@@ -242,7 +242,7 @@ pub enum Conflict {
     },
     #[error("serial {serial} is not on certificateHold, nothing to release")]
     NotOnHold { serial: Serial },
-    #[error("serial {serial} is registered with notAfter {existing}, not {requested}")]
+    #[error("serial {serial} is registered with notAfter {}, not {}", crate::clock::rfc3339(*.existing), crate::clock::rfc3339(*.requested))]
     NotAfterDiffers {
         serial: Serial,
         existing: i64,
@@ -286,103 +286,149 @@ impl IssuerState {
             .collect()
     }
 
+    /// What applying `change` would do, without doing it.
+    pub fn check(&self, change: &Change) -> Result<Applied, Conflict> {
+        let map = self.read();
+        Ok(match next_entry(map.get(change.serial()), change)? {
+            Some(_) => Applied::Changed {
+                revision: self.revision() + 1,
+            },
+            None => Applied::Unchanged,
+        })
+    }
+
     /// Applies one change. Repeating a change is `Unchanged`; a change that
     /// contradicts the recorded state is a [`Conflict`].
     pub fn apply(&self, change: &Change) -> Result<Applied, Conflict> {
         let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
         let serial = change.serial();
-        let current = map.get(serial);
-        let next = match (change, current) {
-            (Change::Register { not_after, .. }, None) => Entry {
-                not_after: Some(*not_after),
-                status: Status::Good,
-                revision: 0,
-            },
-            (Change::Register { not_after, .. }, Some(e)) => match e.not_after {
-                Some(existing) if existing == *not_after => return Ok(Applied::Unchanged),
-                Some(existing) => {
-                    return Err(Conflict::NotAfterDiffers {
-                        serial: serial.clone(),
-                        existing,
-                        requested: *not_after,
-                    })
-                }
-                None => Entry {
-                    not_after: Some(*not_after),
-                    ..e.clone()
-                },
-            },
-            (
-                Change::Revoke {
-                    at,
-                    reason,
-                    invalidity_date,
-                    ..
-                },
-                current,
-            ) => {
-                let revoked = Status::Revoked {
-                    at: *at,
-                    reason: *reason,
-                    invalidity_date: *invalidity_date,
-                };
-                match current.map(|e| &e.status) {
-                    None | Some(Status::Good) => {}
-                    Some(s) if *s == revoked => return Ok(Applied::Unchanged),
-                    Some(Status::Revoked {
-                        reason: old_reason,
-                        at: old_at,
-                        ..
-                    }) => {
-                        // RFC 5280 5.3.1: a hold may become a permanent revocation,
-                        // and a later keyCompromise may replace an earlier reason.
-                        let upgrade = (*old_reason == Reason::CertificateHold
-                            && *reason != Reason::CertificateHold)
-                            || (*reason == Reason::KeyCompromise
-                                && *old_reason != Reason::KeyCompromise);
-                        if !upgrade {
-                            return Err(Conflict::AlreadyRevoked {
-                                serial: serial.clone(),
-                                reason: old_reason.name(),
-                                at: *old_at,
-                            });
-                        }
-                    }
-                }
-                Entry {
-                    not_after: current.and_then(|e| e.not_after),
-                    status: revoked,
-                    revision: 0,
-                }
-            }
-            (Change::Release { .. }, Some(e))
-                if matches!(
-                    e.status,
-                    Status::Revoked {
-                        reason: Reason::CertificateHold,
-                        ..
-                    }
-                ) =>
-            {
-                Entry {
-                    status: Status::Good,
-                    ..e.clone()
-                }
-            }
-            (Change::Release { .. }, _) => {
-                return Err(Conflict::NotOnHold {
-                    serial: serial.clone(),
-                })
-            }
+        let Some(next) = next_entry(map.get(serial), change)? else {
+            return Ok(Applied::Unchanged);
         };
         let revision = self.revision.fetch_add(1, Ordering::AcqRel) + 1;
         map.insert(serial.clone(), Entry { revision, ..next });
         Ok(Applied::Changed { revision })
     }
 
+    /// Replaces the whole state (loading a snapshot at start).
+    pub fn restore(&self, entries: Vec<(Serial, Entry)>) {
+        let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        let base = self.revision.fetch_add(1, Ordering::AcqRel) + 1;
+        map.clear();
+        map.reserve(entries.len());
+        for (serial, entry) in entries {
+            map.insert(
+                serial,
+                Entry {
+                    revision: base,
+                    ..entry
+                },
+            );
+        }
+    }
+
+    /// (good, revoked) serial counts, for metrics.
+    pub fn counts(&self) -> (usize, usize) {
+        let map = self.read();
+        let revoked = map
+            .values()
+            .filter(|e| matches!(e.status, Status::Revoked { .. }))
+            .count();
+        (map.len() - revoked, revoked)
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Serial, Entry>> {
         self.entries.read().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The entry `change` leads to from `current`, `None` when it changes nothing.
+fn next_entry(current: Option<&Entry>, change: &Change) -> Result<Option<Entry>, Conflict> {
+    let serial = change.serial();
+    let next = match (change, current) {
+        (Change::Register { not_after, .. }, None) => Entry {
+            not_after: Some(*not_after),
+            status: Status::Good,
+            revision: 0,
+        },
+        (Change::Register { not_after, .. }, Some(e)) => match e.not_after {
+            Some(existing) if existing == *not_after => return Ok(None),
+            Some(existing) => {
+                return Err(Conflict::NotAfterDiffers {
+                    serial: serial.clone(),
+                    existing,
+                    requested: *not_after,
+                })
+            }
+            None => Entry {
+                not_after: Some(*not_after),
+                ..e.clone()
+            },
+        },
+        (
+            Change::Revoke {
+                at,
+                reason,
+                invalidity_date,
+                ..
+            },
+            current,
+        ) => {
+            let revoked = Status::Revoked {
+                at: *at,
+                reason: *reason,
+                invalidity_date: *invalidity_date,
+            };
+            match current.map(|e| &e.status) {
+                None | Some(Status::Good) => {}
+                Some(s) if *s == revoked => return Ok(None),
+                Some(Status::Revoked {
+                    reason: old_reason,
+                    at: old_at,
+                    ..
+                }) => {
+                    // RFC 5280 5.3.1: a hold may become a permanent revocation,
+                    // and a later keyCompromise may replace an earlier reason.
+                    let upgrade = (*old_reason == Reason::CertificateHold
+                        && *reason != Reason::CertificateHold)
+                        || (*reason == Reason::KeyCompromise
+                            && *old_reason != Reason::KeyCompromise);
+                    if !upgrade {
+                        return Err(Conflict::AlreadyRevoked {
+                            serial: serial.clone(),
+                            reason: old_reason.name(),
+                            at: *old_at,
+                        });
+                    }
+                }
+            }
+            Entry {
+                not_after: current.and_then(|e| e.not_after),
+                status: revoked,
+                revision: 0,
+            }
+        }
+        (Change::Release { .. }, Some(e))
+            if matches!(
+                e.status,
+                Status::Revoked {
+                    reason: Reason::CertificateHold,
+                    ..
+                }
+            ) =>
+        {
+            Entry {
+                status: Status::Good,
+                ..e.clone()
+            }
+        }
+        (Change::Release { .. }, _) => {
+            return Err(Conflict::NotOnHold {
+                serial: serial.clone(),
+            })
+        }
+    };
+    Ok(Some(next))
 }
 
 #[cfg(test)]

@@ -1,47 +1,136 @@
-//! The admin listener: `/healthz`, `/readyz`, `/metrics`. (The admin API
-//! joins it with the ledger.)
+//! The admin listener: `/healthz`, `/readyz`, `/metrics`, and the admin API
+//! under `/v1/` (see `crate::admin`).
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{header, Method, Request, Response, StatusCode};
 
 use super::Body;
+use crate::admin::AdminApi;
+use crate::ledger::Ledger;
 use crate::ocsp::Responder;
 
-pub async fn handle(
-    responder: Arc<Responder>,
-    req: Request<hyper::body::Incoming>,
-) -> Response<Body> {
-    let text = |status: StatusCode, body: String, content_type: &'static str| {
-        Response::builder()
-            .status(status)
-            .header("content-type", content_type)
-            .header("cache-control", "no-store")
-            .body(Full::new(Bytes::from(body)))
-            .unwrap_or_default()
-    };
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        return text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method not allowed\n".into(),
-            "text/plain",
-        );
+/// Largest admin request body (bulk registrations).
+pub const MAX_ADMIN_BODY: usize = 16 << 20;
+
+#[derive(Debug)]
+pub struct AdminService {
+    pub responder: Arc<Responder>,
+    pub api: Option<AdminApi>,
+    pub ledger: Option<Ledger>,
+}
+
+fn text(status: StatusCode, body: String, content_type: &'static str) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_default()
+}
+
+impl AdminService {
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        let path = req.uri().path().to_string();
+        if path.starts_with("/v1/") {
+            return self.api(req, &path).await;
+        }
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            return text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed\n".into(),
+                "text/plain",
+            );
+        }
+        match path.as_str() {
+            "/healthz" => text(StatusCode::OK, "ok\n".into(), "text/plain"),
+            "/readyz" if self.responder.is_ready() => {
+                text(StatusCode::OK, "ready\n".into(), "text/plain")
+            }
+            "/readyz" => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: pre-signing the current window, or draining\n".into(),
+                "text/plain",
+            ),
+            "/metrics" => {
+                self.refresh_gauges();
+                text(
+                    StatusCode::OK,
+                    self.responder.metrics().render(),
+                    "text/plain; version=0.0.4",
+                )
+            }
+            _ => text(StatusCode::NOT_FOUND, "not found\n".into(), "text/plain"),
+        }
     }
-    match req.uri().path() {
-        "/healthz" => text(StatusCode::OK, "ok\n".into(), "text/plain"),
-        "/readyz" if responder.is_ready() => text(StatusCode::OK, "ready\n".into(), "text/plain"),
-        "/readyz" => text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "pre-signing the current window\n".into(),
-            "text/plain",
-        ),
-        "/metrics" => text(
-            StatusCode::OK,
-            responder.metrics().render(),
-            "text/plain; version=0.0.4",
-        ),
-        _ => text(StatusCode::NOT_FOUND, "not found\n".into(), "text/plain"),
+
+    /// Gauges computed at scrape time.
+    fn refresh_gauges(&self) {
+        let m = self.responder.metrics();
+        for issuer in self.responder.issuers() {
+            let (good, revoked) = issuer.state.counts();
+            m.issuer_serials
+                .with_label_values(&[&issuer.id, "good"])
+                .set(good as i64);
+            m.issuer_serials
+                .with_label_values(&[&issuer.id, "revoked"])
+                .set(revoked as i64);
+        }
+        if let Some(ledger) = &self.ledger {
+            use std::sync::atomic::Ordering;
+            let at = ledger.stats().snapshot_at.load(Ordering::Acquire);
+            let now = self.responder.clock().now();
+            m.ledger_snapshot_age_seconds
+                .set(if at == 0 { -1 } else { now - at });
+            m.ledger_last_sequence
+                .set(ledger.stats().last_seq.load(Ordering::Acquire) as i64);
+        }
+    }
+
+    async fn api(&self, req: Request<Incoming>, path: &str) -> Response<Body> {
+        let json = |status: u16, body: String| {
+            Response::builder()
+                .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::CACHE_CONTROL, "no-store")
+                .body(Full::new(Bytes::from(body)))
+                .unwrap_or_default()
+        };
+        let Some(api) = &self.api else {
+            return json(
+                403,
+                "{\"error\": \"the admin API is disabled: set admin.token-file\"}\n".into(),
+            );
+        };
+        let method = req.method().as_str().to_string();
+        let auth = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = match Limited::new(req.into_body(), MAX_ADMIN_BODY)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(_) => return json(
+                413,
+                format!(
+                    "{{\"error\": \"body larger than {MAX_ADMIN_BODY} bytes or unreadable\"}}\n"
+                ),
+            ),
+        };
+        let r = api.handle(&method, path, auth.as_deref(), &body).await;
+        let mut resp = json(r.status, r.body);
+        if r.status == 401 {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        resp
     }
 }

@@ -17,9 +17,11 @@ use super::response::{self, CertStatus, ErrorStatus, ResponseBody, SingleAnswer}
 use crate::clock::{Clock, Window, Windows};
 use crate::config::{Ocsp, UnknownSerialPolicy};
 use crate::issuer::Issuer;
+use crate::ledger::record::IssuerEntries;
+use crate::ledger::{Applier, ApplyError};
 use crate::metrics::Metrics;
 use crate::pki::HashAlg;
-use crate::state::{Applied, Change, Conflict, Entry, Reason, Serial, Status};
+use crate::state::{Applied, Change, Entry, Reason, Serial, Status};
 
 /// A signed OCSP response ready to be written, with what the HTTP layer
 /// needs for its caching headers (CONFORMANCE 20).
@@ -93,14 +95,6 @@ impl IssuerHashes {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
-    #[error("issuer {0:?} is not served here")]
-    UnknownIssuer(String),
-    #[error(transparent)]
-    Conflict(#[from] Conflict),
-}
-
 pub struct Responder {
     issuers: Vec<Issuer>,
     hashes: Vec<IssuerHashes>,
@@ -115,6 +109,8 @@ pub struct Responder {
     presign_hashes: Vec<HashAlg>,
     metrics: Metrics,
     ready: AtomicBool,
+    /// To store re-signed answers from the ledger's writer thread.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl std::fmt::Debug for Responder {
@@ -172,6 +168,7 @@ impl Responder {
             presign_hashes: ocsp.presign_hashes.clone(),
             metrics,
             ready: AtomicBool::new(false),
+            runtime: tokio::runtime::Handle::try_current().ok(),
         })
     }
 
@@ -435,8 +432,8 @@ impl Responder {
         }
     }
 
-    /// Applies one change to an issuer's state and replaces that serial's
-    /// cached responses at once (current and next window).
+    /// Applies one change straight to an issuer's state (no ledger: tests
+    /// and tools) and replaces that serial's cached responses at once.
     pub async fn apply(
         self: &Arc<Self>,
         issuer_id: &str,
@@ -447,27 +444,24 @@ impl Responder {
             .ok_or_else(|| ApplyError::UnknownIssuer(issuer_id.to_string()))?;
         let applied = self.issuers[idx].state.apply(&change)?;
         if let Applied::Changed { .. } = applied {
-            let now = self.clock.now();
-            let current = self.windows.at(now);
-            let next = self.windows.next(current);
             let this = Arc::clone(self);
             let serial = change.serial().clone();
-            let signed = tokio::task::spawn_blocking(move || {
-                let mut out =
-                    this.presign_blocking(idx, current, std::slice::from_ref(&serial), Why::Change);
-                out.extend(this.presign_blocking(
-                    idx,
-                    next,
-                    std::slice::from_ref(&serial),
-                    Why::Change,
-                ));
-                out
-            })
-            .await
-            .unwrap_or_default();
+            let signed = tokio::task::spawn_blocking(move || this.resign_blocking(idx, &serial))
+                .await
+                .unwrap_or_default();
             self.store(signed).await;
         }
         Ok(applied)
+    }
+
+    /// Signs `serial`'s answers for the current and the next window. CPU-bound.
+    fn resign_blocking(&self, idx: usize, serial: &Serial) -> Vec<(CacheKeyHandle, Arc<Signed>)> {
+        let current = self.windows.at(self.clock.now());
+        let next = self.windows.next(current);
+        let one = std::slice::from_ref(serial);
+        let mut out = self.presign_blocking(idx, current, one, Why::Change);
+        out.extend(self.presign_blocking(idx, next, one, Why::Change));
+        out
     }
 
     /// Number of responses held in the cache (approximate, for tests and metrics).
@@ -488,5 +482,52 @@ fn wire_status(entry: &Entry) -> CertStatus {
             at,
             reason: (reason != Reason::Unspecified).then_some(reason),
         },
+    }
+}
+
+/// The ledger applies durable changes here. Runs on the ledger's writer
+/// thread, so it may block: a revocation or release is re-signed before the
+/// writer acknowledges it, so the next request is a cache hit. Registrations
+/// are left to on-demand signing and the next window's pre-signing, so bulk
+/// imports do not sign millions of answers up front.
+impl Applier for Responder {
+    fn check(&self, issuer: &str, change: &Change) -> Result<Applied, ApplyError> {
+        let idx = self
+            .issuer_index(issuer)
+            .ok_or_else(|| ApplyError::UnknownIssuer(issuer.to_string()))?;
+        Ok(self.issuers[idx].state.check(change)?)
+    }
+
+    fn apply(&self, issuer: &str, change: &Change) {
+        let Some(idx) = self.issuer_index(issuer) else {
+            return;
+        };
+        let changed = matches!(
+            self.issuers[idx].state.apply(change),
+            Ok(Applied::Changed { .. })
+        );
+        if changed && self.is_ready() && !matches!(change, Change::Register { .. }) {
+            let signed = self.resign_blocking(idx, change.serial());
+            if let Some(rt) = &self.runtime {
+                rt.block_on(self.store(signed));
+            }
+        }
+    }
+
+    fn restore(&self, issuer: &str, entries: Vec<(Serial, Entry)>) {
+        match self.issuer_index(issuer) {
+            Some(idx) => self.issuers[idx].state.restore(entries),
+            None => tracing::warn!(
+                issuer,
+                "snapshot holds an issuer no longer configured; ignored"
+            ),
+        }
+    }
+
+    fn snapshot(&self) -> Vec<IssuerEntries> {
+        self.issuers
+            .iter()
+            .map(|i| (i.id.clone(), i.state.snapshot()))
+            .collect()
     }
 }

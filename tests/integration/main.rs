@@ -5,6 +5,7 @@
 mod cli;
 mod http_get;
 mod issuers;
+mod ledger;
 mod openssl_client;
 mod python_client;
 mod responder;

@@ -167,6 +167,12 @@ impl Daemon {
         self.stderr.try_iter().collect::<Vec<_>>().join("\n")
     }
 
+    /// SIGKILL, no chance to clean up.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Whether the process is still running.
     pub fn is_alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -207,4 +213,57 @@ pub fn openssl_request(dir: &Path, certs: &[&str], sha256: bool, out: &Path) {
     cmd.arg("-reqout").arg(out);
     let o = run(&mut cmd);
     assert!(o.status.success(), "openssl -reqout: {}", text(&o));
+}
+
+/// The admin token `revocd init` wrote.
+pub fn token(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("admin.token"))
+        .expect("token")
+        .trim()
+        .to_string()
+}
+
+/// One admin API call over a fresh HTTP/1.0 connection.
+pub fn admin_call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> Option<(u16, serde_json::Value)> {
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.0\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let (status, _, body) = raw_http(addr, req.as_bytes())?;
+    Some((
+        status,
+        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+    ))
+}
+
+/// Asks the daemon about `serial` over OCSP POST and verifies the answer.
+pub fn ocsp_status(
+    d: &Daemon,
+    ca: &revocd::pki::Cert,
+    serial: &revocd::state::Serial,
+) -> revocd::query::Verdict {
+    let der = revocd::query::build_request(ca, serial, revocd::pki::HashAlg::Sha1);
+    let mut req = format!(
+        "POST / HTTP/1.0\r\nContent-Type: application/ocsp-request\r\nContent-Length: {}\r\n\r\n",
+        der.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&der);
+    let (status, _, body) = raw_http(d.public, &req).expect("ocsp answer");
+    assert_eq!(status, 200);
+    let now = revocd::clock::Clock::now(&revocd::clock::SystemClock);
+    revocd::query::verify(&body, ca, serial, now).expect("verified OCSP answer")
+}
+
+pub fn load_cert(path: &Path) -> revocd::pki::Cert {
+    revocd::pki::Cert::parse(&std::fs::read(path).expect("read cert")).expect("parse cert")
 }

@@ -1,0 +1,375 @@
+//! The admin API (DESIGN: contract), JSON over HTTP with a bearer token.
+//! Transport-free: the `http` layer hands in method, path, the Authorization
+//! header and the body, and writes back the status and JSON this returns.
+//!
+//! - `POST /v1/issuers/{id}/certificates`  register one or many certificates
+//! - `POST /v1/issuers/{id}/revocations`   revoke (or release a hold)
+//! - `GET  /v1/issuers/{id}/certificates/{serial}`  one serial's status
+//! - `POST /v1/issuers/{id}/crl/publish`   publish a CRL now
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::clock::rfc3339;
+use crate::ledger::{ApplyError, Ledger, Outcome, Submitted};
+use crate::ocsp::Responder;
+use crate::pki::Cert;
+use crate::state::{Change, Reason, Serial, Status};
+
+/// How far in the future a revocation time may be (clock skew).
+const FUTURE_SKEW: i64 = 300;
+/// Most certificates one registration request may carry.
+const MAX_BATCH: usize = 10_000;
+
+#[derive(Debug)]
+pub struct ApiResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+fn reply(status: u16, body: Value) -> ApiResponse {
+    ApiResponse {
+        status,
+        body: format!("{body}\n"),
+    }
+}
+
+fn error(status: u16, message: impl Into<String>, field: Option<&str>) -> ApiResponse {
+    let mut v = json!({ "error": message.into() });
+    if let Some(f) = field {
+        v["field"] = json!(f);
+    }
+    reply(status, v)
+}
+
+/// A request problem: message and the field it is about.
+struct Bad(String, Option<&'static str>);
+
+impl Bad {
+    fn field(field: &'static str, message: impl Into<String>) -> Self {
+        Bad(message.into(), Some(field))
+    }
+}
+
+pub struct AdminApi {
+    /// SHA-256 of the token; `None` disables the API.
+    token_digest: Option<Vec<u8>>,
+    ledger: Ledger,
+    responder: Arc<Responder>,
+}
+
+impl std::fmt::Debug for AdminApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminApi")
+            .field("enabled", &self.token_digest.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AdminApi {
+    pub fn new(token: Option<&str>, ledger: Ledger, responder: Arc<Responder>) -> Self {
+        Self {
+            token_digest: token.map(|t| {
+                ring::digest::digest(&ring::digest::SHA256, t.trim().as_bytes())
+                    .as_ref()
+                    .to_vec()
+            }),
+            ledger,
+            responder,
+        }
+    }
+
+    /// Constant-time check of `Authorization: Bearer <token>`: both sides are
+    /// hashed first so neither length nor content leaks through timing.
+    fn authorized(&self, authorization: Option<&str>) -> bool {
+        let (Some(want), Some(header)) = (&self.token_digest, authorization) else {
+            return false;
+        };
+        let Some(given) = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+        else {
+            return false;
+        };
+        let got = ring::digest::digest(&ring::digest::SHA256, given.trim().as_bytes());
+        let diff = want
+            .iter()
+            .zip(got.as_ref())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        diff == 0
+    }
+
+    pub async fn handle(
+        &self,
+        method: &str,
+        path: &str,
+        authorization: Option<&str>,
+        body: &[u8],
+    ) -> ApiResponse {
+        if self.token_digest.is_none() {
+            return error(
+                403,
+                "the admin API is disabled: set admin.token-file in the configuration",
+                None,
+            );
+        }
+        if !self.authorized(authorization) {
+            return error(401, "missing or wrong bearer token", Some("authorization"));
+        }
+        let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        let (issuer, rest) = match parts.as_slice() {
+            ["", "v1", "issuers", issuer, rest @ ..] => (*issuer, rest),
+            _ => return error(404, format!("no such endpoint: {path}"), None),
+        };
+        if self.responder.issuer_index(issuer).is_none() {
+            return error(
+                404,
+                format!("issuer {issuer:?} is not served here"),
+                Some("issuer"),
+            );
+        }
+        let result = match (method, rest) {
+            ("POST", ["certificates"]) => self.register(issuer, body).await,
+            ("POST", ["revocations"]) => self.revoke(issuer, body).await,
+            ("GET", ["certificates", serial]) => self.status(issuer, serial),
+            ("POST", ["crl", "publish"]) => Ok(error(
+                501,
+                "CRL publishing is not part of this build yet",
+                None,
+            )),
+            (_, ["certificates"] | ["revocations"] | ["crl", "publish"] | ["certificates", _]) => {
+                Ok(error(
+                    405,
+                    format!("{method} is not allowed on {path}"),
+                    None,
+                ))
+            }
+            _ => Ok(error(404, format!("no such endpoint: {path}"), None)),
+        };
+        result.unwrap_or_else(|Bad(msg, field)| error(400, msg, field))
+    }
+
+    async fn register(&self, issuer: &str, body: &[u8]) -> Result<ApiResponse, Bad> {
+        let v: Value = parse_json(body)?;
+        let items: Vec<&Value> = match &v {
+            Value::Array(a) => a.iter().collect(),
+            Value::Object(o) if o.contains_key("certificates") => match &o["certificates"] {
+                Value::Array(a) => a.iter().collect(),
+                _ => return Err(Bad::field("certificates", "must be an array")),
+            },
+            Value::Object(_) => vec![&v],
+            _ => {
+                return Err(Bad(
+                    "body must be an object or an array of objects".into(),
+                    None,
+                ))
+            }
+        };
+        if items.is_empty() || items.len() > MAX_BATCH {
+            return Err(Bad::field(
+                "certificates",
+                format!("give 1 to {MAX_BATCH} certificates"),
+            ));
+        }
+        let ca = self.issuer_cert(issuer);
+        let mut changes = Vec::with_capacity(items.len());
+        for item in &items {
+            let change = match item.get("certificate") {
+                Some(Value::String(text)) => {
+                    let bytes = if text.trim_start().starts_with("-----BEGIN") {
+                        text.as_bytes().to_vec()
+                    } else {
+                        base64::Engine::decode(
+                            &base64::engine::general_purpose::STANDARD,
+                            text.trim(),
+                        )
+                        .map_err(|_| Bad::field("certificate", "neither PEM nor base64 DER"))?
+                    };
+                    let cert = Cert::parse(&bytes)
+                        .map_err(|e| Bad::field("certificate", e.to_string()))?;
+                    if !ca.as_ref().is_some_and(|ca| cert.is_issued_by(ca)) {
+                        return Err(Bad::field(
+                            "certificate",
+                            format!("{} is not issued by issuer {issuer:?}", cert.subject_text),
+                        ));
+                    }
+                    Change::Register {
+                        serial: Serial::from_content(&cert.serial),
+                        not_after: cert.not_after,
+                    }
+                }
+                Some(_) => return Err(Bad::field("certificate", "must be a string")),
+                None => Change::Register {
+                    serial: serial_field(item, "serial")?,
+                    not_after: time_field(item, "not_after")?
+                        .ok_or_else(|| Bad::field("not_after", "is required"))?,
+                },
+            };
+            changes.push(Submitted {
+                issuer: issuer.to_string(),
+                change,
+            });
+        }
+        let serials: Vec<String> = changes.iter().map(|c| c.change.serial().to_hex()).collect();
+        let outcomes = self.ledger.submit(changes).await;
+        let mut results = Vec::new();
+        let mut worst = 200;
+        for (serial, outcome) in serials.iter().zip(&outcomes) {
+            let (code, v) = outcome_json(serial, outcome, "registered");
+            worst = worst.max(code);
+            results.push(v);
+        }
+        if items.len() == 1
+            && v.is_object()
+            && !v
+                .as_object()
+                .is_some_and(|o| o.contains_key("certificates"))
+        {
+            return Ok(reply(worst, results.swap_remove(0)));
+        }
+        Ok(reply(
+            if worst == 503 { 503 } else { 200 },
+            json!({ "results": results }),
+        ))
+    }
+
+    async fn revoke(&self, issuer: &str, body: &[u8]) -> Result<ApiResponse, Bad> {
+        let v: Value = parse_json(body)?;
+        if !v.is_object() {
+            return Err(Bad("body must be a JSON object".into(), None));
+        }
+        let serial = serial_field(&v, "serial")?;
+        let reason = match v.get("reason") {
+            None | Some(Value::Null) => Reason::Unspecified,
+            Some(Value::String(s)) => Reason::from_name(s).ok_or_else(|| {
+                Bad::field(
+                    "reason",
+                    format!("{s:?} is not an RFC 5280 reason (keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, certificateHold, removeFromCRL, privilegeWithdrawn, aACompromise, unspecified)"),
+                )
+            })?,
+            Some(_) => return Err(Bad::field("reason", "must be a string")),
+        };
+        let now = crate::clock::Clock::now(self.responder.clock().as_ref());
+        let at = time_field(&v, "revoked_at")?.unwrap_or(now);
+        if at > now + FUTURE_SKEW {
+            return Err(Bad::field("revoked_at", "is in the future"));
+        }
+        let invalidity_date = time_field(&v, "invalidity_date")?;
+        let change = if reason == Reason::RemoveFromCrl {
+            Change::Release {
+                serial: serial.clone(),
+            }
+        } else {
+            Change::Revoke {
+                serial: serial.clone(),
+                at,
+                reason,
+                invalidity_date,
+            }
+        };
+        let word = if reason == Reason::RemoveFromCrl {
+            "released"
+        } else {
+            "revoked"
+        };
+        let outcomes = self
+            .ledger
+            .submit(vec![Submitted {
+                issuer: issuer.to_string(),
+                change,
+            }])
+            .await;
+        let outcome = outcomes
+            .first()
+            .cloned()
+            .unwrap_or(Outcome::Failed(crate::ledger::LedgerError::Closed));
+        let (code, body) = outcome_json(&serial.to_hex(), &outcome, word);
+        Ok(reply(code, body))
+    }
+
+    fn status(&self, issuer: &str, serial: &str) -> Result<ApiResponse, Bad> {
+        let serial = Serial::from_hex(serial).map_err(|e| Bad::field("serial", e.to_string()))?;
+        let Some(idx) = self.responder.issuer_index(issuer) else {
+            return Ok(error(
+                404,
+                format!("issuer {issuer:?} is not served here"),
+                Some("issuer"),
+            ));
+        };
+        let entry = self.responder.issuers()[idx].state.lookup(&serial);
+        let Some(e) = entry else {
+            return Ok(reply(
+                404,
+                json!({ "issuer": issuer, "serial": serial.to_hex(), "status": "unknown",
+                        "error": "serial is not known", "field": "serial" }),
+            ));
+        };
+        let mut v = json!({
+            "issuer": issuer,
+            "serial": serial.to_hex(),
+            "status": match e.status { Status::Good => "good", Status::Revoked { .. } => "revoked" },
+            "not_after": e.not_after.map(rfc3339),
+        });
+        if let Status::Revoked {
+            at,
+            reason,
+            invalidity_date,
+        } = e.status
+        {
+            v["revoked_at"] = json!(rfc3339(at));
+            v["reason"] = json!(reason.name());
+            if let Some(t) = invalidity_date {
+                v["invalidity_date"] = json!(rfc3339(t));
+            }
+        }
+        Ok(reply(200, v))
+    }
+
+    fn issuer_cert(&self, issuer: &str) -> Option<Cert> {
+        let idx = self.responder.issuer_index(issuer)?;
+        Some(self.responder.issuers()[idx].cert.clone())
+    }
+}
+
+fn outcome_json(serial: &str, outcome: &Outcome, done: &str) -> (u16, Value) {
+    match outcome {
+        Outcome::Recorded { seq } => (200, json!({ "serial": serial, "result": done, "seq": seq })),
+        Outcome::Unchanged => (200, json!({ "serial": serial, "result": "unchanged" })),
+        Outcome::Refused(ApplyError::Conflict(c)) => (
+            409,
+            json!({ "serial": serial, "error": c.to_string(), "field": "serial" }),
+        ),
+        Outcome::Refused(e @ ApplyError::UnknownIssuer(_)) => (
+            404,
+            json!({ "serial": serial, "error": e.to_string(), "field": "issuer" }),
+        ),
+        Outcome::Failed(e) => (503, json!({ "serial": serial, "error": e.to_string() })),
+    }
+}
+
+fn parse_json(body: &[u8]) -> Result<Value, Bad> {
+    serde_json::from_slice(body).map_err(|e| Bad(format!("body is not valid JSON: {e}"), None))
+}
+
+fn serial_field(v: &Value, field: &'static str) -> Result<Serial, Bad> {
+    match v.get(field) {
+        Some(Value::String(s)) => {
+            Serial::from_hex(s).map_err(|e| Bad::field(field, format!("{s:?}: {e}")))
+        }
+        Some(_) => Err(Bad::field(field, "must be a hex string")),
+        None => Err(Bad::field(field, "is required")),
+    }
+}
+
+fn time_field(v: &Value, field: &'static str) -> Result<Option<i64>, Bad> {
+    match v.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => OffsetDateTime::parse(s, &Rfc3339)
+            .map(|t| Some(t.unix_timestamp()))
+            .map_err(|_| Bad::field(field, format!("{s:?} is not an RFC 3339 time"))),
+        Some(_) => Err(Bad::field(field, "must be an RFC 3339 string")),
+    }
+}
