@@ -30,6 +30,14 @@ fn setup(budget: Option<usize>) -> Setup {
     if let Some(b) = budget {
         config.ocsp.signing_budget = b;
     }
+    // The initial state, as the daemon would record it from index.txt.
+    for issuer in &issuers {
+        let index = issuer.index.as_ref().expect("demo has an index");
+        let text = std::fs::read_to_string(index).expect("index");
+        for change in revocd::index::parse(&text).changes {
+            issuer.state.apply(&change).expect("apply");
+        }
+    }
     let clock = ManualClock::new(t0);
     let responder = Responder::new(issuers, &config.ocsp, clock.clone(), Metrics::new());
     let ca = Cert::parse(&std::fs::read(dir.path().join("ca.pem")).expect("ca")).expect("ca");
