@@ -116,12 +116,14 @@ impl AdminService {
             .await
         {
             Ok(b) => b.to_bytes(),
-            Err(_) => return json(
-                413,
-                format!(
+            Err(_) => {
+                return json(
+                    413,
+                    format!(
                     "{{\"error\": \"body larger than {MAX_ADMIN_BODY} bytes or unreadable\"}}\n"
                 ),
-            ),
+                )
+            }
         };
         let r = api.handle(&method, path, auth.as_deref(), &body).await;
         let mut resp = json(r.status, r.body);
