@@ -14,6 +14,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::clock::rfc3339;
+use crate::crl::CrlService;
 use crate::ledger::{ApplyError, Ledger, Outcome, Submitted};
 use crate::ocsp::Responder;
 use crate::pki::Cert;
@@ -59,6 +60,7 @@ pub struct AdminApi {
     token_digest: Option<Vec<u8>>,
     ledger: Ledger,
     responder: Arc<Responder>,
+    crl: Option<Arc<CrlService>>,
 }
 
 impl std::fmt::Debug for AdminApi {
@@ -70,7 +72,12 @@ impl std::fmt::Debug for AdminApi {
 }
 
 impl AdminApi {
-    pub fn new(token: Option<&str>, ledger: Ledger, responder: Arc<Responder>) -> Self {
+    pub fn new(
+        token: Option<&str>,
+        ledger: Ledger,
+        responder: Arc<Responder>,
+        crl: Option<Arc<CrlService>>,
+    ) -> Self {
         Self {
             token_digest: token.map(|t| {
                 ring::digest::digest(&ring::digest::SHA256, t.trim().as_bytes())
@@ -79,6 +86,7 @@ impl AdminApi {
             }),
             ledger,
             responder,
+            crl,
         }
     }
 
@@ -135,11 +143,17 @@ impl AdminApi {
             ("POST", ["certificates"]) => self.register(issuer, body).await,
             ("POST", ["revocations"]) => self.revoke(issuer, body).await,
             ("GET", ["certificates", serial]) => self.status(issuer, serial),
-            ("POST", ["crl", "publish"]) => Ok(error(
-                501,
-                "CRL publishing is not part of this build yet",
-                None,
-            )),
+            ("POST", ["crl", "publish"]) => Ok(match &self.crl {
+                Some(c) if c.request(issuer) => reply(
+                    202,
+                    json!({ "issuer": issuer, "result": "publish requested" }),
+                ),
+                _ => error(
+                    409,
+                    format!("CRLs are not configured for issuer {issuer:?} (no [crl] section or no CA key)"),
+                    None,
+                ),
+            }),
             (_, ["certificates"] | ["revocations"] | ["crl", "publish"] | ["certificates", _]) => {
                 Ok(error(
                     405,

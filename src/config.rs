@@ -27,6 +27,11 @@ pub mod defaults {
     pub const HEADER_READ_TIMEOUT: &str = "10s";
     /// Ledger records between snapshots.
     pub const SNAPSHOT_EVERY: u64 = 100_000;
+    pub const CRL_STORE: &str = "file://crl";
+    pub const CRL_DEBOUNCE: &str = "5m";
+    pub const CRL_MAX_DELAY: &str = "15m";
+    pub const CRL_VALIDITY: &str = "7d";
+    pub const CRL_CACHE_MAX_AGE: &str = "2m";
 }
 
 #[derive(Debug, Deserialize)]
@@ -40,6 +45,7 @@ struct RawConfig {
     admin: RawAdmin,
     #[serde(default)]
     ledger: RawLedger,
+    crl: Option<RawCrl>,
     data_dir: Option<PathBuf>,
     #[serde(default, rename = "issuer")]
     issuers: Vec<RawIssuer>,
@@ -57,6 +63,20 @@ struct RawListen {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawAdmin {
     token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawCrl {
+    store: Option<String>,
+    endpoint: Option<String>,
+    region: Option<String>,
+    path_style: Option<bool>,
+    allow_http: Option<bool>,
+    debounce: Option<String>,
+    max_delay: Option<String>,
+    validity: Option<String>,
+    cache_max_age: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -124,6 +144,8 @@ pub struct Config {
     pub admin_token_file: Option<PathBuf>,
     /// Ledger records between snapshots; bounds start-up replay.
     pub snapshot_every: u64,
+    /// CRL publishing, when a `[crl]` section is present.
+    pub crl: Option<Crl>,
     pub issuers: Vec<IssuerConfig>,
 }
 
@@ -154,10 +176,27 @@ pub struct Ocsp {
 }
 
 #[derive(Debug, Clone)]
+pub struct Crl {
+    pub store: crate::publish::StoreConfig,
+    /// Publish this long after the last change (DESIGN: CRL batching).
+    pub debounce: Duration,
+    /// ... but no later than this after the first unpublished change.
+    pub max_delay: Duration,
+    /// nextUpdate - thisUpdate; unchanged CRLs are re-issued at half of it.
+    /// BR 7.2: at most 10 days.
+    pub validity: Duration,
+    /// Cache-Control max-age of CRLs, well below the publish interval.
+    pub cache_max_age: Duration,
+}
+
+#[derive(Debug, Clone)]
 pub struct IssuerConfig {
     pub id: String,
     pub certificate: PathBuf,
     pub signer: SignerConfig,
+    /// The CA's own key, which signs CRLs (and OCSP when no delegated
+    /// responder is configured).
+    pub ca_key: Option<PathBuf>,
     pub index: Option<PathBuf>,
     pub unknown_serial: UnknownSerialPolicy,
 }
@@ -393,15 +432,16 @@ fn validate(raw: RawConfig, path: &Path, base: &Path, errors: &mut Vec<String>) 
         if issuers.iter().any(|x: &IssuerConfig| x.id == r.id) {
             errors.push(format!("{at}: id is used twice"));
         }
+        let ca_key = r.key.as_deref().map(resolve);
         let signer = match (r.key, r.responder_certificate, r.responder_key) {
             (Some(key), None, None) => SignerConfig::Issuer { key: resolve(&key) },
-            (None, Some(c), Some(k)) => SignerConfig::Delegated {
+            (_, Some(c), Some(k)) => SignerConfig::Delegated {
                 certificate: resolve(&c),
                 key: resolve(&k),
             },
             _ => {
                 errors.push(format!(
-                    "{at}: give either `key` (the issuer signs) or both `responder-certificate` and `responder-key` (a delegated responder)"
+                    "{at}: give `key` (the issuer signs), or both `responder-certificate` and `responder-key` (a delegated responder), or all three"
                 ));
                 SignerConfig::Issuer {
                     key: PathBuf::new(),
@@ -418,8 +458,66 @@ fn validate(raw: RawConfig, path: &Path, base: &Path, errors: &mut Vec<String>) 
             id: r.id,
             certificate: resolve(&r.certificate),
             signer,
+            ca_key,
             index: r.index.as_deref().map(resolve),
         });
+    }
+
+    let crl = raw.crl.map(|c| {
+        let validity = duration("crl.validity", c.validity, defaults::CRL_VALIDITY, errors);
+        if validity > Duration::from_secs(10 * 86_400) {
+            errors.push("crl.validity: at most 10d (BR 7.2.2)".to_string());
+        }
+        let cache_max_age = duration(
+            "crl.cache-max-age",
+            c.cache_max_age,
+            defaults::CRL_CACHE_MAX_AGE,
+            errors,
+        );
+        let debounce = duration("crl.debounce", c.debounce, defaults::CRL_DEBOUNCE, errors);
+        let max_delay = duration(
+            "crl.max-delay",
+            c.max_delay,
+            defaults::CRL_MAX_DELAY,
+            errors,
+        );
+        if max_delay < debounce {
+            errors.push("crl.max-delay must be at least crl.debounce".to_string());
+        }
+        let url = c.store.unwrap_or_else(|| defaults::CRL_STORE.to_string());
+        if !["s3://", "gs://", "az://", "file://"]
+            .iter()
+            .any(|p| url.starts_with(p))
+        {
+            errors.push(format!(
+                "crl.store: {url:?} must start with s3://, gs://, az:// or file://"
+            ));
+        }
+        Crl {
+            store: crate::publish::StoreConfig {
+                url,
+                path_style: c.path_style.unwrap_or(c.endpoint.is_some()),
+                endpoint: c.endpoint,
+                region: c.region,
+                allow_http: c.allow_http.unwrap_or(false),
+                cache_control: format!("public, max-age={}", cache_max_age.as_secs()),
+                base_dir: base.to_path_buf(),
+            },
+            debounce,
+            max_delay,
+            validity,
+            cache_max_age,
+        }
+    });
+    if crl.is_some() {
+        for i in &issuers {
+            if i.ca_key.is_none() {
+                errors.push(format!(
+                    "issuer {:?}: CRLs are enabled ([crl]) but the issuer has no `key` to sign them",
+                    i.id
+                ));
+            }
+        }
     }
 
     Config {
@@ -436,6 +534,7 @@ fn validate(raw: RawConfig, path: &Path, base: &Path, errors: &mut Vec<String>) 
             Some(n) => n,
             None => defaults::SNAPSHOT_EVERY,
         },
+        crl,
         issuers,
     }
 }

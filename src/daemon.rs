@@ -13,12 +13,14 @@ use tokio::sync::watch;
 use crate::admin::AdminApi;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
+use crate::crl::{CrlService, CrlTiming};
 use crate::follow;
 use crate::http::{self, admin::AdminService, public::PublicService};
 use crate::issuer;
 use crate::ledger::{self, Ledger};
 use crate::metrics::Metrics;
 use crate::ocsp::{presign, Responder};
+use crate::publish::Publisher;
 
 pub struct ServeOptions {
     pub config: PathBuf,
@@ -111,7 +113,41 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             None
         }
     };
-    let api = token.map(|t| AdminApi::new(Some(&t), ledger.clone(), Arc::clone(&responder)));
+    let crl = match &config.crl {
+        Some(c) => {
+            let publisher = Publisher::new(&c.store)?;
+            let keys = responder
+                .issuers()
+                .iter()
+                .enumerate()
+                .filter_map(|(n, i)| i.crl_key.clone().map(|k| (n, k)))
+                .collect();
+            let timing = CrlTiming {
+                debounce: secs(c.debounce),
+                max_delay: secs(c.max_delay),
+                validity: secs(c.validity),
+                cache_max_age: c.cache_max_age.as_secs(),
+            };
+            let svc = CrlService::new(
+                Arc::clone(&responder),
+                publisher,
+                keys,
+                timing,
+                metrics.clone(),
+            );
+            svc.start().await;
+            Some(svc)
+        }
+        None => None,
+    };
+    let api = token.map(|t| {
+        AdminApi::new(
+            Some(&t),
+            ledger.clone(),
+            Arc::clone(&responder),
+            crl.clone(),
+        )
+    });
 
     let public = TcpListener::bind(config.listen.public)
         .await
@@ -125,6 +161,9 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let presigner = tokio::spawn(presign::run(Arc::clone(&responder), stop_rx.clone()));
+    let crl_task = crl
+        .clone()
+        .map(|svc| tokio::spawn(svc.run(stop_rx.clone())));
     let mut followers = Vec::new();
     for issuer in responder.issuers() {
         if let Some(index) = &issuer.index {
@@ -141,6 +180,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         responder: Arc::clone(&responder),
         prefix: config.ocsp.path.clone(),
         max_request_bytes: config.ocsp.max_request_bytes,
+        crl: crl.clone(),
     });
     let timeout = config.listen.header_read_timeout;
     let public_task = tokio::spawn(http::serve(
@@ -169,6 +209,10 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     for f in followers {
         let _ = f.await;
     }
+    // Last: the CRL schedulers make one final attempt for unpublished changes.
+    if let Some(t) = crl_task {
+        let _ = t.await;
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -193,4 +237,8 @@ async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+fn secs(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }

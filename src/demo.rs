@@ -199,9 +199,16 @@ token-file = "admin.token"
 window = "60m"
 validity = "8h"
 
+# CRLs go to a local directory (an object store on disk) and are served at
+# /crl/demo.crl; see config/revocd.toml for S3.
+[crl]
+store = "file://crl"
+
 [[issuer]]
 id = "{DEMO_ISSUER}"
 certificate = "ca.pem"
+# The CA key signs CRLs; the delegated responder signs OCSP.
+key = "ca.key"
 responder-certificate = "responder.pem"
 responder-key = "responder.key"
 index = "index.txt"

@@ -16,6 +16,8 @@ pub struct Issuer {
     pub signer: ResponseSigner,
     pub state: IssuerState,
     pub unknown_serial: UnknownSerialPolicy,
+    /// The CA's own key, for CRLs (when configured).
+    pub crl_key: Option<std::sync::Arc<SigningKey>>,
     /// OpenSSL index.txt followed as a source of changes.
     pub index: Option<std::path::PathBuf>,
     /// Warnings found at load (not fatal), for the log.
@@ -119,6 +121,21 @@ fn load(ic: &IssuerConfig, now: i64) -> Result<Issuer, Vec<String>> {
             }
         }
     };
+    let crl_key = match (&ic.ca_key, &ca) {
+        (Some(path), Some(ca)) => match load_key(path, &mut errors, &at) {
+            Some(k) if k.public_key() == ca.public_key.as_slice() => Some(std::sync::Arc::new(k)),
+            Some(_) => {
+                errors.push(format!(
+                    "{at}: key {} does not match certificate {}",
+                    path.display(),
+                    ic.certificate.display()
+                ));
+                None
+            }
+            None => None,
+        },
+        _ => None,
+    };
     // The index is imported through the ledger at start; here it is only
     // read, so check-config reports its bad lines.
     if let Some(index) = &ic.index {
@@ -137,6 +154,7 @@ fn load(ic: &IssuerConfig, now: i64) -> Result<Issuer, Vec<String>> {
             state: IssuerState::new(),
             unknown_serial: ic.unknown_serial,
             index: ic.index.clone(),
+            crl_key,
             warnings,
         }),
         _ => Err(errors),

@@ -33,6 +33,17 @@ pub struct Metrics {
     pub ledger_replay_seconds: prometheus::Gauge,
     /// Serials known per issuer and status (good, revoked), set at scrape.
     pub issuer_serials: IntGaugeVec,
+    pub crl_publishes: IntCounterVec,
+    pub crl_publish_seconds: Histogram,
+    pub crl_last_success: IntGaugeVec,
+    pub crl_entries: IntGaugeVec,
+    pub crl_bytes: IntGaugeVec,
+    pub crl_number: IntGaugeVec,
+    pub crl_change_to_publish_seconds: Histogram,
+    pub crl_conflicts: IntCounterVec,
+    pub crl_foreign_writes: IntCounterVec,
+    pub crl_skipped: IntCounterVec,
+    pub crl_store_conditional: IntGauge,
 }
 
 impl Metrics {
@@ -165,6 +176,64 @@ impl Metrics {
                 &["issuer", "status"],
             )
             .expect("static metric"),
+            crl_publishes: IntCounterVec::new(
+                Opts::new("revocd_crl_publishes_total", "CRL publish attempts by issuer and result (ok, error)"),
+                &["issuer", "result"],
+            )
+            .expect("static metric"),
+            crl_publish_seconds: Histogram::with_opts(
+                HistogramOpts::new("revocd_crl_publish_duration_seconds", "Time to build, check and upload one CRL")
+                    .buckets(prometheus::exponential_buckets(0.001, 4.0, 10).unwrap_or_default()),
+            )
+            .expect("static metric"),
+            crl_last_success: IntGaugeVec::new(
+                Opts::new("revocd_crl_last_success_timestamp_seconds", "Unix time of the last successful CRL publish"),
+                &["issuer"],
+            )
+            .expect("static metric"),
+            crl_entries: IntGaugeVec::new(
+                Opts::new("revocd_crl_entries", "Entries on the live CRL"),
+                &["issuer"],
+            )
+            .expect("static metric"),
+            crl_bytes: IntGaugeVec::new(
+                Opts::new("revocd_crl_size_bytes", "Size of the live CRL"),
+                &["issuer"],
+            )
+            .expect("static metric"),
+            crl_number: IntGaugeVec::new(
+                Opts::new("revocd_crl_number", "CRL number of the live CRL"),
+                &["issuer"],
+            )
+            .expect("static metric"),
+            crl_change_to_publish_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "revocd_crl_change_to_publish_seconds",
+                    "Time from the first unpublished change to the CRL that carries it",
+                )
+                .buckets(vec![1.0, 10.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0]),
+            )
+            .expect("static metric"),
+            crl_conflicts: IntCounterVec::new(
+                Opts::new("revocd_crl_write_conflicts_total", "Conditional CRL writes that lost a race (412)"),
+                &["issuer"],
+            )
+            .expect("static metric"),
+            crl_foreign_writes: IntCounterVec::new(
+                Opts::new("revocd_crl_foreign_writes_total", "Times the live CRL's ETag showed another writer"),
+                &["issuer"],
+            )
+            .expect("static metric"),
+            crl_skipped: IntCounterVec::new(
+                Opts::new("revocd_crl_uploads_skipped_total", "Uploads skipped because the live CRL was current"),
+                &["issuer"],
+            )
+            .expect("static metric"),
+            crl_store_conditional: IntGauge::new(
+                "revocd_crl_store_conditional_writes",
+                "1 if the start-up probe found the store honours conditional writes",
+            )
+            .expect("static metric"),
             registry,
         };
         let build = IntGaugeVec::new(
@@ -192,6 +261,17 @@ impl Metrics {
             Box::new(m.ledger_last_sequence.clone()),
             Box::new(m.ledger_replay_seconds.clone()),
             Box::new(m.issuer_serials.clone()),
+            Box::new(m.crl_publishes.clone()),
+            Box::new(m.crl_publish_seconds.clone()),
+            Box::new(m.crl_last_success.clone()),
+            Box::new(m.crl_entries.clone()),
+            Box::new(m.crl_bytes.clone()),
+            Box::new(m.crl_number.clone()),
+            Box::new(m.crl_change_to_publish_seconds.clone()),
+            Box::new(m.crl_conflicts.clone()),
+            Box::new(m.crl_foreign_writes.clone()),
+            Box::new(m.crl_skipped.clone()),
+            Box::new(m.crl_store_conditional.clone()),
             Box::new(build),
         ] {
             m.registry.register(c).expect("unique metric names");

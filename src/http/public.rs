@@ -24,6 +24,8 @@ pub struct PublicService {
     /// GET path prefix, "/" or e.g. "/ocsp".
     pub prefix: String,
     pub max_request_bytes: usize,
+    /// Serves `/crl/<issuer>.crl` when CRLs are configured.
+    pub crl: Option<Arc<crate::crl::CrlService>>,
 }
 
 /// How a request failed before reaching the responder.
@@ -34,6 +36,9 @@ enum Refused {
 
 impl PublicService {
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        if let Some(name) = req.uri().path().strip_prefix("/crl/") {
+            return self.crl(&req, name);
+        }
         let method = req.method().clone();
         let head = method == Method::HEAD;
         let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();
@@ -73,9 +78,6 @@ impl PublicService {
         match *req.method() {
             Method::GET | Method::HEAD => {
                 let path = req.uri().path();
-                if path.starts_with("/crl/") {
-                    return Err(Refused::NotFound);
-                }
                 let rest = if self.prefix == "/" {
                     path
                 } else {
@@ -187,6 +189,52 @@ pub fn to_http(
         signed.der.clone()
     };
     b.body(Full::new(body)).unwrap_or_default()
+}
+
+impl PublicService {
+    /// `GET|HEAD /crl/<issuer>.crl`: the live CRL, DER, with ETag and 304
+    /// (CONFORMANCE 28), so revocd can be a CDN origin itself.
+    fn crl(&self, req: &Request<Incoming>, name: &str) -> Response<Body> {
+        let head = req.method() == Method::HEAD;
+        if req.method() != Method::GET && !head {
+            let mut r = not_found();
+            *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return r;
+        }
+        let live = name
+            .strip_suffix(".crl")
+            .and_then(|id| self.crl.as_ref()?.live(id));
+        let (Some(live), Some(svc)) = (live, &self.crl) else {
+            return not_found();
+        };
+        let now = self.responder.clock().now();
+        let mut b = Response::builder()
+            .header(header::CONTENT_TYPE, crate::crl::CONTENT_TYPE)
+            .header(
+                header::CACHE_CONTROL,
+                format!("public, max-age={}", svc.cache_max_age()),
+            )
+            .header(header::ETAG, live.etag.as_str())
+            .header(header::LAST_MODIFIED, http_date(live.this_update))
+            .header(header::DATE, http_date(now));
+        let matches = req
+            .headers()
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(',')
+                    .any(|t| t.trim() == live.etag || t.trim() == "*")
+            });
+        if matches {
+            b = b.status(StatusCode::NOT_MODIFIED);
+            return b.body(Full::new(Bytes::new())).unwrap_or_default();
+        }
+        b = b.header(header::CONTENT_LENGTH, live.der.len());
+        let body = if head { Bytes::new() } else { live.der };
+        b.body(Full::new(body)).unwrap_or_default()
+    }
 }
 
 /// A 5-byte OCSP error with a non-cacheable HTTP response.

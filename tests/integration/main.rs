@@ -3,6 +3,7 @@
 //! installs what is missing; a missing tool fails the test, never skips it.
 
 mod cli;
+mod crl;
 mod http_get;
 mod issuers;
 mod ledger;

@@ -88,10 +88,21 @@ impl Daemon {
     /// Starts `revocd serve --config CONFIG` on OS-chosen ports and waits
     /// until /readyz says ready.
     pub fn start(config: &Path) -> Daemon {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--config"])
+        Self::start_with(config, &[], true)
+    }
+
+    /// Like `start`, with environment variables, and keeping the config's
+    /// public address when `any_public_port` is false.
+    pub fn start_with(config: &Path, env: &[(&str, &str)], any_public_port: bool) -> Daemon {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--config"])
             .arg(config)
-            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(["--admin-listen", "127.0.0.1:0"])
+            .envs(env.iter().copied());
+        if any_public_port {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -266,4 +277,149 @@ pub fn ocsp_status(
 
 pub fn load_cert(path: &Path) -> revocd::pki::Cert {
     revocd::pki::Cert::parse(&std::fs::read(path).expect("read cert")).expect("parse cert")
+}
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Waits until something accepts connections on `port`.
+pub fn wait_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not start on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A child process killed on drop.
+pub struct Server {
+    pub child: Option<Child>,
+    pub port: u16,
+}
+
+impl Server {
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `moto_server` (PyPI `moto[server]`, from the test venv) on a free port.
+pub fn moto(port: Option<u16>) -> Server {
+    let python = python();
+    let bin = python.parent().expect("venv bin").join("moto_server");
+    assert!(
+        bin.is_file(),
+        "moto_server not found at {}; run ./scripts/test, which installs moto[server]",
+        bin.display()
+    );
+    let port = port.unwrap_or_else(free_port);
+    let child = Command::new(bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn moto_server");
+    wait_port(port, "moto_server");
+    Server {
+        child: Some(child),
+        port,
+    }
+}
+
+/// Creates a bucket on an S3 endpoint that accepts unsigned requests (moto).
+pub fn create_bucket(port: u16, bucket: &str) {
+    let out = run(Command::new(require("curl"))
+        .args(["-s", "-f", "-X", "PUT"])
+        .arg(format!("http://127.0.0.1:{port}/{bucket}")));
+    assert!(out.status.success(), "create bucket: {}", text(&out));
+}
+
+/// The `[crl]` section pointing at an S3 endpoint, replacing the demo's.
+pub fn use_s3(config: &Path, port: u16, bucket_prefix: &str, extra: &str) {
+    let text = std::fs::read_to_string(config).expect("config");
+    let text = text.replace(
+        "[crl]\nstore = \"file://crl\"\n",
+        &format!(
+            "[crl]\nstore = \"s3://{bucket_prefix}\"\nendpoint = \"http://127.0.0.1:{port}\"\nregion = \"us-east-1\"\nallow-http = true\n{extra}"
+        ),
+    );
+    std::fs::write(config, text).expect("write config");
+}
+
+pub const MOTO_ENV: [(&str, &str); 2] = [
+    ("AWS_ACCESS_KEY_ID", "testing"),
+    ("AWS_SECRET_ACCESS_KEY", "testing"),
+];
+
+/// Polls `f` every 100 ms until it returns Some, or panics after `secs`.
+pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs}s waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// GET over HTTP/1.0: (status, headers, body).
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String, Vec<u8>)> {
+    raw_http(
+        addr,
+        format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes(),
+    )
+}
+
+/// A signed (SigV4) GET of `path` on an S3 endpoint via curl:
+/// (status, headers lowercased, body).
+pub fn s3_get(
+    port: u16,
+    path: &str,
+    region: &str,
+    key: &str,
+    secret: &str,
+) -> Option<(u16, String, Vec<u8>)> {
+    let dir = tempfile::tempdir().ok()?;
+    let body = dir.path().join("body");
+    let out = Command::new(require("curl"))
+        .args(["-s", "--max-time", "5", "-D", "-", "-o"])
+        .arg(&body)
+        .args([
+            "--aws-sigv4",
+            &format!("aws:amz:{region}:s3"),
+            "--user",
+            &format!("{key}:{secret}"),
+        ])
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .ok()?;
+    let head = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, head, std::fs::read(&body).unwrap_or_default()))
+}
+
+/// `s3_get` against moto with the test credentials.
+pub fn moto_get(port: u16, path: &str) -> Option<(u16, String, Vec<u8>)> {
+    s3_get(port, path, "us-east-1", "testing", "testing")
 }

@@ -1,0 +1,294 @@
+//! Object storage for CRLs, through object_store: S3-compatible (`s3://`),
+//! GCS (`gs://`), Azure (`az://`) and a local directory (`file://`). Only this
+//! module knows object_store.
+//!
+//! Every PUT carries Content-Type and Cache-Control where the store keeps
+//! them (a PUT replaces metadata, CONFORMANCE 29). Writes are conditional
+//! (`If-None-Match: *` to create, `If-Match: "<etag>"` to replace) when the
+//! start-up probe shows the store honours them; otherwise revocd is the single
+//! writer and says so.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
+use object_store::path::Path as StorePath;
+use object_store::{
+    Attribute, Attributes, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    UpdateVersion,
+};
+
+/// Where and how to store, from the configuration.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix`,
+    /// or `file://<dir>` (relative to the config file).
+    pub url: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub path_style: bool,
+    pub allow_http: bool,
+    /// `Cache-Control` sent with every PUT.
+    pub cache_control: String,
+    /// Base directory for relative `file://` URLs.
+    pub base_dir: std::path::PathBuf,
+}
+
+/// Whether the store orders concurrent writers for us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Conditional writes are honoured: several writers are safe.
+    Conditional,
+    /// The store ignores or lacks conditional writes: one writer only.
+    SingleWriter,
+    /// Not probed yet (the store was unreachable): behave as a single writer.
+    Unknown,
+}
+
+impl WriteMode {
+    pub fn label(self) -> &'static str {
+        match self {
+            WriteMode::Conditional => "conditional",
+            WriteMode::SingleWriter => "single_writer",
+            WriteMode::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PublishError {
+    #[error("invalid store URL {url:?}: {why}")]
+    Url { url: String, why: String },
+    #[error("someone else wrote the object (precondition failed)")]
+    Conflict,
+    #[error("object store: {0}")]
+    Store(String),
+}
+
+/// What the caller expects at the key before writing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    Absent,
+    ETag(String),
+}
+
+pub struct Publisher {
+    store: Arc<dyn ObjectStore>,
+    prefix: StorePath,
+    /// The store keeps Content-Type / Cache-Control (not the local directory).
+    attributes: bool,
+    cache_control: String,
+    mode: WriteMode,
+    describe: String,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("store", &self.describe)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+fn store_err(e: object_store::Error) -> PublishError {
+    match e {
+        object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. } => {
+            PublishError::Conflict
+        }
+        other => PublishError::Store(other.to_string()),
+    }
+}
+
+impl Publisher {
+    pub fn new(c: &StoreConfig) -> Result<Self, PublishError> {
+        let bad = |why: &str| PublishError::Url {
+            url: c.url.clone(),
+            why: why.to_string(),
+        };
+        let (scheme, rest) = c
+            .url
+            .split_once("://")
+            .ok_or_else(|| bad("expected scheme://"))?;
+        let (store, prefix, attributes): (Arc<dyn ObjectStore>, String, bool) = match scheme {
+            "file" => {
+                let dir = std::path::Path::new(rest);
+                let dir = if dir.is_absolute() {
+                    dir.to_path_buf()
+                } else {
+                    c.base_dir.join(dir)
+                };
+                std::fs::create_dir_all(&dir).map_err(|e| bad(&e.to_string()))?;
+                let fs = object_store::local::LocalFileSystem::new_with_prefix(&dir)
+                    .map_err(|e| bad(&e.to_string()))?;
+                (Arc::new(fs), String::new(), false)
+            }
+            "s3" | "gs" | "az" => {
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                if bucket.is_empty() {
+                    return Err(bad("no bucket"));
+                }
+                let store: Arc<dyn ObjectStore> = match scheme {
+                    "s3" => {
+                        let mut b = AmazonS3Builder::from_env()
+                            .with_bucket_name(bucket)
+                            .with_allow_http(c.allow_http)
+                            .with_virtual_hosted_style_request(!c.path_style)
+                            .with_conditional_put(S3ConditionalPut::ETagMatch);
+                        if let Some(e) = &c.endpoint {
+                            b = b.with_endpoint(e);
+                        }
+                        if let Some(r) = &c.region {
+                            b = b.with_region(r);
+                        }
+                        Arc::new(b.build().map_err(|e| bad(&e.to_string()))?)
+                    }
+                    "gs" => Arc::new(
+                        object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                            .with_bucket_name(bucket)
+                            .build()
+                            .map_err(|e| bad(&e.to_string()))?,
+                    ),
+                    _ => Arc::new(
+                        object_store::azure::MicrosoftAzureBuilder::from_env()
+                            .with_container_name(bucket)
+                            .build()
+                            .map_err(|e| bad(&e.to_string()))?,
+                    ),
+                };
+                (store, prefix.trim_matches('/').to_string(), true)
+            }
+            _ => return Err(bad("scheme must be s3, gs, az or file")),
+        };
+        Ok(Self {
+            store,
+            prefix: StorePath::from(prefix),
+            attributes,
+            cache_control: c.cache_control.clone(),
+            mode: WriteMode::Unknown,
+            describe: c.url.clone(),
+        })
+    }
+
+    pub fn mode(&self) -> WriteMode {
+        self.mode
+    }
+
+    pub fn describe(&self) -> &str {
+        &self.describe
+    }
+
+    /// The full key of an object named `name` under the prefix.
+    pub fn key(&self, name: &str) -> StorePath {
+        self.prefix.clone().join(name)
+    }
+
+    /// Finds out whether the store honours conditional writes: a second
+    /// create of the same key must fail, and so must a replace with a wrong
+    /// ETag. Sets and returns the mode; leaves no probe object behind.
+    pub async fn probe(&mut self) -> Result<WriteMode, PublishError> {
+        let mut nonce = [0u8; 8];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
+            .map_err(|_| PublishError::Store("no randomness".into()))?;
+        let key = self.key(&format!(".revocd-probe-{}", hex::encode(nonce)));
+        let body = || PutPayload::from_static(b"revocd conditional-write probe");
+        let create = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        self.store
+            .put_opts(&key, body(), create.clone())
+            .await
+            .map_err(store_err)?;
+        let second = self.store.put_opts(&key, body(), create).await;
+        let wrong_etag = self
+            .store
+            .put_opts(
+                &key,
+                body(),
+                PutOptions {
+                    mode: PutMode::Update(UpdateVersion {
+                        e_tag: Some("\"revocd-probe-no-such-etag\"".into()),
+                        version: None,
+                    }),
+                    ..Default::default()
+                },
+            )
+            .await;
+        let _ = self.store.delete(&key).await;
+        let honours = |r: &object_store::Result<object_store::PutResult>| {
+            matches!(
+                r,
+                Err(object_store::Error::AlreadyExists { .. })
+                    | Err(object_store::Error::Precondition { .. })
+            )
+        };
+        self.mode = if honours(&second) && honours(&wrong_etag) {
+            WriteMode::Conditional
+        } else {
+            WriteMode::SingleWriter
+        };
+        Ok(self.mode)
+    }
+
+    /// The object and its store ETag, or `None` when absent.
+    pub async fn read(
+        &self,
+        key: &StorePath,
+    ) -> Result<Option<(Bytes, Option<String>)>, PublishError> {
+        match self.store.get(key).await {
+            Ok(r) => {
+                let etag = r.meta.e_tag.clone();
+                let bytes = r.bytes().await.map_err(store_err)?;
+                Ok(Some((bytes, etag)))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    /// The live object's ETag, or `None` when absent.
+    pub async fn etag(&self, key: &StorePath) -> Result<Option<String>, PublishError> {
+        match self.store.head(key).await {
+            Ok(meta) => Ok(Some(meta.e_tag.unwrap_or_default())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    /// Writes `bytes` at `key`. In conditional mode the write only happens if
+    /// the key is as `expect` says (else [`PublishError::Conflict`]). Returns
+    /// the new ETag.
+    pub async fn write(
+        &self,
+        key: &StorePath,
+        bytes: Bytes,
+        content_type: &str,
+        expect: &Expect,
+    ) -> Result<Option<String>, PublishError> {
+        let mode = match (self.mode, expect) {
+            (WriteMode::Conditional, Expect::Absent) => PutMode::Create,
+            (WriteMode::Conditional, Expect::ETag(e)) => PutMode::Update(UpdateVersion {
+                e_tag: Some(e.clone()),
+                version: None,
+            }),
+            _ => PutMode::Overwrite,
+        };
+        let mut attributes = Attributes::new();
+        if self.attributes {
+            attributes.insert(Attribute::ContentType, content_type.to_string().into());
+            attributes.insert(Attribute::CacheControl, self.cache_control.clone().into());
+        }
+        let opts = PutOptions {
+            mode,
+            attributes,
+            ..Default::default()
+        };
+        let r = self
+            .store
+            .put_opts(key, PutPayload::from(bytes), opts)
+            .await
+            .map_err(store_err)?;
+        Ok(r.e_tag)
+    }
+}

@@ -1,0 +1,403 @@
+//! CRLs against real clients and real S3-compatible servers: openssl,
+//! python `cryptography`, moto_server (honours conditional writes) and
+//! Garage (ignores them).
+
+use std::path::Path;
+use std::process::Command;
+
+use revocd::state::Serial;
+
+use crate::support::*;
+
+fn openssl(dir: &Path, args: &[&str]) -> String {
+    let out = run(Command::new(require("openssl")).current_dir(dir).args(args));
+    text(&out)
+}
+
+/// Fetches the live CRL from revocd into DIR/crl.der.
+fn fetch_crl(d: &Daemon, dir: &Path) -> (String, Vec<u8>) {
+    let (status, head, body) = eventually(20, "a CRL at /crl/demo.crl", || {
+        http_get(d.public, "/crl/demo.crl").filter(|r| r.0 == 200)
+    });
+    assert_eq!(status, 200);
+    std::fs::write(dir.join("crl.der"), &body).expect("write");
+    (head.to_lowercase(), body)
+}
+
+fn crl_number(der: &[u8], ca: &revocd::pki::Cert) -> u64 {
+    revocd::crl::build::check(der, ca)
+        .expect("a valid CRL")
+        .number
+}
+
+fn python_check(dir: &Path, n: usize, expects: &[String]) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/check_crl.py");
+    let out = run(Command::new(python())
+        .arg(script)
+        .arg(dir.join("crl.der"))
+        .arg(dir.join("ca.pem"))
+        .arg(n.to_string())
+        .args(expects));
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    t
+}
+
+#[test]
+fn demo_crl_verifies_with_openssl_and_python() {
+    let dir = demo_pki();
+    let p = dir.path();
+    let d = Daemon::start(&p.join("revocd.toml"));
+    let (head, body) = fetch_crl(&d, p);
+    assert!(
+        head.contains("content-type: application/pkix-crl"),
+        "{head}"
+    );
+    assert!(
+        head.contains("cache-control: public, max-age=120"),
+        "{head}"
+    );
+    let out = openssl(
+        p,
+        &[
+            "crl", "-inform", "DER", "-in", "crl.der", "-CAfile", "ca.pem", "-noout",
+        ],
+    );
+    assert!(out.contains("verify OK"), "{out}");
+    openssl(
+        p,
+        &["crl", "-inform", "DER", "-in", "crl.der", "-out", "crl.pem"],
+    );
+    let out = openssl(
+        p,
+        &[
+            "verify",
+            "-crl_check",
+            "-CAfile",
+            "ca.pem",
+            "-CRLfile",
+            "crl.pem",
+            "leaf-revoked.pem",
+        ],
+    );
+    assert!(out.contains("certificate revoked"), "{out}");
+    let out = openssl(
+        p,
+        &[
+            "verify",
+            "-crl_check",
+            "-CAfile",
+            "ca.pem",
+            "-CRLfile",
+            "crl.pem",
+            "leaf-good.pem",
+        ],
+    );
+    assert!(out.contains("leaf-good.pem: OK"), "{out}");
+    let revoked = serial_of(&p.join("leaf-revoked.pem"));
+    let t = python_check(p, 1, &[format!("{revoked}=keyCompromise")]);
+    assert!(t.contains("OK signature verifies"), "{t}");
+    // Conditional GET.
+    let etag = head
+        .lines()
+        .find_map(|l| l.strip_prefix("etag: "))
+        .expect("etag")
+        .trim()
+        .to_string();
+    let req = format!("GET /crl/demo.crl HTTP/1.0\r\nIf-None-Match: {etag}\r\n\r\n");
+    let (status, _, empty) = raw_http(d.public, req.as_bytes()).expect("304");
+    assert_eq!((status, empty.len()), (304, 0));
+    assert!(!body.is_empty());
+    let (status, _, _) = http_get(d.public, "/crl/nope.crl").expect("404");
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn an_empty_crl_has_no_revoked_certificates() {
+    let dir = demo_pki();
+    let p = dir.path();
+    let index = std::fs::read_to_string(p.join("index.txt")).expect("index");
+    let good: String = index
+        .lines()
+        .filter(|l| l.starts_with('V'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(p.join("index.txt"), good).expect("write");
+    let d = Daemon::start(&p.join("revocd.toml"));
+    let (_, body) = fetch_crl(&d, p);
+    let out = openssl(
+        p,
+        &["crl", "-inform", "DER", "-in", "crl.der", "-noout", "-text"],
+    );
+    assert!(out.contains("No Revoked Certificates."), "{out}");
+    python_check(p, 0, &[]);
+    // The TBSCertList has exactly version, signature, issuer, thisUpdate,
+    // nextUpdate, extensions: no empty revokedCertificates SEQUENCE.
+    let (crl, _) = revocd::asn1::read_tlv(&body).expect("crl");
+    let parts = revocd::asn1::children(crl.content).expect("parts");
+    let tbs = revocd::asn1::children(parts[0].content).expect("tbs");
+    assert_eq!(tbs.len(), 6);
+}
+
+#[test]
+fn openssl_crl_download_through_the_cdp_url() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = dir.path();
+    let port = free_port();
+    let out = run(Command::new(BIN)
+        .args(["init", "--dir"])
+        .arg(p)
+        .args(["--listen", &format!("127.0.0.1:{port}")]));
+    assert!(out.status.success(), "{}", text(&out));
+    let d = Daemon::start_with(&p.join("revocd.toml"), &[], false);
+    fetch_crl(&d, p);
+    let out = openssl(
+        p,
+        &[
+            "verify",
+            "-crl_check",
+            "-crl_download",
+            "-CAfile",
+            "ca.pem",
+            "leaf-revoked.pem",
+        ],
+    );
+    assert!(out.contains("certificate revoked"), "{out}");
+    let out = openssl(
+        p,
+        &[
+            "verify",
+            "-crl_check",
+            "-crl_download",
+            "-CAfile",
+            "ca.pem",
+            "leaf-good.pem",
+        ],
+    );
+    assert!(out.contains("leaf-good.pem: OK"), "{out}");
+}
+
+fn fast_crl(config: &Path) {
+    let text = std::fs::read_to_string(config).expect("config");
+    let text = text.replace("[crl]\n", "[crl]\ndebounce = \"1s\"\nmax-delay = \"2s\"\n");
+    std::fs::write(config, text).expect("write");
+}
+
+#[test]
+fn a_revocation_reaches_the_crl_after_the_debounce() {
+    let dir = demo_pki();
+    let p = dir.path();
+    fast_crl(&p.join("revocd.toml"));
+    let d = Daemon::start(&p.join("revocd.toml"));
+    let ca = load_cert(&p.join("ca.pem"));
+    let (_, first) = fetch_crl(&d, p);
+    let n0 = crl_number(&first, &ca);
+    let good = serial_of(&p.join("leaf-good.pem"));
+    let (s, v) = admin_call(
+        d.admin,
+        "POST",
+        "/v1/issuers/demo/revocations",
+        Some(&token(p)),
+        &format!(r#"{{"serial": "{good}", "reason": "superseded"}}"#),
+    )
+    .expect("revoke");
+    assert_eq!(s, 200, "{v}");
+    let body = eventually(30, "the revocation on a CRL", || {
+        let (_, _, b) = http_get(d.public, "/crl/demo.crl")?;
+        revocd::crl::build::check(&b, &ca)
+            .ok()
+            .filter(|f| f.n_entries == 2)
+            .map(|_| b)
+    });
+    assert!(crl_number(&body, &ca) > n0);
+    std::fs::write(p.join("crl.der"), &body).expect("write");
+    let revoked = serial_of(&p.join("leaf-revoked.pem"));
+    python_check(
+        p,
+        2,
+        &[
+            format!("{good}=superseded"),
+            format!("{revoked}=keyCompromise"),
+        ],
+    );
+    let (_, _, m) = d.http_admin("GET", "/metrics").expect("metrics");
+    let m = String::from_utf8_lossy(&m);
+    assert!(
+        m.contains("revocd_crl_publishes_total{issuer=\"demo\",result=\"ok\"} 2"),
+        "{m}"
+    );
+    assert!(m.contains("revocd_crl_entries{issuer=\"demo\"} 2"), "{m}");
+    // The initial CRL and this one each carried changes.
+    assert!(
+        m.contains("revocd_crl_change_to_publish_seconds_count 2"),
+        "{m}"
+    );
+}
+
+#[test]
+fn moto_gets_conditional_writes_with_content_type_and_cache_control() {
+    let moto = moto(None);
+    create_bucket(moto.port, "pki");
+    let dir = demo_pki();
+    let p = dir.path();
+    use_s3(&p.join("revocd.toml"), moto.port, "pki/crls", "");
+    let d = Daemon::start_with(&p.join("revocd.toml"), &MOTO_ENV, true);
+    let (_, head, body) = eventually(20, "the CRL in moto", || {
+        moto_get(moto.port, "/pki/crls/demo.crl").filter(|r| r.0 == 200)
+    });
+    let head = head.to_lowercase();
+    assert!(
+        head.contains("content-type: application/pkix-crl"),
+        "{head}"
+    );
+    assert!(
+        head.contains("cache-control: public, max-age=120"),
+        "{head}"
+    );
+    let ca = load_cert(&p.join("ca.pem"));
+    assert!(crl_number(&body, &ca) > 0);
+    let (_, _, m) = d.http_admin("GET", "/metrics").expect("metrics");
+    assert!(String::from_utf8_lossy(&m).contains("revocd_crl_store_conditional_writes 1"));
+    assert!(d.logs().contains("store honours conditional writes"));
+}
+
+#[test]
+fn two_publishers_racing_on_one_bucket_never_lower_the_crl_number() {
+    let moto = moto(None);
+    create_bucket(moto.port, "pki");
+    let a = demo_pki();
+    let b = tempfile::tempdir().expect("tmp");
+    // The same CA in both, each with its own ledger.
+    let out = run(Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", a.path().display()))
+        .arg(b.path()));
+    assert!(out.status.success());
+    for dir in [a.path(), b.path()] {
+        use_s3(
+            &dir.join("revocd.toml"),
+            moto.port,
+            "pki/crls",
+            "debounce = \"1s\"\nmax-delay = \"1s\"\n",
+        );
+    }
+    let da = Daemon::start_with(&a.path().join("revocd.toml"), &MOTO_ENV, true);
+    let db = Daemon::start_with(&b.path().join("revocd.toml"), &MOTO_ENV, true);
+    let ca = load_cert(&a.path().join("ca.pem"));
+    let port = moto.port;
+    let tok = token(a.path());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (stop, ca) = (stop.clone(), ca.clone());
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                if let Some((200, _, body)) = moto_get(port, "/pki/crls/demo.crl") {
+                    if let Ok(f) = revocd::crl::build::check(&body, &ca) {
+                        seen.push(f.number);
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            seen
+        })
+    };
+    for round in 0..20u32 {
+        for (d, who) in [(&da, 0xA0u32), (&db, 0xB0)] {
+            let serial = format!("{:X}", (who << 16) | round);
+            let body = format!(r#"{{"serial": "{serial}", "reason": "superseded"}}"#);
+            let (s, _) = admin_call(
+                d.admin,
+                "POST",
+                "/v1/issuers/demo/revocations",
+                Some(&tok),
+                &body,
+            )
+            .expect("revoke");
+            assert_eq!(s, 200);
+            let (s, _) = admin_call(
+                d.admin,
+                "POST",
+                "/v1/issuers/demo/crl/publish",
+                Some(&tok),
+                "",
+            )
+            .expect("publish");
+            assert_eq!(s, 202);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(150));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = watcher.join().expect("watcher");
+    assert!(seen.len() > 10, "watched too little: {seen:?}");
+    for w in seen.windows(2) {
+        assert!(
+            w[1] >= w[0],
+            "the live CRL number went down: {} -> {}",
+            w[0],
+            w[1]
+        );
+    }
+    let distinct: std::collections::BTreeSet<_> = seen.iter().collect();
+    eprintln!(
+        "{} observations, {} distinct live CRL numbers",
+        seen.len(),
+        distinct.len()
+    );
+    assert!(distinct.len() > 2, "{distinct:?}");
+}
+
+#[test]
+fn store_outage_publishing_retries_and_ocsp_keeps_serving() {
+    let mut moto = moto(None);
+    let port = moto.port;
+    create_bucket(port, "pki");
+    let dir = demo_pki();
+    let p = dir.path();
+    use_s3(
+        &p.join("revocd.toml"),
+        port,
+        "pki/crls",
+        "debounce = \"1s\"\nmax-delay = \"1s\"\n",
+    );
+    let d = Daemon::start_with(&p.join("revocd.toml"), &MOTO_ENV, true);
+    eventually(20, "the first CRL in moto", || {
+        moto_get(port, "/pki/crls/demo.crl").filter(|r| r.0 == 200)
+    });
+    moto.stop();
+    let good = serial_of(&p.join("leaf-good.pem"));
+    let (s, _) = admin_call(
+        d.admin,
+        "POST",
+        "/v1/issuers/demo/revocations",
+        Some(&token(p)),
+        &format!(r#"{{"serial": "{good}", "reason": "keyCompromise"}}"#),
+    )
+    .expect("revoke");
+    assert_eq!(s, 200, "revocations are accepted while the store is down");
+    let ca = load_cert(&p.join("ca.pem"));
+    let v = ocsp_status(&d, &ca, &Serial::from_hex(&good).expect("hex"));
+    assert_eq!(v.status, "revoked", "OCSP serves while the store is down");
+    eventually(30, "a failed publish", || {
+        let (_, _, m) = d.http_admin("GET", "/metrics")?;
+        String::from_utf8_lossy(&m)
+            .contains("revocd_crl_publishes_total{issuer=\"demo\",result=\"error\"}")
+            .then_some(())
+    });
+    // The store comes back (empty: moto keeps nothing across restarts).
+    let _moto = crate::support::moto(Some(port));
+    create_bucket(port, "pki");
+    let body = eventually(60, "the CRL with the revocation in the store", || {
+        let (_, _, b) = moto_get(port, "/pki/crls/demo.crl").filter(|r| r.0 == 200)?;
+        revocd::crl::build::check(&b, &ca)
+            .ok()
+            .filter(|f| f.n_entries == 2)
+            .map(|_| b)
+    });
+    assert!(!body.is_empty());
+    assert_eq!(
+        ocsp_status(&d, &ca, &Serial::from_hex(&good).expect("hex")).status,
+        "revoked"
+    );
+}
