@@ -401,3 +401,43 @@ fn store_outage_publishing_retries_and_ocsp_keeps_serving() {
         "revoked"
     );
 }
+
+#[test]
+fn garage_ignores_conditional_writes_so_revocd_runs_as_single_writer() {
+    let g = garage();
+    let dir = demo_pki();
+    let p = dir.path();
+    let config = p.join("revocd.toml");
+    use_s3(&config, g.server.port, "pki/crls", "");
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        text.replace("region = \"us-east-1\"", "region = \"garage\""),
+    )
+    .expect("write");
+    let env = [
+        ("AWS_ACCESS_KEY_ID", g.key.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", g.secret.as_str()),
+    ];
+    let d = Daemon::start_with(&config, &env, true);
+    let (_, head, body) = eventually(30, "the CRL in Garage", || {
+        s3_get(
+            g.server.port,
+            "/pki/crls/demo.crl",
+            "garage",
+            &g.key,
+            &g.secret,
+        )
+        .filter(|r| r.0 == 200)
+    });
+    assert!(
+        head.contains("content-type: application/pkix-crl"),
+        "{head}"
+    );
+    let ca = load_cert(&p.join("ca.pem"));
+    assert!(crl_number(&body, &ca) > 0);
+    let logs = d.logs();
+    assert!(logs.contains("store ignores conditional writes"), "{logs}");
+    let (_, _, m) = d.http_admin("GET", "/metrics").expect("metrics");
+    assert!(String::from_utf8_lossy(&m).contains("revocd_crl_store_conditional_writes 0"));
+}

@@ -411,6 +411,7 @@ pub fn s3_get(
             "--user",
             &format!("{key}:{secret}"),
         ])
+        .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
         .arg(format!("http://127.0.0.1:{port}{path}"))
         .output()
         .ok()?;
@@ -422,4 +423,96 @@ pub fn s3_get(
 /// `s3_get` against moto with the test credentials.
 pub fn moto_get(port: u16, path: &str) -> Option<(u16, String, Vec<u8>)> {
     s3_get(port, path, "us-east-1", "testing", "testing")
+}
+
+/// A single-node Garage (crates.io `garage`) with bucket `pki` and a key.
+pub struct Garage {
+    pub server: Server,
+    pub key: String,
+    pub secret: String,
+    _dir: tempfile::TempDir,
+}
+
+pub fn garage() -> Garage {
+    let bin = require("garage");
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = dir.path();
+    let (s3, rpc) = (free_port(), free_port());
+    let mut secret = [0u8; 32];
+    for (i, b) in secret.iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(37) ^ (s3 as u8);
+    }
+    let config = p.join("garage.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "metadata_dir = \"{m}\"\ndata_dir = \"{d}\"\ndb_engine = \"lmdb\"\nreplication_factor = 1\n\
+             rpc_bind_addr = \"127.0.0.1:{rpc}\"\nrpc_public_addr = \"127.0.0.1:{rpc}\"\nrpc_secret = \"{secret}\"\n\
+             [s3_api]\ns3_region = \"garage\"\napi_bind_addr = \"127.0.0.1:{s3}\"\nroot_domain = \".s3.garage.localhost\"\n",
+            m = p.join("meta").display(),
+            d = p.join("data").display(),
+            secret = hex::encode(secret),
+        ),
+    )
+    .expect("garage.toml");
+    let child = Command::new(&bin)
+        .arg("-c")
+        .arg(&config)
+        .arg("server")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn garage");
+    let server = Server {
+        child: Some(child),
+        port: s3,
+    };
+    wait_port(rpc, "garage rpc");
+    let cli = |args: &[&str]| -> String {
+        let out = run(Command::new(&bin).arg("-c").arg(&config).args(args));
+        let t = text(&out);
+        assert!(out.status.success(), "garage {args:?}: {t}");
+        t
+    };
+    let status = eventually(30, "garage status", || {
+        let out = Command::new(&bin)
+            .arg("-c")
+            .arg(&config)
+            .arg("status")
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).to_string())
+    });
+    let node = status
+        .lines()
+        .skip_while(|l| !l.starts_with("ID"))
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .expect("garage node id")
+        .to_string();
+    cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]);
+    cli(&["layout", "apply", "--version", "1"]);
+    cli(&["bucket", "create", "pki"]);
+    let key_info = cli(&["key", "create", "revocd"]);
+    let field = |name: &str| {
+        key_info
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("no {name} in {key_info}"))
+    };
+    let key = field("Key ID:");
+    let secret = field("Secret key:");
+    cli(&[
+        "bucket", "allow", "--read", "--write", "--owner", "pki", "--key", "revocd",
+    ]);
+    wait_port(s3, "garage s3");
+    Garage {
+        server,
+        key,
+        secret,
+        _dir: dir,
+    }
 }
