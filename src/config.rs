@@ -581,7 +581,7 @@ certificate = "ca.pem"
         assert!(shown.contains("ocsp.unknown-serial"));
         assert!(shown.contains("md5"));
         assert!(shown.contains("id must be"));
-        assert!(shown.contains("either `key`"));
+        assert!(shown.contains("give `key`"));
     }
 
     #[test]
