@@ -7,6 +7,7 @@ mod crl;
 mod http_get;
 mod issuers;
 mod ledger;
+mod nginx;
 mod openssl_client;
 mod python_client;
 mod responder;

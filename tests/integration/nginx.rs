@@ -1,0 +1,97 @@
+//! nginx OCSP stapling from revocd: `ssl_stapling on` with
+//! `ssl_stapling_responder` pointing at revocd, `ssl_stapling_verify on`, and
+//! `openssl s_client -status` reading the staple (the first handshake after
+//! start has none; later ones do).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::support::*;
+
+fn nginx_bin() -> PathBuf {
+    which_sbin("nginx")
+}
+
+/// nginx lives in /usr/sbin, which a CI PATH may not hold.
+fn which_sbin(tool: &str) -> PathBuf {
+    let sbin = Path::new("/usr/sbin").join(tool);
+    if sbin.is_file() {
+        return sbin;
+    }
+    require(tool)
+}
+
+struct Nginx {
+    _server: Server,
+    port: u16,
+}
+
+fn nginx(dir: &Path, cert: &str, key: &str, responder: &str) -> Nginx {
+    let port = free_port();
+    let d = dir.display();
+    std::fs::create_dir_all(dir.join("nginx-tmp")).expect("tmp");
+    let conf = format!(
+        "user root;\nworker_processes 1;\nerror_log {d}/nginx-error.log info;\npid {d}/nginx.pid;\n\
+         events {{ worker_connections 64; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/nginx-tmp/body;\n  proxy_temp_path {d}/nginx-tmp/proxy;\n\
+           fastcgi_temp_path {d}/nginx-tmp/fcgi;\n  uwsgi_temp_path {d}/nginx-tmp/uwsgi;\n  scgi_temp_path {d}/nginx-tmp/scgi;\n\
+           server {{\n    listen 127.0.0.1:{port} ssl;\n    server_name localhost;\n\
+             ssl_certificate {d}/{cert};\n    ssl_certificate_key {d}/{key};\n\
+             ssl_stapling on;\n    ssl_stapling_verify on;\n    ssl_trusted_certificate {d}/ca.pem;\n\
+             ssl_stapling_responder {responder};\n    location / {{ return 200 \"ok\\n\"; }}\n  }}\n}}\n"
+    );
+    let conf_path = dir.join("nginx.conf");
+    std::fs::write(&conf_path, conf).expect("nginx.conf");
+    let child = Command::new(nginx_bin())
+        .arg("-c")
+        .arg(&conf_path)
+        .args(["-g", "daemon off;"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn nginx");
+    wait_port(port, "nginx");
+    Nginx {
+        _server: Server {
+            child: Some(child),
+            port,
+        },
+        port,
+    }
+}
+
+fn s_client(dir: &Path, port: u16) -> String {
+    let out = run(Command::new(require("openssl"))
+        .current_dir(dir)
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-servername",
+            "localhost",
+            "-status",
+            "-CAfile",
+            "ca.pem",
+        ])
+        .stdin(Stdio::null()));
+    text(&out)
+}
+
+#[test]
+fn nginx_staples_a_good_answer_from_revocd() {
+    let dir = demo_pki();
+    let p = dir.path();
+    let d = Daemon::start(&p.join("revocd.toml"));
+    let n = nginx(p, "leaf-good.pem", "leaf-good.key", &d.url());
+    let out = eventually(30, "a staple in s_client -status", || {
+        let out = s_client(p, n.port);
+        out.contains("OCSP Response Status: successful")
+            .then_some(out)
+    });
+    assert!(out.contains("Cert Status: good"), "{out}");
+    assert!(out.contains("Response Type: Basic OCSP Response"), "{out}");
+    assert!(out.contains("Verify return code: 0 (ok)"), "{out}");
+    let log = std::fs::read_to_string(p.join("nginx-error.log")).unwrap_or_default();
+    assert!(!log.contains("OCSP response not successful"), "{log}");
+    assert!(!log.contains("certificate status"), "{log}");
+}
