@@ -77,6 +77,9 @@ struct RawCrl {
     max_delay: Option<String>,
     validity: Option<String>,
     cache_max_age: Option<String>,
+    shards: Option<u32>,
+    url_base: Option<String>,
+    delta: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -187,6 +190,13 @@ pub struct Crl {
     pub validity: Duration,
     /// Cache-Control max-age of CRLs, well below the publish interval.
     pub cache_max_age: Duration,
+    /// Shards per issuer, chosen by serial (1: no sharding).
+    pub shards: u32,
+    /// Base URL the CRLs are served from (the CDP in certificates); shard k
+    /// of issuer id carries IDP `{url-base}/{id}/{k}.crl` (CONFORMANCE 26).
+    pub url_base: Option<String>,
+    /// Also publish delta CRLs (`{id}-delta.crl`, RFC 5280 5.2.4).
+    pub delta: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -493,7 +503,21 @@ fn validate(raw: RawConfig, path: &Path, base: &Path, errors: &mut Vec<String>) 
                 "crl.store: {url:?} must start with s3://, gs://, az:// or file://"
             ));
         }
+        let shards = c.shards.unwrap_or(1);
+        if !(1..=1024).contains(&shards) {
+            errors.push("crl.shards: 1 to 1024".to_string());
+        }
+        if shards > 1 && c.url_base.is_none() {
+            errors.push("crl.url-base is required with crl.shards > 1: each shard's Issuing Distribution Point must match the CDP URL in its certificates".to_string());
+        }
+        let delta = c.delta.unwrap_or(false);
+        if delta && shards > 1 {
+            errors.push("crl.delta with crl.shards > 1 is not supported".to_string());
+        }
         Crl {
+            shards,
+            url_base: c.url_base,
+            delta,
             store: crate::publish::StoreConfig {
                 url,
                 path_style: c.path_style.unwrap_or(c.endpoint.is_some()),

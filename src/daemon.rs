@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use crate::admin::AdminApi;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
-use crate::crl::{CrlService, CrlTiming};
+use crate::crl::{CrlOptions, CrlService};
 use crate::follow;
 use crate::http::{self, admin::AdminService, public::PublicService};
 use crate::issuer;
@@ -122,11 +122,14 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
                 .enumerate()
                 .filter_map(|(n, i)| i.crl_key.clone().map(|k| (n, k)))
                 .collect();
-            let timing = CrlTiming {
+            let timing = CrlOptions {
                 debounce: secs(c.debounce),
                 max_delay: secs(c.max_delay),
                 validity: secs(c.validity),
                 cache_max_age: c.cache_max_age.as_secs(),
+                shards: c.shards,
+                url_base: c.url_base.clone(),
+                delta: c.delta,
             };
             let svc = CrlService::new(
                 Arc::clone(&responder),

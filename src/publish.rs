@@ -70,6 +70,8 @@ pub enum PublishError {
 pub enum Expect {
     Absent,
     ETag(String),
+    /// Overwrite whatever is there (the shard manifest).
+    Any,
 }
 
 pub struct Publisher {

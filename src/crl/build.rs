@@ -217,6 +217,44 @@ pub fn check(der: &[u8], ca: &Cert) -> Result<CrlFacts, CrlError> {
     })
 }
 
+/// The entries of a CRL (serial, date, reason), for delta CRLs.
+pub fn entries_of(der: &[u8]) -> Result<Vec<CrlEntry>, CrlError> {
+    let crl = CertificateList::<x509_cert::certificate::Rfc5280>::from_der(der)
+        .map_err(|e| CrlError::Parse(e.to_string()))?;
+    let mut out = Vec::new();
+    for rc in crl.tbs_cert_list.revoked_certificates.iter().flatten() {
+        let mut reason = Reason::Unspecified;
+        let mut invalidity_date = None;
+        for ext in rc.crl_entry_extensions.iter().flatten() {
+            match ext.extn_id.to_string().as_str() {
+                EXT_REASON => {
+                    let v = ext.extn_value.as_bytes();
+                    if let [0x0a, 1, code] = v {
+                        reason = Reason::ALL
+                            .into_iter()
+                            .find(|r| r.code() == *code)
+                            .unwrap_or(Reason::Unspecified);
+                    }
+                }
+                EXT_INVALIDITY => {
+                    invalidity_date =
+                        der::asn1::GeneralizedTime::from_der(ext.extn_value.as_bytes())
+                            .ok()
+                            .map(|t| t.to_unix_duration().as_secs() as i64);
+                }
+                _ => {}
+            }
+        }
+        out.push(CrlEntry {
+            serial: Serial::from_content(rc.serial_number.as_bytes()),
+            revoked_at: rc.revocation_date.to_unix_duration().as_secs() as i64,
+            reason,
+            invalidity_date,
+        });
+    }
+    Ok(out)
+}
+
 /// The self-check before a publish: parse back, verify, and require a CRL
 /// number strictly greater than the live one.
 pub fn check_new(der: &[u8], ca: &Cert, live: Option<u64>) -> Result<CrlFacts, CrlError> {

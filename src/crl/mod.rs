@@ -23,14 +23,38 @@ use schedule::{Due, Schedule};
 
 pub const CONTENT_TYPE: &str = "application/pkix-crl";
 
-/// CRL timing, from the configuration.
+/// CRL timing and layout, from the configuration.
 #[derive(Debug, Clone)]
-pub struct CrlTiming {
+pub struct CrlOptions {
     pub debounce: i64,
     pub max_delay: i64,
     pub validity: i64,
     /// Cache-Control max-age for the CRL (well below the publish interval).
     pub cache_max_age: u64,
+    /// Shards per issuer (1: one CRL per issuer).
+    pub shards: u32,
+    /// Where the CRLs are served from; shard `k` of issuer `id` is
+    /// `{url_base}/{id}/{k}.crl`, the URI of its Issuing Distribution Point.
+    pub url_base: Option<String>,
+    /// Also publish a delta CRL per issuer (`{id}-delta.crl`).
+    pub delta: bool,
+}
+
+/// Which serials a shard holds: a stable hash of the serial, modulo `n`.
+pub fn shard_of(serial: &crate::state::Serial, n: u32) -> u32 {
+    let h = crate::pki::HashAlg::Sha256.digest(serial.content());
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&h[..8]);
+    (u64::from_be_bytes(a) % u64::from(n.max(1))) as u32
+}
+
+/// What one published object is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A complete CRL (of one shard when `shard` is set).
+    Full { shard: Option<(u32, u32)> },
+    /// A delta CRL against the full CRL at unit index `base`.
+    Delta { base: usize },
 }
 
 /// The CRL that is live: what revocd serves at `/crl/` and last saw in the store.
@@ -56,10 +80,19 @@ pub enum CrlPublishError {
     Sign,
     #[error("gave up after repeated conflicting writes")]
     Contended,
+    #[error("the full CRL a delta refers to is not published yet")]
+    NoBase,
 }
 
 struct IssuerCrl {
     id: String,
+    /// Object name under the prefix and path under `/crl/`.
+    name: String,
+    kind: Kind,
+    /// Issuing Distribution Point URI (sharded CRLs).
+    idp: Option<String>,
+    /// The other unit sharing this CRL number sequence (base <-> delta).
+    sibling: Option<usize>,
     idx: usize,
     ca: Cert,
     key: Arc<SigningKey>,
@@ -72,9 +105,11 @@ struct IssuerCrl {
 
 pub struct CrlService {
     issuers: Vec<IssuerCrl>,
+    /// Per sharded issuer, the JSON manifest last written.
+    manifests: RwLock<std::collections::HashMap<String, Bytes>>,
     publisher: tokio::sync::RwLock<Publisher>,
     responder: Arc<Responder>,
-    timing: CrlTiming,
+    timing: CrlOptions,
     metrics: Metrics,
     clock: Arc<dyn Clock>,
 }
@@ -106,33 +141,76 @@ impl CrlService {
         responder: Arc<Responder>,
         publisher: Publisher,
         keys: Vec<(usize, Arc<SigningKey>)>,
-        timing: CrlTiming,
+        timing: CrlOptions,
         metrics: Metrics,
     ) -> Arc<Self> {
         let clock = Arc::clone(responder.clock());
-        let issuers = keys
-            .into_iter()
-            .filter_map(|(idx, key)| {
-                let i = responder.issuers().get(idx)?;
-                Some(IssuerCrl {
-                    id: i.id.clone(),
-                    idx,
-                    ca: i.cert.clone(),
-                    aki: build::authority_key_id(&i.cert),
-                    key,
-                    object: publisher.key(&object_name(&i.id)),
-                    schedule: Mutex::new(Schedule::new(
+        let mut issuers: Vec<IssuerCrl> = Vec::new();
+        for (idx, key) in keys {
+            let Some(i) = responder.issuers().get(idx) else {
+                continue;
+            };
+            let unit = |name: String, kind: Kind, idp: Option<String>, debounce: i64| IssuerCrl {
+                id: i.id.clone(),
+                object: publisher.key(&name),
+                name,
+                kind,
+                idp,
+                sibling: None,
+                idx,
+                ca: i.cert.clone(),
+                aki: build::authority_key_id(&i.cert),
+                key: Arc::clone(&key),
+                schedule: Mutex::new(Schedule::new(debounce, timing.max_delay, timing.validity)),
+                live: RwLock::new(None),
+                wake: Notify::new(),
+            };
+            if timing.shards > 1 {
+                let base = timing.url_base.clone().unwrap_or_default();
+                for k in 0..timing.shards {
+                    let name = format!("{}/{k}.crl", i.id);
+                    let idp = format!("{}/{name}", base.trim_end_matches('/'));
+                    issuers.push(unit(
+                        name,
+                        Kind::Full {
+                            shard: Some((k, timing.shards)),
+                        },
+                        Some(idp),
                         timing.debounce,
-                        timing.max_delay,
-                        timing.validity,
-                    )),
-                    live: RwLock::new(None),
-                    wake: Notify::new(),
-                })
-            })
-            .collect();
+                    ));
+                }
+            } else if timing.delta {
+                // Changes go out in the delta after the debounce; the full
+                // CRL follows at max-delay or at its re-issue.
+                let base_at = issuers.len();
+                let mut base = unit(
+                    object_name(&i.id),
+                    Kind::Full { shard: None },
+                    None,
+                    timing.max_delay,
+                );
+                base.sibling = Some(base_at + 1);
+                issuers.push(base);
+                let mut delta = unit(
+                    format!("{}-delta.crl", i.id),
+                    Kind::Delta { base: base_at },
+                    None,
+                    timing.debounce,
+                );
+                delta.sibling = Some(base_at);
+                issuers.push(delta);
+            } else {
+                issuers.push(unit(
+                    object_name(&i.id),
+                    Kind::Full { shard: None },
+                    None,
+                    timing.debounce,
+                ));
+            }
+        }
         Arc::new(Self {
             issuers,
+            manifests: RwLock::default(),
             publisher: tokio::sync::RwLock::new(publisher),
             responder,
             timing,
@@ -145,10 +223,20 @@ impl CrlService {
         self.timing.cache_max_age
     }
 
-    /// The live CRL of issuer `id`, for `/crl/<id>.crl`.
-    pub fn live(&self, id: &str) -> Option<Live> {
-        let i = self.issuers.iter().find(|i| i.id == id)?;
+    /// The live CRL named `name` (`<id>.crl`, `<id>/<k>.crl`,
+    /// `<id>-delta.crl`), for `/crl/<name>`.
+    pub fn live(&self, name: &str) -> Option<Live> {
+        let i = self.issuers.iter().find(|i| i.name == name)?;
         i.live.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The shard manifest of issuer `id` (sharded CRLs only).
+    pub fn manifest(&self, id: &str) -> Option<Bytes> {
+        self.manifests
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
     }
 
     /// Asks for a publish now (admin API). False if the issuer has no CRLs.
@@ -328,8 +416,24 @@ impl CrlService {
                     m.crl_change_to_publish_seconds
                         .observe((now - t).max(0) as f64);
                 }
+                if let (Kind::Full { .. }, Some(delta)) = (i.kind, i.sibling) {
+                    // The delta must now be taken against the new full CRL.
+                    if let Some(d) = self.issuers.get(delta) {
+                        d.schedule
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .request();
+                        d.wake.notify_one();
+                    }
+                }
+                if let Kind::Full { shard: Some(_) } = i.kind {
+                    if let Err(e) = self.write_manifest(&i.id).await {
+                        tracing::warn!(issuer = %i.id, error = %e, "shard manifest not written");
+                    }
+                }
                 tracing::info!(
                     issuer = %i.id,
+                    crl = %i.name,
                     why = due.label(),
                     number = live.number,
                     entries = live.n_entries,
@@ -421,13 +525,26 @@ impl CrlService {
         let state = &self.responder.issuers()[i.idx].state;
         let rev = state.revision();
         let now = self.clock.now();
+        let (shard, base) = match i.kind {
+            Kind::Full { shard } => (shard, None),
+            Kind::Delta { base } => {
+                let b = self.issuers[base]
+                    .live
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone()
+                    .ok_or(CrlPublishError::NoBase)?;
+                (None, Some(b))
+            }
+        };
         // CONFORMANCE 27: an entry stays until a CRL issued after the
         // certificate expired has carried it; the live CRL was issued at
         // its thisUpdate, so drop only entries that expired before it.
-        let keep_after = live.map(|l| l.this_update);
+        let keep_after = base.as_ref().or(live).map(|l| l.this_update);
         let mut entries: Vec<CrlEntry> = state
             .snapshot()
             .into_iter()
+            .filter(|(serial, _)| shard.is_none_or(|(k, n)| shard_of(serial, n) == k))
             .filter_map(|(serial, e)| match e.status {
                 Status::Revoked {
                     at,
@@ -446,16 +563,29 @@ impl CrlService {
                 Status::Good => None,
             })
             .collect();
+        if let Some(b) = &base {
+            entries = delta_entries(&b.der, entries)?;
+        }
         entries.sort_by(|a, b| a.serial.cmp(&b.serial));
-        let live_number = live.map(|l| l.number);
         // Numbers follow the clock so independent writers rarely collide,
-        // and always exceed the live one.
-        let number = live_number
-            .map_or(0, |n| n + 1)
-            .max(u64::try_from(now).unwrap_or(0));
+        // always exceed the live one, and a base and its delta share one
+        // sequence (RFC 5280 5.2.4).
+        let sibling_number = i.sibling.and_then(|s| {
+            self.issuers[s]
+                .live
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .map(|l| l.number)
+        });
+        let live_number = live.map(|l| l.number);
+        let floor = live_number.max(sibling_number).map_or(0, |n| n + 1);
+        let number = floor.max(u64::try_from(now).unwrap_or(0));
         let key = Arc::clone(&i.key);
         let ca = i.ca.clone();
         let aki = i.aki.clone();
+        let idp = i.idp.clone();
+        let delta_of = base.map(|b| b.number);
         let validity = self.timing.validity;
         let result = tokio::task::spawn_blocking(move || {
             let params = CrlParams {
@@ -465,8 +595,8 @@ impl CrlService {
                 this_update: now,
                 next_update: now + validity,
                 entries: &entries,
-                distribution_point: None,
-                delta_of: None,
+                distribution_point: idp.as_deref(),
+                delta_of,
             };
             let der = build::build(&params, &key).map_err(|_| CrlPublishError::Sign)?;
             let facts = build::check_new(&der, &ca, live_number)?;
@@ -476,4 +606,66 @@ impl CrlService {
         .map_err(|_| CrlPublishError::Sign)??;
         Ok((result.0, result.1, rev))
     }
+
+    /// Writes `<id>/manifest.json`: every shard's URL, CRL number, SHA-256
+    /// and entry count.
+    async fn write_manifest(&self, id: &str) -> Result<(), PublishError> {
+        let shards: Vec<serde_json::Value> = self
+            .issuers
+            .iter()
+            .filter(|u| u.id == id)
+            .filter_map(|u| {
+                let Kind::Full { shard: Some((k, _)) } = u.kind else {
+                    return None;
+                };
+                let live = u.live.read().unwrap_or_else(|p| p.into_inner()).clone();
+                Some(serde_json::json!({
+                    "shard": k,
+                    "url": u.idp,
+                    "crl_number": live.as_ref().map(|l| l.number),
+                    "sha256": live.as_ref().map(|l| hex::encode(crate::pki::HashAlg::Sha256.digest(&l.der))),
+                    "entries": live.as_ref().map(|l| l.n_entries),
+                    "this_update": live.as_ref().map(|l| crate::clock::rfc3339(l.this_update)),
+                }))
+            })
+            .collect();
+        let body = Bytes::from(format!(
+            "{:#}\n",
+            serde_json::json!({ "issuer": id, "shards": shards })
+        ));
+        let p = self.publisher.read().await;
+        let key = p.key(&format!("{id}/manifest.json"));
+        p.write(&key, body.clone(), "application/json", &Expect::Any)
+            .await?;
+        self.manifests
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string(), body);
+        Ok(())
+    }
+}
+
+/// Delta entries: what `current` holds that the base CRL `base_der` does not
+/// say (new revocations, changed reasons), plus removeFromCRL for serials the
+/// base had on hold that are no longer revoked (RFC 5280 5.2.4, 5.3.1).
+fn delta_entries(base_der: &[u8], current: Vec<CrlEntry>) -> Result<Vec<CrlEntry>, CrlError> {
+    let base = build::entries_of(base_der)?;
+    let on_base: std::collections::HashMap<_, _> =
+        base.iter().map(|e| (e.serial.clone(), e.reason)).collect();
+    let now_revoked: std::collections::HashSet<_> =
+        current.iter().map(|e| e.serial.clone()).collect();
+    let mut out: Vec<CrlEntry> = current
+        .into_iter()
+        .filter(|e| on_base.get(&e.serial) != Some(&e.reason))
+        .collect();
+    for e in base {
+        if e.reason == crate::state::Reason::CertificateHold && !now_revoked.contains(&e.serial) {
+            out.push(CrlEntry {
+                reason: crate::state::Reason::RemoveFromCrl,
+                invalidity_date: None,
+                ..e
+            });
+        }
+    }
+    Ok(out)
 }

@@ -203,9 +203,18 @@ impl PublicService {
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             return r;
         }
-        let live = name
-            .strip_suffix(".crl")
-            .and_then(|id| self.crl.as_ref()?.live(id));
+        if let Some(id) = name.strip_suffix("/manifest.json") {
+            return match self.crl.as_ref().and_then(|c| c.manifest(id)) {
+                Some(m) => Response::builder()
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .header(header::CACHE_CONTROL, "no-cache")
+                    .header(header::CONTENT_LENGTH, m.len())
+                    .body(Full::new(if head { Bytes::new() } else { m }))
+                    .unwrap_or_default(),
+                None => not_found(),
+            };
+        }
+        let live = self.crl.as_ref().and_then(|c| c.live(name));
         let (Some(live), Some(svc)) = (live, &self.crl) else {
             return not_found();
         };

@@ -441,3 +441,252 @@ fn garage_ignores_conditional_writes_so_revocd_runs_as_single_writer() {
     let (_, _, m) = d.http_admin("GET", "/metrics").expect("metrics");
     assert!(String::from_utf8_lossy(&m).contains("revocd_crl_store_conditional_writes 0"));
 }
+
+fn set_crl(config: &Path, extra: &str) {
+    let text = std::fs::read_to_string(config).expect("config");
+    std::fs::write(config, text.replace("[crl]\n", &format!("[crl]\n{extra}"))).expect("write");
+}
+
+fn revoke(d: &Daemon, tok: &str, serial: &str, reason: &str) {
+    let body = format!(r#"{{"serial": "{serial}", "reason": "{reason}"}}"#);
+    let (s, v) = admin_call(
+        d.admin,
+        "POST",
+        "/v1/issuers/demo/revocations",
+        Some(tok),
+        &body,
+    )
+    .expect("revoke");
+    assert_eq!(s, 200, "{v}");
+}
+
+#[test]
+fn sharded_crls_carry_their_idp_and_a_manifest_lists_them() {
+    let dir = demo_pki();
+    let p = dir.path();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}/crl");
+    set_crl(
+        &p.join("revocd.toml"),
+        &format!("shards = 4\nurl-base = \"{base}\"\ndebounce = \"1s\"\nmax-delay = \"2s\"\n"),
+    );
+    let text = std::fs::read_to_string(p.join("revocd.toml")).expect("config");
+    std::fs::write(
+        p.join("revocd.toml"),
+        text.replace("127.0.0.1:8080", &format!("127.0.0.1:{port}")),
+    )
+    .expect("write");
+    let d = Daemon::start_with(&p.join("revocd.toml"), &[], false);
+    let tok = token(p);
+    let mut revoked: std::collections::BTreeSet<String> =
+        (1..=20u32).map(|n| format!("{:X}", 0x5A00 + n)).collect();
+    for s in &revoked {
+        revoke(&d, &tok, s, "superseded");
+    }
+    revoked.insert(serial_of(&p.join("leaf-revoked.pem")));
+    let ca = load_cert(&p.join("ca.pem"));
+    let mut union = std::collections::BTreeSet::new();
+    let manifest = eventually(30, "a manifest listing 21 entries", || {
+        let (s, _, m) = http_get(d.public, "/crl/demo/manifest.json")?;
+        let v: serde_json::Value = serde_json::from_slice(&m).ok()?;
+        let total: u64 = v["shards"]
+            .as_array()?
+            .iter()
+            .filter_map(|s| s["entries"].as_u64())
+            .sum();
+        (s == 200 && total == 21).then_some(v)
+    });
+    let shards = manifest["shards"].as_array().expect("shards");
+    assert_eq!(shards.len(), 4);
+    for (k, entry) in shards.iter().enumerate() {
+        let url = format!("{base}/demo/{k}.crl");
+        assert_eq!(entry["url"].as_str(), Some(url.as_str()));
+        let (s, _, der) = http_get(d.public, &format!("/crl/demo/{k}.crl")).expect("shard");
+        assert_eq!(s, 200);
+        let sha = hex::encode(revocd::pki::HashAlg::Sha256.digest(&der));
+        assert_eq!(entry["sha256"].as_str(), Some(sha.as_str()), "shard {k}");
+        std::fs::write(p.join("crl.der"), &der).expect("write");
+        let out = openssl(
+            p,
+            &["crl", "-inform", "DER", "-in", "crl.der", "-noout", "-text"],
+        );
+        assert!(
+            out.contains("X509v3 Issuing Distribution Point: critical"),
+            "{out}"
+        );
+        assert!(out.contains(&format!("URI:{url}")), "{out}");
+        for e in revocd::crl::build::entries_of(&der).expect("entries") {
+            assert_eq!(
+                revocd::crl::shard_of(&e.serial, 4),
+                k as u32,
+                "{:?} in the wrong shard",
+                e.serial
+            );
+            union.insert(e.serial.to_hex().trim_start_matches('0').to_string());
+        }
+        let out = openssl(
+            p,
+            &[
+                "crl", "-inform", "DER", "-in", "crl.der", "-CAfile", "ca.pem", "-noout",
+            ],
+        );
+        assert!(out.contains("verify OK"), "{out}");
+        assert!(crl_number(&der, &ca) > 0);
+    }
+    let want: std::collections::BTreeSet<String> = revoked
+        .iter()
+        .map(|s| s.trim_start_matches('0').to_string())
+        .collect();
+    assert_eq!(union, want);
+}
+
+#[test]
+fn delta_crls_share_the_number_sequence_and_openssl_uses_them() {
+    let dir = demo_pki();
+    let p = dir.path();
+    set_crl(
+        &p.join("revocd.toml"),
+        "delta = true\ndebounce = \"1s\"\nmax-delay = \"10m\"\n",
+    );
+    let d = Daemon::start(&p.join("revocd.toml"));
+    let tok = token(p);
+    let ca = load_cert(&p.join("ca.pem"));
+    let get = |name: &str| http_get(d.public, name).filter(|r| r.0 == 200).map(|r| r.2);
+    let base = eventually(20, "the full CRL", || get("/crl/demo.crl"));
+    let base_number = crl_number(&base, &ca);
+    // A delta against this base, empty at first.
+    eventually(30, "a delta against the base", || {
+        let delta = get("/crl/demo-delta.crl")?;
+        let f = revocd::crl::build::check(&delta, &ca).ok()?;
+        (f.is_delta && f.n_entries == 0 && f.number > base_number).then_some(())
+    });
+    let good = serial_of(&p.join("leaf-good.pem"));
+    revoke(&d, &tok, &good, "keyCompromise");
+    let delta = eventually(30, "the revocation in the delta", || {
+        let delta = get("/crl/demo-delta.crl")?;
+        let f = revocd::crl::build::check(&delta, &ca).ok()?;
+        (f.n_entries == 1).then_some(delta)
+    });
+    // The full CRL was not re-published (max-delay is 10 minutes).
+    assert_eq!(get("/crl/demo.crl").expect("base"), base);
+    std::fs::write(p.join("base.der"), &base).expect("write");
+    std::fs::write(p.join("delta.der"), &delta).expect("write");
+    let out = openssl(
+        p,
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            "delta.der",
+            "-noout",
+            "-text",
+        ],
+    );
+    assert!(
+        out.contains("X509v3 Delta CRL Indicator: critical"),
+        "{out}"
+    );
+    assert!(out.contains(&base_number.to_string()), "{out}");
+    openssl(
+        p,
+        &[
+            "crl", "-inform", "DER", "-in", "base.der", "-out", "base.pem",
+        ],
+    );
+    openssl(
+        p,
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            "delta.der",
+            "-out",
+            "delta.pem",
+        ],
+    );
+    let out = openssl(
+        p,
+        &[
+            "verify",
+            "-crl_check",
+            "-use_deltas",
+            "-CAfile",
+            "ca.pem",
+            "-CRLfile",
+            "base.pem",
+            "-CRLfile",
+            "delta.pem",
+            "leaf-good.pem",
+        ],
+    );
+    assert!(out.contains("certificate revoked"), "{out}");
+    // Without the delta the base alone still says good.
+    let out = openssl(
+        p,
+        &[
+            "verify",
+            "-crl_check",
+            "-CAfile",
+            "ca.pem",
+            "-CRLfile",
+            "base.pem",
+            "leaf-good.pem",
+        ],
+    );
+    assert!(out.contains("leaf-good.pem: OK"), "{out}");
+}
+
+#[test]
+fn a_released_hold_appears_as_remove_from_crl_in_the_delta() {
+    let dir = demo_pki();
+    let p = dir.path();
+    set_crl(
+        &p.join("revocd.toml"),
+        "delta = true\ndebounce = \"1s\"\nmax-delay = \"10m\"\n",
+    );
+    let d = Daemon::start(&p.join("revocd.toml"));
+    let tok = token(p);
+    let ca = load_cert(&p.join("ca.pem"));
+    let get = |name: &str| http_get(d.public, name).filter(|r| r.0 == 200).map(|r| r.2);
+    eventually(20, "the full CRL", || get("/crl/demo.crl"));
+    revoke(&d, &tok, "0BEEF1", "certificateHold");
+    // Publish the full CRL now so it carries the hold.
+    let (s, _) = admin_call(
+        d.admin,
+        "POST",
+        "/v1/issuers/demo/crl/publish",
+        Some(&tok),
+        "",
+    )
+    .expect("publish");
+    assert_eq!(s, 202);
+    eventually(30, "the hold on the full CRL", || {
+        let b = get("/crl/demo.crl")?;
+        (revocd::crl::build::check(&b, &ca).ok()?.n_entries == 2).then_some(())
+    });
+    revoke(&d, &tok, "0BEEF1", "removeFromCRL");
+    let delta = eventually(30, "removeFromCRL in the delta", || {
+        let delta = get("/crl/demo-delta.crl")?;
+        let entries = revocd::crl::build::entries_of(&delta).ok()?;
+        entries
+            .iter()
+            .any(|e| e.reason == revocd::state::Reason::RemoveFromCrl)
+            .then_some(delta)
+    });
+    std::fs::write(p.join("delta.der"), &delta).expect("write");
+    let out = openssl(
+        p,
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            "delta.der",
+            "-noout",
+            "-text",
+        ],
+    );
+    assert!(out.contains("Remove From CRL"), "{out}");
+}
