@@ -89,7 +89,7 @@ pub async fn follow(
     loop {
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
-            _ = crate::http::stopped(&mut shutdown) => return,
+            _ = crate::shutdown::stopped(&mut shutdown) => return,
         }
         let now = stamp(&path);
         if now.is_some() && now != last {

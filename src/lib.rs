@@ -20,4 +20,5 @@ pub mod ocsp;
 pub mod pki;
 pub mod publish;
 pub mod query;
+pub mod shutdown;
 pub mod state;

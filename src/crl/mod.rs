@@ -367,7 +367,7 @@ impl CrlService {
             tokio::select! {
                 _ = tokio::time::sleep(std::time::Duration::from_secs(wait as u64)) => {}
                 _ = i.wake.notified() => {}
-                _ = crate::http::stopped(shutdown) => {
+                _ = crate::shutdown::stopped(shutdown) => {
                     let rev = self.responder.issuers()[i.idx].state.revision();
                     let pending = {
                         let mut s = i.schedule.lock().unwrap_or_else(|p| p.into_inner());

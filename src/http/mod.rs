@@ -66,7 +66,7 @@ pub async fn serve<H, F>(
                     }
                 });
             }
-            _ = stopped(&mut shutdown) => break,
+            _ = crate::shutdown::stopped(&mut shutdown) => break,
         }
     }
     drop(listener);
@@ -74,18 +74,6 @@ pub async fn serve<H, F>(
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(DRAIN_DEADLINE) => {
             tracing::warn!("drain deadline passed with connections still open");
-        }
-    }
-}
-
-/// Resolves once `rx` holds `true` (or its sender is gone).
-pub async fn stopped(rx: &mut watch::Receiver<bool>) {
-    loop {
-        if *rx.borrow_and_update() {
-            return;
-        }
-        if rx.changed().await.is_err() {
-            return;
         }
     }
 }

@@ -165,7 +165,7 @@ async fn sleep_or_stop(shutdown: &mut watch::Receiver<bool>, secs: i64) -> bool 
     let d = Duration::from_secs(u64::try_from(secs).unwrap_or(0));
     tokio::select! {
         _ = tokio::time::sleep(d) => true,
-        _ = crate::http::stopped(shutdown) => false,
+        _ = crate::shutdown::stopped(shutdown) => false,
     }
 }
 
