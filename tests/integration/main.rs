@@ -4,6 +4,7 @@
 
 mod cli;
 mod crl;
+mod deploy;
 mod http_get;
 mod issuers;
 mod ledger;
