@@ -54,10 +54,14 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         for w in &i.warnings {
             tracing::warn!("{w}");
         }
+        let signer = i.signer();
         tracing::info!(
+            target: "audit",
+            event = "key_loaded",
             issuer = %i.id,
-            serials = i.state.len(),
-            signer = i.signer.key().kind().name(),
+            responder_key_sha1 = %hex::encode(signer.key_hash()),
+            key_kind = signer.key().kind().name(),
+            crl_key = i.crl_key.is_some(),
             "issuer loaded"
         );
     }
@@ -66,11 +70,11 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
 
     // State: newest snapshot plus the ledger after it, then the index sources.
     let started = std::time::Instant::now();
-    let opts = ledger::Options {
+    let ledger_opts = ledger::Options {
         dir: config.data_dir.join("ledger"),
         snapshot_every: config.snapshot_every,
     };
-    let recover_opts = opts.clone();
+    let recover_opts = ledger_opts.clone();
     let recover_responder = Arc::clone(&responder);
     let (recovery, file, last_seq) = tokio::task::spawn_blocking(move || {
         ledger::recover(&recover_opts, recover_responder.as_ref())
@@ -89,7 +93,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     );
     let applier: Arc<dyn ledger::Applier> = Arc::clone(&responder) as Arc<dyn ledger::Applier>;
     let ledger = Ledger::start(
-        opts,
+        ledger_opts,
         file,
         last_seq,
         applier,
@@ -204,7 +208,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         stop_rx,
     ));
 
-    shutdown_signal().await;
+    wait_for_shutdown(&opts.config, &responder).await;
     tracing::info!("shutting down: draining connections");
     responder.set_draining();
     let _ = stop_tx.send(true);
@@ -220,25 +224,71 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Waits for SIGTERM or SIGINT; SIGHUP reloads the configuration's keys
+/// meanwhile.
+async fn wait_for_shutdown(config: &std::path::Path, responder: &Arc<Responder>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+        let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = term.recv() => return,
+                _ = tokio::signal::ctrl_c() => return,
+                _ = hup.recv() => reload(config, responder).await,
             }
         }
     }
     #[cfg(not(unix))]
     {
+        let _ = (config, responder);
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// SIGHUP: reloads the configuration and its keys. A changed responder
+/// certificate or key is rotated in without downtime (new answers are signed
+/// with the new key); other changes need a restart and are reported.
+pub async fn reload(config: &std::path::Path, responder: &Arc<Responder>) {
+    tracing::info!(config = %config.display(), "SIGHUP: reloading configuration and keys");
+    let now = responder.clock().now();
+    let (_, issuers) = match load(config, now) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            tracing::error!("reload refused, still serving the old configuration: {e:#}");
+            return;
+        }
+    };
+    for new in issuers {
+        let Some(idx) = responder.issuer_index(&new.id) else {
+            tracing::warn!(issuer = %new.id, "a new issuer needs a restart to be served");
+            continue;
+        };
+        let old = &responder.issuers()[idx];
+        if old.cert.der != new.cert.der {
+            tracing::warn!(issuer = %new.id, "the issuer certificate changed; that needs a restart");
+            continue;
+        }
+        let signer = new.signer();
+        if old.signer().same_as(&signer) {
+            continue;
+        }
+        let signed = responder.rotate(idx, Arc::clone(&signer)).await;
+        tracing::info!(
+            target: "audit",
+            event = "key_loaded",
+            issuer = %new.id,
+            responder_key_sha1 = %hex::encode(signer.key_hash()),
+            key_kind = signer.key().kind().name(),
+            presigned = signed,
+            "OCSP signer rotated"
+        );
     }
 }
 

@@ -13,7 +13,11 @@ use crate::state::IssuerState;
 pub struct Issuer {
     pub id: String,
     pub cert: Cert,
-    pub signer: ResponseSigner,
+    /// Swapped whole on a key rotation (SIGHUP).
+    signer: std::sync::RwLock<std::sync::Arc<ResponseSigner>>,
+    /// Bumped with every signer swap; part of every cache key, so answers of
+    /// the old signer become unreachable at the swap.
+    generation: std::sync::atomic::AtomicU64,
     pub state: IssuerState,
     pub unknown_serial: UnknownSerialPolicy,
     /// The CA's own key, for CRLs (when configured).
@@ -25,6 +29,21 @@ pub struct Issuer {
 }
 
 impl Issuer {
+    pub fn signer(&self) -> std::sync::Arc<ResponseSigner> {
+        std::sync::Arc::clone(&self.signer.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Installs a new signer under generation `generation`.
+    pub fn swap_signer(&self, signer: std::sync::Arc<ResponseSigner>, generation: u64) {
+        *self.signer.write().unwrap_or_else(|p| p.into_inner()) = signer;
+        self.generation
+            .store(generation, std::sync::atomic::Ordering::Release);
+    }
+
     /// The CertID issuer hashes under `alg`.
     pub fn hashes(&self, alg: HashAlg) -> (Vec<u8>, Vec<u8>) {
         (self.cert.name_hash(alg), self.cert.key_hash(alg))
@@ -150,7 +169,8 @@ fn load(ic: &IssuerConfig, now: i64) -> Result<Issuer, Vec<String>> {
         (Some(cert), Some(signer)) if errors.is_empty() => Ok(Issuer {
             id: ic.id.clone(),
             cert,
-            signer,
+            signer: std::sync::RwLock::new(std::sync::Arc::new(signer)),
+            generation: std::sync::atomic::AtomicU64::new(0),
             state: IssuerState::new(),
             unknown_serial: ic.unknown_serial,
             index: ic.index.clone(),

@@ -108,7 +108,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     "issuer {}: {} serials, signer {}",
                     i.id,
                     i.state.len(),
-                    i.signer.key().kind().name()
+                    i.signer().key().kind().name()
                 );
             }
             println!("{}: OK", cfg.path.display());

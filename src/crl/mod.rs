@@ -432,8 +432,11 @@ impl CrlService {
                     }
                 }
                 tracing::info!(
+                    target: "audit",
+                    event = "crl_published",
                     issuer = %i.id,
                     crl = %i.name,
+                    sha256 = %live.etag.trim_matches('"'),
                     why = due.label(),
                     number = live.number,
                     entries = live.n_entries,

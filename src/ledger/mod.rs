@@ -423,6 +423,15 @@ impl Writer {
                         Change::Release { .. } => "release",
                     };
                     self.metrics.ledger_changes.with_label_values(&[kind]).inc();
+                    tracing::info!(
+                        target: "audit",
+                        event = kind,
+                        issuer = %p.record.issuer,
+                        serial = %p.record.change.serial(),
+                        seq = p.record.seq,
+                        detail = ?p.record.change,
+                        "change recorded"
+                    );
                     Outcome::Recorded { seq: p.record.seq }
                 }
                 Err(e) => Outcome::Failed(e.clone()),

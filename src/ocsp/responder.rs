@@ -13,7 +13,7 @@ use moka::future::Cache;
 use tokio::sync::Semaphore;
 
 use super::request;
-use super::response::{self, CertStatus, ErrorStatus, ResponseBody, SingleAnswer};
+use super::response::{self, CertStatus, ErrorStatus, ResponseBody, ResponseSigner, SingleAnswer};
 use crate::clock::{Clock, Window, Windows};
 use crate::config::{Ocsp, UnknownSerialPolicy};
 use crate::issuer::Issuer;
@@ -67,6 +67,8 @@ impl Why {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct CacheKey {
     issuer: usize,
+    /// The issuer's signer generation: a key rotation changes it.
+    generation: u64,
     window: i64,
     items: Vec<(Serial, HashAlg, u64)>,
 }
@@ -256,6 +258,7 @@ impl Responder {
         };
         let key = CacheKey {
             issuer,
+            generation: self.issuers[issuer].generation(),
             window: window.index,
             items,
         };
@@ -324,7 +327,8 @@ impl Responder {
                     signer.metrics.ocsp_signing_in_flight.inc();
                     let s = Arc::clone(&signer);
                     let result = tokio::task::spawn_blocking(move || {
-                        s.sign(issuer, window, &job, Why::OnDemand)
+                        let signer = s.issuers[issuer].signer();
+                        s.sign(issuer, &signer, window, &job, Why::OnDemand)
                     })
                     .await;
                     signer.metrics.ocsp_signing_in_flight.dec();
@@ -342,6 +346,7 @@ impl Responder {
     fn sign(
         &self,
         issuer: usize,
+        signer: &ResponseSigner,
         window: Window,
         items: &[(Serial, HashAlg, CertStatus)],
         why: Why,
@@ -351,7 +356,7 @@ impl Responder {
         let this_update = window.start;
         let next_update = this_update
             .saturating_add(self.validity)
-            .min(i.signer.not_after());
+            .min(signer.not_after());
         if next_update <= this_update {
             tracing::error!(issuer = %i.id, "signer certificate has expired; cannot sign");
             return Err(ErrorStatus::InternalError);
@@ -373,7 +378,7 @@ impl Responder {
             answers,
             extended_revoke: i.unknown_serial == UnknownSerialPolicy::Revoked,
         };
-        let der = response::encode_signed(&i.signer, &body).map_err(|e| {
+        let der = response::encode_signed(signer, &body).map_err(|e| {
             tracing::error!(issuer = %i.id, error = %e, "signing an OCSP response failed");
             ErrorStatus::InternalError
         })?;
@@ -406,6 +411,20 @@ impl Responder {
         serials: &[Serial],
         why: Why,
     ) -> Vec<(CacheKeyHandle, Arc<Signed>)> {
+        let i = &self.issuers[issuer];
+        self.presign_with(issuer, &i.signer(), i.generation(), window, serials, why)
+    }
+
+    /// `presign_blocking` with a given signer and generation (key rotation).
+    fn presign_with(
+        &self,
+        issuer: usize,
+        signer: &ResponseSigner,
+        generation: u64,
+        window: Window,
+        serials: &[Serial],
+        why: Why,
+    ) -> Vec<(CacheKeyHandle, Arc<Signed>)> {
         let mut out = Vec::with_capacity(serials.len() * self.presign_hashes.len());
         for serial in serials {
             let Some((status, revision)) = self.status_of(issuer, serial) else {
@@ -413,9 +432,10 @@ impl Responder {
             };
             for alg in &self.presign_hashes {
                 let item = vec![(serial.clone(), *alg, status.clone())];
-                if let Ok(signed) = self.sign(issuer, window, &item, why) {
+                if let Ok(signed) = self.sign(issuer, signer, window, &item, why) {
                     let key = CacheKey {
                         issuer,
+                        generation,
                         window: window.index,
                         items: vec![(serial.clone(), *alg, revision)],
                     };
@@ -462,6 +482,38 @@ impl Responder {
         let mut out = self.presign_blocking(idx, current, one, Why::Change);
         out.extend(self.presign_blocking(idx, next, one, Why::Change));
         out
+    }
+
+    /// Rotates an issuer's OCSP signer without downtime: pre-signs the
+    /// current and next windows with the new signer under a new generation,
+    /// then swaps; until the swap, answers come from the old signer's bytes.
+    pub async fn rotate(self: &Arc<Self>, idx: usize, signer: Arc<ResponseSigner>) -> usize {
+        let Some(issuer) = self.issuers.get(idx) else {
+            return 0;
+        };
+        let generation = issuer.generation() + 1;
+        let current = self.windows.at(self.clock.now());
+        let serials: Vec<Serial> = issuer
+            .state
+            .snapshot()
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        let mut total = 0;
+        for window in [current, self.windows.next(current)] {
+            for chunk in serials.chunks(256) {
+                let (this, signer, chunk) = (Arc::clone(self), Arc::clone(&signer), chunk.to_vec());
+                let signed = tokio::task::spawn_blocking(move || {
+                    this.presign_with(idx, &signer, generation, window, &chunk, Why::Presign)
+                })
+                .await
+                .unwrap_or_default();
+                total += signed.len();
+                self.store(signed).await;
+            }
+        }
+        issuer.swap_signer(signer, generation);
+        total
     }
 
     /// Number of responses held in the cache (approximate, for tests and metrics).

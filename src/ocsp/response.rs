@@ -115,6 +115,16 @@ impl ResponseSigner {
     pub fn key(&self) -> &SigningKey {
         &self.key
     }
+
+    /// SHA-1 of the signer's public key (its ResponderID).
+    pub fn key_hash(&self) -> &[u8] {
+        &self.key_hash
+    }
+
+    /// Whether `other` signs with the same key and certificate.
+    pub fn same_as(&self, other: &ResponseSigner) -> bool {
+        self.key_hash == other.key_hash && self.certs_field == other.certs_field
+    }
 }
 
 /// The CertID revocd answers with: the issuer hashes under `alg`, NULL

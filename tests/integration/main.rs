@@ -8,6 +8,7 @@ mod deploy;
 mod http_get;
 mod issuers;
 mod ledger;
+mod lifecycle;
 mod nginx;
 mod openssl_client;
 mod python_client;

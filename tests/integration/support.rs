@@ -178,6 +178,30 @@ impl Daemon {
         self.stderr.try_iter().collect::<Vec<_>>().join("\n")
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal by name (`HUP`, `TERM`).
+    pub fn signal(&self, name: &str) {
+        let out = run(Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string()));
+        assert!(out.status.success(), "kill -{name}: {}", text(&out));
+    }
+
+    /// Waits up to `secs` for the process to exit; its status if it did.
+    pub fn wait_exit(&mut self, secs: u64) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// SIGKILL, no chance to clean up.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
