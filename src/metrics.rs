@@ -44,6 +44,8 @@ pub struct Metrics {
     pub crl_foreign_writes: IntCounterVec,
     pub crl_skipped: IntCounterVec,
     pub crl_store_conditional: IntGauge,
+    /// From a revocation reaching the ledger to OCSP serving it at the origin.
+    pub ocsp_revocation_visible_seconds: Histogram,
 }
 
 impl Metrics {
@@ -234,6 +236,14 @@ impl Metrics {
                 "1 if the start-up probe found the store honours conditional writes",
             )
             .expect("static metric"),
+            ocsp_revocation_visible_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "revocd_ocsp_revocation_visible_seconds",
+                    "Time from a revocation reaching the ledger to OCSP answering it at the origin (fsync and re-sign included)",
+                )
+                .buckets(prometheus::exponential_buckets(0.000_5, 3.0, 10).unwrap_or_default()),
+            )
+            .expect("static metric"),
             registry,
         };
         let build = IntGaugeVec::new(
@@ -272,6 +282,7 @@ impl Metrics {
             Box::new(m.crl_foreign_writes.clone()),
             Box::new(m.crl_skipped.clone()),
             Box::new(m.crl_store_conditional.clone()),
+            Box::new(m.ocsp_revocation_visible_seconds.clone()),
             Box::new(build),
         ] {
             m.registry.register(c).expect("unique metric names");

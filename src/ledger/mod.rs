@@ -368,6 +368,7 @@ impl Writer {
     }
 
     fn process(&mut self, batch: Vec<Request>) {
+        let received = Instant::now();
         let mut outcomes: Vec<Vec<Outcome>> = batch
             .iter()
             .map(|r| vec![Outcome::Unchanged; r.changes.len()])
@@ -380,7 +381,7 @@ impl Writer {
                 if keys.contains(&key) {
                     // Two changes to one serial in one batch: the second is
                     // checked against the state the first leaves.
-                    self.flush(&mut pending, &mut outcomes);
+                    self.flush(&mut pending, &mut outcomes, received);
                     keys.clear();
                 }
                 match self.applier.check(&sub.issuer, &sub.change) {
@@ -401,14 +402,19 @@ impl Writer {
                 }
             }
         }
-        self.flush(&mut pending, &mut outcomes);
+        self.flush(&mut pending, &mut outcomes, received);
         for (req, out) in batch.into_iter().zip(outcomes) {
             let _ = req.reply.send(out);
         }
     }
 
     /// Writes `pending` with one fsync, then applies and marks them recorded.
-    fn flush(&mut self, pending: &mut Vec<Pending>, outcomes: &mut [Vec<Outcome>]) {
+    fn flush(
+        &mut self,
+        pending: &mut Vec<Pending>,
+        outcomes: &mut [Vec<Outcome>],
+        received: Instant,
+    ) {
         if pending.is_empty() {
             return;
         }
@@ -417,6 +423,11 @@ impl Writer {
             outcomes[p.request][p.index] = match &result {
                 Ok(()) => {
                     self.applier.apply(&p.record.issuer, &p.record.change);
+                    if matches!(p.record.change, Change::Revoke { .. }) {
+                        self.metrics
+                            .ocsp_revocation_visible_seconds
+                            .observe(received.elapsed().as_secs_f64());
+                    }
                     let kind = match p.record.change {
                         Change::Register { .. } => "register",
                         Change::Revoke { .. } => "revoke",

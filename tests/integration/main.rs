@@ -9,6 +9,7 @@ mod http_get;
 mod issuers;
 mod ledger;
 mod lifecycle;
+mod metrics;
 mod nginx;
 mod openssl_client;
 mod python_client;

@@ -27,11 +27,14 @@ struct Nginx {
 }
 
 fn nginx(dir: &Path, cert: &str, key: &str, responder: &str) -> Nginx {
-    let port = free_port();
+    nginx_on(dir, cert, key, responder, free_port())
+}
+
+fn nginx_on(dir: &Path, cert: &str, key: &str, responder: &str, port: u16) -> Nginx {
     let d = dir.display();
     std::fs::create_dir_all(dir.join("nginx-tmp")).expect("tmp");
     let conf = format!(
-        "user root;\nworker_processes 1;\nerror_log {d}/nginx-error.log info;\npid {d}/nginx.pid;\n\
+        "user root;\nmaster_process off;\nworker_processes 1;\nerror_log {d}/nginx-error.log info;\npid {d}/nginx.pid;\n\
          events {{ worker_connections 64; }}\n\
          http {{\n  access_log off;\n  client_body_temp_path {d}/nginx-tmp/body;\n  proxy_temp_path {d}/nginx-tmp/proxy;\n\
            fastcgi_temp_path {d}/nginx-tmp/fcgi;\n  uwsgi_temp_path {d}/nginx-tmp/uwsgi;\n  scgi_temp_path {d}/nginx-tmp/scgi;\n\
@@ -94,4 +97,46 @@ fn nginx_staples_a_good_answer_from_revocd() {
     let log = std::fs::read_to_string(p.join("nginx-error.log")).unwrap_or_default();
     assert!(!log.contains("OCSP response not successful"), "{log}");
     assert!(!log.contains("certificate status"), "{log}");
+}
+
+#[test]
+fn after_a_revocation_nginx_refetches_and_refuses_to_staple_revoked() {
+    let dir = demo_pki();
+    let p = dir.path();
+    let d = Daemon::start(&p.join("revocd.toml"));
+    let n = nginx(p, "leaf-good.pem", "leaf-good.key", &d.url());
+    eventually(30, "a good staple", || {
+        s_client(p, n.port)
+            .contains("Cert Status: good")
+            .then_some(())
+    });
+    let good = serial_of(&p.join("leaf-good.pem"));
+    let (s, _) = admin_call(
+        d.admin,
+        "POST",
+        "/v1/issuers/demo/revocations",
+        Some(&token(p)),
+        &format!(r#"{{"serial": "{good}", "reason": "keyCompromise"}}"#),
+    )
+    .expect("revoke");
+    assert_eq!(s, 200);
+    // nginx refetches at the earliest 5 minutes later; a restart makes it
+    // fetch now. nginx never staples a revoked answer: it logs the status and
+    // sends no staple (ngx_ssl_stapling_ocsp_handler), so clients fall back to
+    // asking revocd, which says revoked.
+    let port = n.port;
+    drop(n);
+    let n = nginx_on(p, "leaf-good.pem", "leaf-good.key", &d.url(), port);
+    let log = eventually(30, "nginx to fetch the revoked answer", || {
+        let _ = s_client(p, n.port);
+        let log = std::fs::read_to_string(p.join("nginx-error.log")).unwrap_or_default();
+        log.contains("certificate status \"revoked\" in the OCSP response")
+            .then_some(log)
+    });
+    assert!(log.contains("revoked"), "{log}");
+    let out = s_client(p, n.port);
+    assert!(out.contains("OCSP response: no response sent"), "{out}");
+    let ca = load_cert(&p.join("ca.pem"));
+    let serial = revocd::state::Serial::from_hex(&good).expect("hex");
+    assert_eq!(ocsp_status(&d, &ca, &serial).status, "revoked");
 }
