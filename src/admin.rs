@@ -251,40 +251,10 @@ impl AdminApi {
     }
 
     async fn revoke(&self, issuer: &str, body: &[u8]) -> Result<ApiResponse, Bad> {
-        let v: Value = parse_json(body)?;
-        if !v.is_object() {
-            return Err(Bad("body must be a JSON object".into(), None));
-        }
-        let serial = serial_field(&v, "serial")?;
-        let reason = match v.get("reason") {
-            None | Some(Value::Null) => Reason::Unspecified,
-            Some(Value::String(s)) => Reason::from_name(s).ok_or_else(|| {
-                Bad::field(
-                    "reason",
-                    format!("{s:?} is not an RFC 5280 reason (keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, certificateHold, removeFromCRL, privilegeWithdrawn, aACompromise, unspecified)"),
-                )
-            })?,
-            Some(_) => return Err(Bad::field("reason", "must be a string")),
-        };
         let now = crate::clock::Clock::now(self.responder.clock().as_ref());
-        let at = time_field(&v, "revoked_at")?.unwrap_or(now);
-        if at > now + FUTURE_SKEW {
-            return Err(Bad::field("revoked_at", "is in the future"));
-        }
-        let invalidity_date = time_field(&v, "invalidity_date")?;
-        let change = if reason == Reason::RemoveFromCrl {
-            Change::Release {
-                serial: serial.clone(),
-            }
-        } else {
-            Change::Revoke {
-                serial: serial.clone(),
-                at,
-                reason,
-                invalidity_date,
-            }
-        };
-        let word = if reason == Reason::RemoveFromCrl {
+        let change = parse_revocation(body, now).map_err(|e| Bad(e.message, e.field))?;
+        let serial = change.serial().clone();
+        let word = if matches!(change, Change::Release { .. }) {
             "released"
         } else {
             "revoked"
@@ -346,6 +316,49 @@ impl AdminApi {
         let idx = self.responder.issuer_index(issuer)?;
         Some(self.responder.issuers()[idx].cert.clone())
     }
+}
+
+/// A request field problem, for callers outside this module (fuzzing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub message: String,
+    pub field: Option<&'static str>,
+}
+
+/// Parses a revocation body into a change, as of `now`. Pure: the fuzz
+/// target `admin_json` holds it to never panicking.
+pub fn parse_revocation(body: &[u8], now: i64) -> Result<Change, FieldError> {
+    let err = |Bad(message, field)| FieldError { message, field };
+    let v: Value = parse_json(body).map_err(err)?;
+    if !v.is_object() {
+        return Err(err(Bad("body must be a JSON object".into(), None)));
+    }
+    let serial = serial_field(&v, "serial").map_err(err)?;
+    let reason = match v.get("reason") {
+        None | Some(Value::Null) => Reason::Unspecified,
+        Some(Value::String(s)) => Reason::from_name(s).ok_or_else(|| {
+            err(Bad::field(
+                "reason",
+                format!("{s:?} is not an RFC 5280 reason (keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, certificateHold, removeFromCRL, privilegeWithdrawn, aACompromise, unspecified)"),
+            ))
+        })?,
+        Some(_) => return Err(err(Bad::field("reason", "must be a string"))),
+    };
+    let at = time_field(&v, "revoked_at").map_err(err)?.unwrap_or(now);
+    if at > now.saturating_add(FUTURE_SKEW) {
+        return Err(err(Bad::field("revoked_at", "is in the future")));
+    }
+    let invalidity_date = time_field(&v, "invalidity_date").map_err(err)?;
+    Ok(if reason == Reason::RemoveFromCrl {
+        Change::Release { serial }
+    } else {
+        Change::Revoke {
+            serial,
+            at,
+            reason,
+            invalidity_date,
+        }
+    })
 }
 
 fn outcome_json(serial: &str, outcome: &Outcome, done: &str) -> (u16, Value) {
