@@ -544,28 +544,7 @@ impl CrlService {
         // certificate expired has carried it; the live CRL was issued at
         // its thisUpdate, so drop only entries that expired before it.
         let keep_after = base.as_ref().or(live).map(|l| l.this_update);
-        let mut entries: Vec<CrlEntry> = state
-            .snapshot()
-            .into_iter()
-            .filter(|(serial, _)| shard.is_none_or(|(k, n)| shard_of(serial, n) == k))
-            .filter_map(|(serial, e)| match e.status {
-                Status::Revoked {
-                    at,
-                    reason,
-                    invalidity_date,
-                } => {
-                    let expired_before_live =
-                        matches!((e.not_after, keep_after), (Some(na), Some(k)) if na < k);
-                    (!expired_before_live).then_some(CrlEntry {
-                        serial,
-                        revoked_at: at,
-                        reason,
-                        invalidity_date,
-                    })
-                }
-                Status::Good => None,
-            })
-            .collect();
+        let mut entries = select_entries(state.snapshot(), keep_after, shard);
         if let Some(b) = &base {
             entries = delta_entries(&b.der, entries)?;
         }
@@ -646,6 +625,40 @@ impl CrlService {
             .insert(id.to_string(), body);
         Ok(())
     }
+}
+
+/// The entries of a full CRL from a state snapshot: every revoked serial
+/// (of the shard, when sharded), except those whose certificate expired
+/// before `keep_after`, the thisUpdate of the live CRL, which already carried
+/// them after their expiry (CONFORMANCE 27). Sorted by serial.
+pub fn select_entries(
+    snapshot: Vec<(crate::state::Serial, crate::state::Entry)>,
+    keep_after: Option<i64>,
+    shard: Option<(u32, u32)>,
+) -> Vec<CrlEntry> {
+    let mut entries: Vec<CrlEntry> = snapshot
+        .into_iter()
+        .filter(|(serial, _)| shard.is_none_or(|(k, n)| shard_of(serial, n) == k))
+        .filter_map(|(serial, e)| match e.status {
+            Status::Revoked {
+                at,
+                reason,
+                invalidity_date,
+            } => {
+                let expired_before_live =
+                    matches!((e.not_after, keep_after), (Some(na), Some(k)) if na < k);
+                (!expired_before_live).then_some(CrlEntry {
+                    serial,
+                    revoked_at: at,
+                    reason,
+                    invalidity_date,
+                })
+            }
+            Status::Good => None,
+        })
+        .collect();
+    entries.sort_by(|a, b| a.serial.cmp(&b.serial));
+    entries
 }
 
 /// Delta entries: what `current` holds that the base CRL `base_der` does not

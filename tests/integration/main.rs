@@ -12,6 +12,7 @@ mod lifecycle;
 mod metrics;
 mod nginx;
 mod openssl_client;
+mod properties;
 mod python_client;
 mod responder;
 mod support;
