@@ -45,6 +45,8 @@ struct RawConfig {
     admin: RawAdmin,
     #[serde(default)]
     ledger: RawLedger,
+    #[serde(default)]
+    security: RawSecurity,
     crl: Option<RawCrl>,
     data_dir: Option<PathBuf>,
     #[serde(default, rename = "issuer")]
@@ -80,6 +82,12 @@ struct RawCrl {
     shards: Option<u32>,
     url_base: Option<String>,
     delta: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawSecurity {
+    loose_secret_permissions: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -149,6 +157,9 @@ pub struct Config {
     pub snapshot_every: u64,
     /// CRL publishing, when a `[crl]` section is present.
     pub crl: Option<Crl>,
+    /// Key and token files readable by group or others: refuse to start
+    /// (the default) or only warn.
+    pub refuse_loose_secrets: bool,
     pub issuers: Vec<IssuerConfig>,
 }
 
@@ -544,8 +555,20 @@ fn validate(raw: RawConfig, path: &Path, base: &Path, errors: &mut Vec<String>) 
         }
     }
 
+    let refuse_loose_secrets = match raw.security.loose_secret_permissions.as_deref() {
+        None | Some("refuse") => true,
+        Some("warn") => false,
+        Some(other) => {
+            errors.push(format!(
+                "security.loose-secret-permissions: {other:?} is not \"refuse\" or \"warn\""
+            ));
+            true
+        }
+    };
+
     Config {
         path: path.to_path_buf(),
+        refuse_loose_secrets,
         data_dir: resolve(raw.data_dir.as_deref().unwrap_or(Path::new("."))),
         listen,
         ocsp,

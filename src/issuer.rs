@@ -50,10 +50,55 @@ impl Issuer {
     }
 }
 
+/// A problem with a secret file's permissions: readable or writable by
+/// group or others (Unix).
+pub fn loose_permissions(path: &Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode();
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "{} is accessible by group or others (mode {:o}); chmod 600 it",
+                path.display(),
+                mode & 0o777
+            )
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
 /// Loads every issuer, collecting every problem (each names its file).
 pub fn load_all(config: &Config, now: i64) -> Result<Vec<Issuer>, Vec<String>> {
     let mut errors = Vec::new();
     let mut issuers = Vec::new();
+    let mut secrets: Vec<&Path> = config
+        .admin_token_file
+        .iter()
+        .map(|p| p.as_path())
+        .collect();
+    for ic in &config.issuers {
+        secrets.extend(ic.ca_key.as_deref());
+        let (SignerConfig::Delegated { key, .. } | SignerConfig::Issuer { key }) = &ic.signer;
+        secrets.push(key);
+    }
+    secrets.sort();
+    secrets.dedup();
+    for path in secrets {
+        if let Some(problem) = loose_permissions(path) {
+            if config.refuse_loose_secrets {
+                errors.push(format!(
+                    "{problem} (or set security.loose-secret-permissions = \"warn\")"
+                ));
+            } else {
+                tracing::warn!("{problem}");
+            }
+        }
+    }
     for ic in &config.issuers {
         match load(ic, now) {
             Ok(i) => issuers.push(i),

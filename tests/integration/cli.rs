@@ -111,3 +111,34 @@ fn bad_configs_exit_64_and_name_the_file() {
         assert!(t.contains(needle), "{toml}: expected {needle:?} in {t}");
     }
 }
+
+#[test]
+fn secrets_readable_by_others_refuse_to_start_unless_told_to_warn() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = demo_pki();
+    let p = dir.path();
+    std::fs::set_permissions(
+        p.join("responder.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .expect("chmod");
+    let out = run(Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(p.join("revocd.toml")));
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(64), "{t}");
+    assert!(
+        t.contains("responder.key is accessible by group or others (mode 644)"),
+        "{t}"
+    );
+    let config = std::fs::read_to_string(p.join("revocd.toml")).expect("read");
+    std::fs::write(
+        p.join("revocd.toml"),
+        format!("{config}\n[security]\nloose-secret-permissions = \"warn\"\n"),
+    )
+    .expect("write");
+    let out = run(Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(p.join("revocd.toml")));
+    assert!(out.status.success(), "{}", text(&out));
+}
