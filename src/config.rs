@@ -25,6 +25,7 @@ pub mod defaults {
     pub const SIGNING_BUDGET: usize = 64;
     pub const CACHE_MAX_BYTES: u64 = 4 << 30;
     pub const HEADER_READ_TIMEOUT: &str = "10s";
+    pub const MAX_CONNECTIONS: usize = 10_000;
     /// Ledger records between snapshots.
     pub const SNAPSHOT_EVERY: u64 = 100_000;
     pub const CRL_STORE: &str = "file://crl";
@@ -59,6 +60,7 @@ struct RawListen {
     public: Option<String>,
     admin: Option<String>,
     header_read_timeout: Option<String>,
+    max_connections: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -169,6 +171,8 @@ pub struct Listen {
     pub admin: SocketAddr,
     /// Slowloris guard: how long a client may take to send its headers.
     pub header_read_timeout: Duration,
+    /// Connections open at once per listener; more are closed at once.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -349,6 +353,14 @@ fn validate(raw: RawConfig, path: &Path, base: &Path, errors: &mut Vec<String>) 
             defaults::HEADER_READ_TIMEOUT,
             errors,
         ),
+        max_connections: match raw.listen.max_connections {
+            Some(0) => {
+                errors.push("listen.max-connections: must be at least 1".to_string());
+                defaults::MAX_CONNECTIONS
+            }
+            Some(n) => n,
+            None => defaults::MAX_CONNECTIONS,
+        },
     };
 
     let o = raw.ocsp;

@@ -189,11 +189,16 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         max_request_bytes: config.ocsp.max_request_bytes,
         crl: crl.clone(),
     });
-    let timeout = config.listen.header_read_timeout;
+    let limits = |name| http::Limits {
+        name,
+        header_read_timeout: config.listen.header_read_timeout,
+        max_connections: config.listen.max_connections,
+        metrics: metrics.clone(),
+    };
     let public_task = tokio::spawn(http::serve(
         public,
         move |req| Arc::clone(&service).handle(req),
-        timeout,
+        limits("public"),
         stop_rx.clone(),
     ));
     let admin_service = Arc::new(AdminService {
@@ -204,7 +209,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let admin_task = tokio::spawn(http::serve(
         admin,
         move |req| Arc::clone(&admin_service).handle(req),
-        timeout,
+        limits("admin"),
         stop_rx,
     ));
 

@@ -46,6 +46,9 @@ pub struct Metrics {
     pub crl_store_conditional: IntGauge,
     /// From a revocation reaching the ledger to OCSP serving it at the origin.
     pub ocsp_revocation_visible_seconds: Histogram,
+    pub http_connections_open: IntGaugeVec,
+    /// Connections closed at once because `listen.max-connections` were open.
+    pub http_connections_refused: IntCounterVec,
 }
 
 impl Metrics {
@@ -244,6 +247,19 @@ impl Metrics {
                 .buckets(prometheus::exponential_buckets(0.000_5, 3.0, 10).unwrap_or_default()),
             )
             .expect("static metric"),
+            http_connections_open: IntGaugeVec::new(
+                Opts::new("revocd_http_connections_open", "Open connections by listener"),
+                &["listener"],
+            )
+            .expect("static metric"),
+            http_connections_refused: IntCounterVec::new(
+                Opts::new(
+                    "revocd_http_connections_refused_total",
+                    "Connections closed at once because listen.max-connections were open",
+                ),
+                &["listener"],
+            )
+            .expect("static metric"),
             registry,
         };
         let build = IntGaugeVec::new(
@@ -283,6 +299,8 @@ impl Metrics {
             Box::new(m.crl_skipped.clone()),
             Box::new(m.crl_store_conditional.clone()),
             Box::new(m.ocsp_revocation_visible_seconds.clone()),
+            Box::new(m.http_connections_open.clone()),
+            Box::new(m.http_connections_refused.clone()),
             Box::new(build),
         ] {
             m.registry.register(c).expect("unique metric names");

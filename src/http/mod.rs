@@ -24,18 +24,40 @@ pub type Body = Full<Bytes>;
 /// How long open connections get to finish after shutdown starts.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 
+/// Per-listener limits, each a config knob with a metric when it triggers.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Label of the listener in metrics: "public" or "admin".
+    pub name: &'static str,
+    /// Slowloris guard: a client must send its request headers in this time
+    /// (also bounds how long an idle keep-alive connection is held).
+    pub header_read_timeout: Duration,
+    /// Connections open at once; more are closed at once.
+    pub max_connections: usize,
+    pub metrics: crate::metrics::Metrics,
+}
+
 /// Accepts connections until `shutdown` turns true, then drains the open
 /// ones under [`DRAIN_DEADLINE`].
 pub async fn serve<H, F>(
     listener: TcpListener,
     handler: H,
-    header_read_timeout: Duration,
+    limits: Limits,
     mut shutdown: watch::Receiver<bool>,
 ) where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let open = limits
+        .metrics
+        .http_connections_open
+        .with_label_values(&[limits.name]);
+    let refused = limits
+        .metrics
+        .http_connections_refused
+        .with_label_values(&[limits.name]);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -48,6 +70,11 @@ pub async fn serve<H, F>(
                         continue;
                     }
                 };
+                let Ok(slot) = std::sync::Arc::clone(&slots).try_acquire_owned() else {
+                    refused.inc();
+                    drop(stream);
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let h = handler.clone();
                 let service = service_fn(move |req| {
@@ -56,14 +83,18 @@ pub async fn serve<H, F>(
                 });
                 let conn = http1::Builder::new()
                     .timer(TokioTimer::new())
-                    .header_read_timeout(header_read_timeout)
+                    .header_read_timeout(limits.header_read_timeout)
                     .keep_alive(true)
                     .serve_connection(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn);
+                let open = open.clone();
+                open.inc();
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
+                    open.dec();
+                    drop(slot);
                 });
             }
             _ = crate::shutdown::stopped(&mut shutdown) => break,
