@@ -48,6 +48,9 @@ fn request_with_serial(ca: &revocd::pki::Cert, content: &[u8]) -> Vec<u8> {
     sequence(&[&sequence(&[&sequence(&[&sequence(&[&cert_id])])])])
 }
 
+/// (name, to the admin listener?, request bytes, expected status, expected body)
+type Row<'a> = (&'a str, bool, Vec<u8>, u16, Option<&'a [u8]>);
+
 #[test]
 fn hostile_requests_get_clean_answers_and_the_daemon_keeps_serving() {
     let dir = demo_pki();
@@ -72,8 +75,7 @@ fn hostile_requests_get_clean_answers_and_the_daemon_keeps_serving() {
     let ocsp_unauthorized = [0x30u8, 0x03, 0x0a, 0x01, 0x06];
     let malformed = [0x30u8, 0x03, 0x0a, 0x01, 0x01];
 
-    // (name, admin listener?, request, expected status, expected body if any)
-    let table: Vec<(&str, bool, Vec<u8>, u16, Option<&[u8]>)> = vec![
+    let table: Vec<Row> = vec![
         (
             "garbage bytes",
             false,
