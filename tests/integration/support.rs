@@ -225,7 +225,9 @@ impl Drop for Daemon {
 pub fn raw_http(addr: SocketAddr, request: &[u8]) -> Option<(u16, String, Vec<u8>)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    s.write_all(request).ok()?;
+    // A server may answer (413) and close before reading everything: keep
+    // whatever answer arrived even if the write was cut short.
+    let _ = s.write_all(request);
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
     let split = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
