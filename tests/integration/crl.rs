@@ -447,19 +447,6 @@ fn set_crl(config: &Path, extra: &str) {
     std::fs::write(config, text.replace("[crl]\n", &format!("[crl]\n{extra}"))).expect("write");
 }
 
-fn revoke(d: &Daemon, tok: &str, serial: &str, reason: &str) {
-    let body = format!(r#"{{"serial": "{serial}", "reason": "{reason}"}}"#);
-    let (s, v) = admin_call(
-        d.admin,
-        "POST",
-        "/v1/issuers/demo/revocations",
-        Some(tok),
-        &body,
-    )
-    .expect("revoke");
-    assert_eq!(s, 200, "{v}");
-}
-
 #[test]
 fn sharded_crls_carry_their_idp_and_a_manifest_lists_them() {
     let dir = demo_pki();

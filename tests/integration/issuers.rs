@@ -9,11 +9,6 @@ use crate::openssl_client_run as ocsp;
 use crate::python_client::check;
 use crate::support::*;
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = run(Command::new(require("openssl")).current_dir(dir).args(args));
-    assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
-}
-
 /// An RSA-2048 CA and one leaf made by openssl; index.txt lists the leaf as
 /// valid; the config has the CA sign its own responses.
 fn rsa_ca(dir: &Path) -> String {

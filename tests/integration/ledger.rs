@@ -245,12 +245,6 @@ fn cli_registers_revokes_and_reads_status() {
     );
 }
 
-fn openssl(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = run(Command::new(require("openssl")).current_dir(dir).args(args));
-    assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
-    text(&out)
-}
-
 #[test]
 fn openssl_ca_revoke_is_followed_within_two_seconds() {
     let dir = tempfile::tempdir().expect("tmp");

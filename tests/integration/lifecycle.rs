@@ -9,11 +9,6 @@ use revocd::state::Serial;
 
 use crate::support::*;
 
-fn openssl(dir: &std::path::Path, args: &[&str]) {
-    let out = run(Command::new(require("openssl")).current_dir(dir).args(args));
-    assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
-}
-
 fn signer_of(v: &revocd::query::Verdict) -> String {
     v.lines
         .iter()

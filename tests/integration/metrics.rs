@@ -23,15 +23,7 @@ fn metrics_after_real_traffic() {
         assert_eq!(ocsp_status(&d, &ca, &good).status, "good");
     }
     raw_http(d.public, b"PUT / HTTP/1.0\r\n\r\n").expect("405");
-    let (s, _) = admin_call(
-        d.admin,
-        "POST",
-        "/v1/issuers/demo/revocations",
-        Some(&token(p)),
-        &format!(r#"{{"serial": "{good}", "reason": "superseded"}}"#),
-    )
-    .expect("revoke");
-    assert_eq!(s, 200);
+    revoke(&d, &token(p), &good.to_hex(), "superseded");
     assert_eq!(ocsp_status(&d, &ca, &good).status, "revoked");
     eventually(20, "a CRL", || {
         http_get(d.public, "/crl/demo.crl").filter(|r| r.0 == 200)

@@ -111,15 +111,7 @@ fn after_a_revocation_nginx_refetches_and_refuses_to_staple_revoked() {
             .then_some(())
     });
     let good = serial_of(&p.join("leaf-good.pem"));
-    let (s, _) = admin_call(
-        d.admin,
-        "POST",
-        "/v1/issuers/demo/revocations",
-        Some(&token(p)),
-        &format!(r#"{{"serial": "{good}", "reason": "keyCompromise"}}"#),
-    )
-    .expect("revoke");
-    assert_eq!(s, 200);
+    revoke(&d, &token(p), &good, "keyCompromise");
     // nginx refetches at the earliest 5 minutes later; a restart makes it
     // fetch now. nginx never staples a revoked answer: it logs the status and
     // sends no staple (ngx_ssl_stapling_ocsp_handler), so clients fall back to

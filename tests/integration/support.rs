@@ -542,3 +542,24 @@ pub fn garage() -> Garage {
         _dir: dir,
     }
 }
+
+/// Runs openssl in `dir`, asserting success; returns what it printed.
+pub fn openssl(dir: &Path, args: &[&str]) -> String {
+    let out = run(Command::new(require("openssl")).current_dir(dir).args(args));
+    assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
+    text(&out)
+}
+
+/// Revokes `serial` of the demo issuer through the admin API.
+pub fn revoke(d: &Daemon, tok: &str, serial: &str, reason: &str) {
+    let body = format!(r#"{{"serial": "{serial}", "reason": "{reason}"}}"#);
+    let (s, v) = admin_call(
+        d.admin,
+        "POST",
+        "/v1/issuers/demo/revocations",
+        Some(tok),
+        &body,
+    )
+    .expect("revoke");
+    assert_eq!(s, 200, "{v}");
+}
