@@ -6,6 +6,7 @@ pub mod asn1;
 pub mod cli;
 pub mod client;
 pub mod clock;
+pub mod commands;
 pub mod config;
 pub mod crl;
 pub mod daemon;
