@@ -136,14 +136,8 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             if items.is_empty() {
                 anyhow::bail!("give --cert FILE or --serial HEX --not-after TIME");
             }
-            let (status, v) = client
-                .call(
-                    "POST",
-                    &format!("/v1/issuers/{issuer}/certificates"),
-                    Some(serde_json::json!({ "certificates": items })),
-                )
-                .await?;
-            println!("{}", crate::client::expect_ok(status, &v)?);
+            let v = register(&client, &issuer, &items).await?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::ImportIndex { admin, index } => {
@@ -156,14 +150,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             let mut failed = 0;
             for chunk in registrations.chunks(5000) {
-                let (status, v) = client
-                    .call(
-                        "POST",
-                        &format!("/v1/issuers/{issuer}/certificates"),
-                        Some(serde_json::json!({ "certificates": chunk })),
-                    )
-                    .await?;
-                crate::client::expect_ok(status, &v)?;
+                register(&client, &issuer, chunk).await?;
             }
             for r in &revocations {
                 let (status, v) = client
@@ -238,4 +225,21 @@ fn certificates_as_json(bytes: &[u8]) -> Vec<serde_json::Value> {
             "certificate": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes)
         })]
     }
+}
+
+/// One registration request for `items`; the answer, or an error for a non-2xx.
+async fn register(
+    client: &crate::client::AdminClient,
+    issuer: &str,
+    items: &[serde_json::Value],
+) -> anyhow::Result<serde_json::Value> {
+    let (status, v) = client
+        .call(
+            "POST",
+            &format!("/v1/issuers/{issuer}/certificates"),
+            Some(serde_json::json!({ "certificates": items })),
+        )
+        .await?;
+    crate::client::expect_ok(status, &v)?;
+    Ok(v)
 }

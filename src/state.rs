@@ -278,7 +278,12 @@ impl IssuerState {
         self.len() == 0
     }
 
-    /// A copy of every (serial, entry), for the pre-signer and CRL builder.
+    /// Every serial known, without copying the entries (the pre-signer).
+    pub fn serials(&self) -> Vec<Serial> {
+        self.read().keys().cloned().collect()
+    }
+
+    /// A copy of every (serial, entry), for the CRL builder and snapshots.
     pub fn snapshot(&self) -> Vec<(Serial, Entry)> {
         self.read()
             .iter()

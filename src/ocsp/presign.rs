@@ -40,12 +40,7 @@ pub async fn presign_window(responder: &Arc<Responder>, window: Window, why: Why
         .unwrap_or(2);
     let mut total = 0;
     for (idx, issuer) in responder.issuers().iter().enumerate() {
-        let serials: Vec<Serial> = issuer
-            .state
-            .snapshot()
-            .into_iter()
-            .map(|(s, _)| s)
-            .collect();
+        let serials: Vec<Serial> = issuer.state.serials();
         let chunks: Vec<Vec<Serial>> = serials.chunks(BATCH).map(<[Serial]>::to_vec).collect();
         let mut pending = chunks.into_iter();
         loop {
@@ -100,7 +95,7 @@ pub async fn run(responder: Arc<Responder>, mut shutdown: watch::Receiver<bool>)
         // Plan: every serial with its due time in this window.
         let mut plan: Vec<(i64, usize, Serial)> = Vec::new();
         for (idx, issuer) in responder.issuers().iter().enumerate() {
-            for (serial, _) in issuer.state.snapshot() {
+            for serial in issuer.state.serials() {
                 plan.push((due_time(window, &issuer.id, &serial), idx, serial));
             }
         }

@@ -493,12 +493,7 @@ impl Responder {
         };
         let generation = issuer.generation() + 1;
         let current = self.windows.at(self.clock.now());
-        let serials: Vec<Serial> = issuer
-            .state
-            .snapshot()
-            .into_iter()
-            .map(|(s, _)| s)
-            .collect();
+        let serials: Vec<Serial> = issuer.state.serials();
         let mut total = 0;
         for window in [current, self.windows.next(current)] {
             for chunk in serials.chunks(256) {
