@@ -462,55 +462,27 @@ pub struct Garage {
 pub fn garage() -> Garage {
     let bin = require("garage");
     let dir = tempfile::tempdir().expect("tmp");
-    let p = dir.path();
-    let (s3, rpc) = (free_port(), free_port());
-    let mut secret = [0u8; 32];
-    for (i, b) in secret.iter_mut().enumerate() {
-        *b = (i as u8).wrapping_mul(37) ^ (s3 as u8);
-    }
-    let config = p.join("garage.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "metadata_dir = \"{m}\"\ndata_dir = \"{d}\"\ndb_engine = \"lmdb\"\nreplication_factor = 1\n\
-             rpc_bind_addr = \"127.0.0.1:{rpc}\"\nrpc_public_addr = \"127.0.0.1:{rpc}\"\nrpc_secret = \"{secret}\"\n\
-             [s3_api]\ns3_region = \"garage\"\napi_bind_addr = \"127.0.0.1:{s3}\"\nroot_domain = \".s3.garage.localhost\"\n",
-            m = p.join("meta").display(),
-            d = p.join("data").display(),
-            secret = hex::encode(secret),
-        ),
-    )
-    .expect("garage.toml");
-    let child = Command::new(&bin)
-        .arg("-c")
-        .arg(&config)
-        .arg("server")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn garage");
-    let server = Server {
-        child: Some(child),
-        port: s3,
+    // Ports come from the OS but are only reserved once Garage binds them; a
+    // test running alongside may take one first, so a start that fails is
+    // retried on fresh ports. Garage's own log explains a final failure.
+    let mut failures = Vec::new();
+    let (server, config, status) = loop {
+        let attempt = failures.len() + 1;
+        match start_garage(&bin, dir.path(), attempt) {
+            Ok(started) => break started,
+            Err(why) if attempt < 3 => failures.push(why),
+            Err(why) => {
+                failures.push(why);
+                panic!("garage did not start:\n{}", failures.join("\n---\n"))
+            }
+        }
     };
-    wait_port(rpc, "garage rpc");
     let cli = |args: &[&str]| -> String {
         let out = run(Command::new(&bin).arg("-c").arg(&config).args(args));
         let t = text(&out);
         assert!(out.status.success(), "garage {args:?}: {t}");
         t
     };
-    let status = eventually(30, "garage status", || {
-        let out = Command::new(&bin)
-            .arg("-c")
-            .arg(&config)
-            .arg("status")
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).to_string())
-    });
     let node = status
         .lines()
         .skip_while(|l| !l.starts_with("ID"))
@@ -534,12 +506,90 @@ pub fn garage() -> Garage {
     cli(&[
         "bucket", "allow", "--read", "--write", "--owner", "pki", "--key", "revocd",
     ]);
-    wait_port(s3, "garage s3");
+    wait_port(server.port, "garage s3");
     Garage {
         server,
         key,
         secret,
         _dir: dir,
+    }
+}
+
+/// One attempt at a single-node Garage under `root/<attempt>`: the running
+/// server, its config file and the output of `garage status`.
+fn start_garage(
+    bin: &Path,
+    root: &Path,
+    attempt: usize,
+) -> Result<(Server, PathBuf, String), String> {
+    let p = root.join(attempt.to_string());
+    std::fs::create_dir_all(&p).expect("garage dir");
+    let (s3, rpc) = (free_port(), free_port());
+    if s3 == rpc {
+        return Err(format!("attempt {attempt}: the OS gave port {s3} twice"));
+    }
+    let mut secret = [0u8; 32];
+    for (i, b) in secret.iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(37) ^ (s3 as u8);
+    }
+    let config = p.join("garage.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "metadata_dir = \"{m}\"\ndata_dir = \"{d}\"\ndb_engine = \"lmdb\"\nreplication_factor = 1\n\
+             rpc_bind_addr = \"127.0.0.1:{rpc}\"\nrpc_public_addr = \"127.0.0.1:{rpc}\"\nrpc_secret = \"{secret}\"\n\
+             [s3_api]\ns3_region = \"garage\"\napi_bind_addr = \"127.0.0.1:{s3}\"\nroot_domain = \".s3.garage.localhost\"\n",
+            m = p.join("meta").display(),
+            d = p.join("data").display(),
+            secret = hex::encode(secret),
+        ),
+    )
+    .expect("garage.toml");
+    let log_path = p.join("garage.log");
+    let log = std::fs::File::create(&log_path).expect("garage.log");
+    let child = Command::new(bin)
+        .arg("-c")
+        .arg(&config)
+        .arg("server")
+        .env("RUST_LOG", "garage=info")
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn garage");
+    let mut server = Server {
+        child: Some(child),
+        port: s3,
+    };
+    let deadline = Instant::now() + Duration::from_secs(45);
+    let mut last = String::new();
+    loop {
+        if let Some(Ok(Some(exit))) = server.child.as_mut().map(|c| c.try_wait()) {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            return Err(format!(
+                "attempt {attempt}: garage exited ({exit}) with s3 port {s3}, rpc port {rpc}:\n{log}"
+            ));
+        }
+        let out = Command::new(bin)
+            .arg("-c")
+            .arg(&config)
+            .arg("status")
+            .output()
+            .map_err(|e| format!("garage status: {e}"))?;
+        if out.status.success() {
+            let status = String::from_utf8_lossy(&out.stdout).to_string();
+            if status.lines().any(|l| l.starts_with("ID")) {
+                return Ok((server, config, status));
+            }
+        }
+        last = text(&out);
+        if Instant::now() > deadline {
+            server.stop();
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            return Err(format!(
+                "attempt {attempt}: `garage status` failed for 45 s (s3 port {s3}, rpc port {rpc}): {last}\nserver log:\n{log}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
