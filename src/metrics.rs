@@ -28,6 +28,7 @@ pub struct Metrics {
     pub ledger_changes: IntCounterVec,
     pub ledger_append_seconds: Histogram,
     pub ledger_fsync_seconds: Histogram,
+    pub ledger_write_errors: IntCounter,
     pub ledger_snapshot_age_seconds: IntGauge,
     pub ledger_last_sequence: IntGauge,
     pub ledger_replay_seconds: prometheus::Gauge,
@@ -163,6 +164,11 @@ impl Metrics {
                 "Seconds since the newest ledger snapshot was installed (-1: none)",
             )
             .expect("static metric"),
+            ledger_write_errors: IntCounter::new(
+                "revocd_ledger_write_errors_total",
+                "Ledger writes that failed (disk full, I/O error); their changes were refused",
+            )
+            .expect("static metric"),
             ledger_last_sequence: IntGauge::new(
                 "revocd_ledger_last_sequence",
                 "Sequence number of the newest durable ledger record",
@@ -285,6 +291,7 @@ impl Metrics {
             Box::new(m.ledger_fsync_seconds.clone()),
             Box::new(m.ledger_snapshot_age_seconds.clone()),
             Box::new(m.ledger_last_sequence.clone()),
+            Box::new(m.ledger_write_errors.clone()),
             Box::new(m.ledger_replay_seconds.clone()),
             Box::new(m.issuer_serials.clone()),
             Box::new(m.crl_publishes.clone()),

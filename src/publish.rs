@@ -15,8 +15,20 @@ use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
 use object_store::path::Path as StorePath;
 use object_store::{
     Attribute, Attributes, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
-    UpdateVersion,
+    RetryConfig, UpdateVersion,
 };
+
+/// object_store's own retries of one request (5xx, timeouts) stay short, so
+/// that a failing store surfaces as a failed publish within seconds and the
+/// CRL scheduler's backoff, metrics and logs take over; object_store's
+/// default keeps retrying one request for up to 3 minutes.
+fn retry() -> RetryConfig {
+    RetryConfig {
+        max_retries: 3,
+        retry_timeout: std::time::Duration::from_secs(20),
+        ..RetryConfig::default()
+    }
+}
 
 /// Where and how to store, from the configuration.
 #[derive(Debug, Clone)]
@@ -136,7 +148,8 @@ impl Publisher {
                             .with_bucket_name(bucket)
                             .with_allow_http(c.allow_http)
                             .with_virtual_hosted_style_request(!c.path_style)
-                            .with_conditional_put(S3ConditionalPut::ETagMatch);
+                            .with_conditional_put(S3ConditionalPut::ETagMatch)
+                            .with_retry(retry());
                         if let Some(e) = &c.endpoint {
                             b = b.with_endpoint(e);
                         }
@@ -148,12 +161,14 @@ impl Publisher {
                     "gs" => Arc::new(
                         object_store::gcp::GoogleCloudStorageBuilder::from_env()
                             .with_bucket_name(bucket)
+                            .with_retry(retry())
                             .build()
                             .map_err(|e| bad(&e.to_string()))?,
                     ),
                     _ => Arc::new(
                         object_store::azure::MicrosoftAzureBuilder::from_env()
                             .with_container_name(bucket)
+                            .with_retry(retry())
                             .build()
                             .map_err(|e| bad(&e.to_string()))?,
                     ),

@@ -45,6 +45,8 @@ pub struct Verdict {
     pub revoked_at: Option<i64>,
     /// The reason as rasn names it (`KeyCompromise`), when one is given.
     pub reason: Option<String>,
+    /// thisUpdate, in seconds since the epoch.
+    pub this_update: i64,
 }
 
 fn dotted(oid: &rasn::types::ObjectIdentifier) -> String {
@@ -177,6 +179,7 @@ pub fn verify(der: &[u8], issuer: &Cert, serial: &Serial, now: i64) -> anyhow::R
         status,
         revoked_at,
         reason,
+        this_update,
     })
 }
 

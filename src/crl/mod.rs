@@ -561,6 +561,17 @@ impl CrlService {
                 .map(|l| l.number)
         });
         let live_number = live.map(|l| l.number);
+        if let Some(l) = live.filter(|l| l.this_update > now) {
+            // thisUpdate follows the clock even when it went back: clamping
+            // to the live CRL's time would make every client see a CRL
+            // that is not yet valid if the earlier time was the wrong one.
+            tracing::warn!(
+                issuer = %i.id,
+                live_this_update = l.this_update,
+                now,
+                "the wall clock is behind the live CRL's thisUpdate; the CRL number still increases"
+            );
+        }
         let floor = live_number.max(sibling_number).map_or(0, |n| n + 1);
         let number = floor.max(u64::try_from(now).unwrap_or(0));
         let key = Arc::clone(&i.key);

@@ -483,6 +483,7 @@ impl Writer {
             if let Err(u) = undo {
                 self.failed = Some(format!("{e}; undo failed: {u}"));
             }
+            self.metrics.ledger_write_errors.inc();
             tracing::error!(error = %e, "ledger write failed; changes refused");
             return Err(LedgerError::Io(e.to_string()));
         }
@@ -537,15 +538,33 @@ fn io(e: std::io::Error) -> LedgerError {
     LedgerError::Io(e.to_string())
 }
 
+/// Fault injection for the crash tests: `REVOCD_FAULT_SNAPSHOT_PAUSE_MS`
+/// holds every snapshot between writing its temp file and installing it, so
+/// a test can SIGKILL the daemon at exactly that point. Unset in production.
+fn fault_pause() -> Option<std::time::Duration> {
+    std::env::var("REVOCD_FAULT_SNAPSHOT_PAUSE_MS")
+        .ok()?
+        .parse()
+        .ok()
+        .map(std::time::Duration::from_millis)
+}
+
 /// Writes `snap-<seq>` atomically (temp file, fsync, rename, fsync dir), then
 /// removes older snapshots and the segments it covers.
 pub fn write_snapshot(dir: &Path, seq: u64, entries: &[IssuerEntries]) -> std::io::Result<()> {
     let bytes = record::encode_snapshot(seq, entries);
     let tmp = dir.join(format!("{}.tmp", snapshot_name(seq)));
-    {
-        let mut f = File::create(&tmp)?;
+    let written = File::create(&tmp).and_then(|mut f| {
         f.write_all(&bytes)?;
-        f.sync_all()?;
+        if let Some(pause) = fault_pause() {
+            std::thread::sleep(pause);
+        }
+        f.sync_all()
+    });
+    if let Err(e) = written {
+        // A full disk must not also keep the half-written copy.
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
     }
     fs::rename(&tmp, dir.join(snapshot_name(seq)))?;
     sync_dir(dir)?;

@@ -5,6 +5,7 @@
 mod cli;
 mod crl;
 mod deploy;
+mod faults;
 mod hostile;
 mod http_get;
 mod issuers;

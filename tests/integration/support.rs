@@ -94,6 +94,16 @@ impl Daemon {
     /// Like `start`, with environment variables, and keeping the config's
     /// public address when `any_public_port` is false.
     pub fn start_with(config: &Path, env: &[(&str, &str)], any_public_port: bool) -> Daemon {
+        Self::spawn(config, env, any_public_port, "/readyz")
+    }
+
+    /// Starts and waits only for /healthz: the admin API works, the
+    /// pre-signer may still be signing the current window.
+    pub fn start_live(config: &Path, env: &[(&str, &str)]) -> Daemon {
+        Self::spawn(config, env, true, "/healthz")
+    }
+
+    fn spawn(config: &Path, env: &[(&str, &str)], any_public_port: bool, probe: &str) -> Daemon {
         let mut cmd = Command::new(BIN);
         cmd.args(["serve", "--config"])
             .arg(config)
@@ -153,10 +163,13 @@ impl Daemon {
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Some((200, _, _)) = d.http_admin("GET", "/readyz") {
+            if let Some((200, _, _)) = d.http_admin("GET", probe) {
                 break;
             }
-            assert!(Instant::now() < deadline, "revocd never became ready");
+            assert!(
+                Instant::now() < deadline,
+                "revocd never answered {probe} with 200"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         d
@@ -288,6 +301,21 @@ pub fn ocsp_status(
     ca: &revocd::pki::Cert,
     serial: &revocd::state::Serial,
 ) -> revocd::query::Verdict {
+    ocsp_status_at(
+        d,
+        ca,
+        serial,
+        revocd::clock::Clock::now(&revocd::clock::SystemClock),
+    )
+}
+
+/// `ocsp_status`, checking the answer's times against `now`.
+pub fn ocsp_status_at(
+    d: &Daemon,
+    ca: &revocd::pki::Cert,
+    serial: &revocd::state::Serial,
+    now: i64,
+) -> revocd::query::Verdict {
     let der = revocd::query::build_request(ca, serial, revocd::pki::HashAlg::Sha1);
     let mut req = format!(
         "POST / HTTP/1.0\r\nContent-Type: application/ocsp-request\r\nContent-Length: {}\r\n\r\n",
@@ -297,7 +325,6 @@ pub fn ocsp_status(
     req.extend_from_slice(&der);
     let (status, _, body) = raw_http(d.public, &req).expect("ocsp answer");
     assert_eq!(status, 200);
-    let now = revocd::clock::Clock::now(&revocd::clock::SystemClock);
     revocd::query::verify(&body, ca, serial, now).expect("verified OCSP answer")
 }
 
@@ -561,7 +588,6 @@ fn start_garage(
         port: s3,
     };
     let deadline = Instant::now() + Duration::from_secs(45);
-    let mut last = String::new();
     loop {
         if let Some(Ok(Some(exit))) = server.child.as_mut().map(|c| c.try_wait()) {
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
@@ -581,8 +607,8 @@ fn start_garage(
                 return Ok((server, config, status));
             }
         }
-        last = text(&out);
         if Instant::now() > deadline {
+            let last = text(&out);
             server.stop();
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
             return Err(format!(
