@@ -33,6 +33,10 @@ pub mod defaults {
     pub const CRL_MAX_DELAY: &str = "15m";
     pub const CRL_VALIDITY: &str = "7d";
     pub const CRL_CACHE_MAX_AGE: &str = "2m";
+    /// Fleet mode: how often a replica looks for other replicas' batches.
+    pub const FLEET_POLL: &str = "1s";
+    /// Fleet mode: batches between snapshots in the store.
+    pub const FLEET_SNAPSHOT_EVERY: u64 = 1000;
 }
 
 #[derive(Debug, Deserialize)]
@@ -49,6 +53,7 @@ struct RawConfig {
     #[serde(default)]
     security: RawSecurity,
     crl: Option<RawCrl>,
+    fleet: Option<RawFleet>,
     data_dir: Option<PathBuf>,
     #[serde(default, rename = "issuer")]
     issuers: Vec<RawIssuer>,
@@ -84,6 +89,19 @@ struct RawCrl {
     shards: Option<u32>,
     url_base: Option<String>,
     delta: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawFleet {
+    store: Option<String>,
+    endpoint: Option<String>,
+    region: Option<String>,
+    path_style: Option<bool>,
+    allow_http: Option<bool>,
+    poll: Option<String>,
+    snapshot_every: Option<u64>,
+    replica: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -159,6 +177,8 @@ pub struct Config {
     pub snapshot_every: u64,
     /// CRL publishing, when a `[crl]` section is present.
     pub crl: Option<Crl>,
+    /// Fleet mode (the ledger in object storage), when `[fleet]` is present.
+    pub fleet: Option<Fleet>,
     /// Key and token files readable by group or others: refuse to start
     /// (the default) or only warn.
     pub refuse_loose_secrets: bool,
@@ -212,6 +232,19 @@ pub struct Crl {
     pub url_base: Option<String>,
     /// Also publish delta CRLs (`{id}-delta.crl`, RFC 5280 5.2.4).
     pub delta: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Fleet {
+    /// Where the shared ledger lives (`s3://bucket/prefix`, `gs://`, `az://`).
+    /// Must honour conditional writes.
+    pub store: crate::publish::StoreConfig,
+    /// How often to look for other replicas' batches (DESIGN: within 1 s).
+    pub poll: Duration,
+    /// Batches between snapshots in the store.
+    pub snapshot_every: u64,
+    /// This replica's name in batches and logs (default: the host name).
+    pub replica: String,
 }
 
 #[derive(Debug, Clone)]
@@ -567,6 +600,44 @@ fn validate(raw: RawConfig, path: &Path, base: &Path, errors: &mut Vec<String>) 
         }
     }
 
+    let fleet = raw.fleet.map(|f| {
+        let url = f.store.unwrap_or_default();
+        if !["s3://", "gs://", "az://"]
+            .iter()
+            .any(|p| url.starts_with(p))
+        {
+            errors.push(format!(
+                "fleet.store: {url:?} must be s3://, gs:// or az:// (the shared ledger's location)"
+            ));
+        }
+        let poll = duration("fleet.poll", f.poll, defaults::FLEET_POLL, errors);
+        if poll < Duration::from_millis(100) || poll > Duration::from_secs(60) {
+            errors.push("fleet.poll: 100ms to 60s".to_string());
+        }
+        let snapshot_every = f.snapshot_every.unwrap_or(defaults::FLEET_SNAPSHOT_EVERY);
+        if snapshot_every == 0 {
+            errors.push("fleet.snapshot-every: must be at least 1".to_string());
+        }
+        let replica = f.replica.unwrap_or_else(default_replica_name);
+        if replica.is_empty() || replica.len() > 255 {
+            errors.push("fleet.replica: 1 to 255 bytes".to_string());
+        }
+        Fleet {
+            store: crate::publish::StoreConfig {
+                url,
+                path_style: f.path_style.unwrap_or(f.endpoint.is_some()),
+                endpoint: f.endpoint,
+                region: f.region,
+                allow_http: f.allow_http.unwrap_or(false),
+                cache_control: "no-store".to_string(),
+                base_dir: base.to_path_buf(),
+            },
+            poll,
+            snapshot_every,
+            replica,
+        }
+    });
+
     let refuse_loose_secrets = match raw.security.loose_secret_permissions.as_deref() {
         None | Some("refuse") => true,
         Some("warn") => false,
@@ -594,8 +665,19 @@ fn validate(raw: RawConfig, path: &Path, base: &Path, errors: &mut Vec<String>) 
             None => defaults::SNAPSHOT_EVERY,
         },
         crl,
+        fleet,
         issuers,
     }
+}
+
+/// The host name, else `revocd-<pid>`.
+fn default_replica_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| format!("revocd-{}", std::process::id()))
 }
 
 #[cfg(test)]

@@ -69,37 +69,42 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let responder = Responder::new(issuers, &config.ocsp, Arc::clone(&clock), metrics.clone());
 
     // State: newest snapshot plus the ledger after it, then the index sources.
-    let started = std::time::Instant::now();
-    let ledger_opts = ledger::Options {
-        dir: config.data_dir.join("ledger"),
-        snapshot_every: config.snapshot_every,
-    };
-    let recover_opts = ledger_opts.clone();
-    let recover_responder = Arc::clone(&responder);
-    let (recovery, file, last_seq) = tokio::task::spawn_blocking(move || {
-        ledger::recover(&recover_opts, recover_responder.as_ref())
-    })
-    .await??;
-    metrics
-        .ledger_replay_seconds
-        .set(started.elapsed().as_secs_f64());
-    tracing::info!(
-        snapshot = ?recovery.snapshot_seq,
-        replayed = recovery.records_replayed,
-        last_seq = recovery.last_seq,
-        dropped_bytes = recovery.dropped_bytes,
-        seconds = started.elapsed().as_secs_f64(),
-        "state rebuilt from the ledger"
-    );
     let applier: Arc<dyn ledger::Applier> = Arc::clone(&responder) as Arc<dyn ledger::Applier>;
-    let ledger = Ledger::start(
-        ledger_opts,
-        file,
-        last_seq,
-        applier,
-        metrics.clone(),
-        Arc::clone(&clock),
-    );
+    let ledger = match &config.fleet {
+        None => {
+            let started = std::time::Instant::now();
+            let ledger_opts = ledger::Options {
+                dir: config.data_dir.join("ledger"),
+                snapshot_every: config.snapshot_every,
+            };
+            let recover_opts = ledger_opts.clone();
+            let recover_responder = Arc::clone(&responder);
+            let (recovery, file, last_seq) = tokio::task::spawn_blocking(move || {
+                ledger::recover(&recover_opts, recover_responder.as_ref())
+            })
+            .await??;
+            metrics
+                .ledger_replay_seconds
+                .set(started.elapsed().as_secs_f64());
+            tracing::info!(
+                snapshot = ?recovery.snapshot_seq,
+                replayed = recovery.records_replayed,
+                last_seq = recovery.last_seq,
+                dropped_bytes = recovery.dropped_bytes,
+                seconds = started.elapsed().as_secs_f64(),
+                "state rebuilt from the ledger"
+            );
+            Ledger::start(
+                ledger_opts,
+                file,
+                last_seq,
+                applier,
+                metrics.clone(),
+                Arc::clone(&clock),
+            )
+        }
+        Some(fleet) => start_fleet(fleet, &responder, applier, &metrics, &clock).await?,
+    };
     for issuer in responder.issuers() {
         if let Some(index) = &issuer.index {
             follow::import(&responder, &ledger, &issuer.id, index)
@@ -299,4 +304,69 @@ pub async fn reload(config: &std::path::Path, responder: &Arc<Responder>) {
 
 fn secs(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Fleet mode: probes the shared store, refuses one without conditional
+/// writes, rebuilds state from the store's snapshot and batches, and starts
+/// the fleet ledger.
+async fn start_fleet(
+    fleet: &crate::config::Fleet,
+    responder: &Arc<Responder>,
+    applier: Arc<dyn ledger::Applier>,
+    metrics: &Metrics,
+    clock: &Arc<dyn Clock>,
+) -> anyhow::Result<Ledger> {
+    use crate::ledger::fleet::{self, FleetBackend, FleetOptions};
+    use crate::publish::WriteMode;
+    let url = &fleet.store.url;
+    let mut store = Publisher::new(&fleet.store)?;
+    let mode = store
+        .probe()
+        .await
+        .with_context(|| format!("fleet mode: cannot reach the ledger store {url}"))?;
+    if mode != WriteMode::Conditional {
+        anyhow::bail!(
+            "fleet mode refused: {url} does not honour conditional writes (a second \
+             create of the same object succeeded, or a replace with a wrong ETag did), so \
+             replicas could overwrite each other's ledger batches and lose acknowledged \
+             revocations. Remove [fleet] to run a single replica on the local ledger (it \
+             can still publish CRLs to this store as the single writer), or use a store \
+             with conditional writes (AWS S3, GCS, Azure Blob, MinIO, Ceph RGW)"
+        );
+    }
+    let store = Arc::new(store);
+    let started = std::time::Instant::now();
+    let recovery = fleet::recover(&store, responder.as_ref()).await?;
+    metrics
+        .ledger_replay_seconds
+        .set(started.elapsed().as_secs_f64());
+    tracing::info!(
+        store = %url,
+        replica = %fleet.replica,
+        snapshot = ?recovery.snapshot_seq,
+        replayed = recovery.records_replayed,
+        last_seq = recovery.last_seq,
+        seconds = started.elapsed().as_secs_f64(),
+        "fleet mode: state rebuilt from the shared ledger"
+    );
+    let stats = Arc::new(ledger::Stats::default());
+    let backend = FleetBackend::new(
+        store,
+        tokio::runtime::Handle::current(),
+        FleetOptions {
+            poll: fleet.poll,
+            snapshot_every: fleet.snapshot_every,
+            replica: fleet.replica.clone(),
+        },
+        recovery.last_seq,
+        metrics.clone(),
+        Arc::clone(&stats),
+        Arc::clone(clock),
+    );
+    Ok(Ledger::with_backend(
+        Box::new(backend),
+        applier,
+        metrics.clone(),
+        stats,
+    ))
 }

@@ -50,11 +50,27 @@ pub struct Metrics {
     pub http_connections_open: IntGaugeVec,
     /// Connections closed at once because `listen.max-connections` were open.
     pub http_connections_refused: IntCounterVec,
+    /// Fleet mode: the last batch applied here and the head seen in the store.
+    pub fleet_applied_sequence: IntGauge,
+    pub fleet_head_sequence: IntGauge,
+    /// head - applied: batches this replica has yet to apply.
+    pub fleet_lag_batches: IntGauge,
+    /// Seconds since this replica last knew it held every batch.
+    pub fleet_lag_seconds: prometheus::Gauge,
+    /// From a batch being written (its written_at) to its apply here.
+    pub fleet_batch_delay_seconds: Histogram,
+    /// Batches applied, by source: own (written here) or peer.
+    pub fleet_batches_applied: IntCounterVec,
+    /// Batch creates that lost the race for a sequence number (412).
+    pub fleet_write_conflicts: IntCounter,
+    pub fleet_store_errors: IntCounter,
 }
 
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
+        let fleet_gauge =
+            |name: &str, help: &str| IntGauge::new(name, help).expect("static metric");
         let m = Self {
             ocsp_requests: IntCounterVec::new(
                 Opts::new(
@@ -267,6 +283,49 @@ impl Metrics {
             )
             .expect("static metric"),
             registry,
+            fleet_applied_sequence: fleet_gauge(
+                "revocd_fleet_applied_sequence",
+                "Fleet mode: the last ledger batch applied on this replica",
+            ),
+            fleet_head_sequence: fleet_gauge(
+                "revocd_fleet_head_sequence",
+                "Fleet mode: the ledger head pointer last read from the store",
+            ),
+            fleet_lag_batches: fleet_gauge(
+                "revocd_fleet_lag_batches",
+                "Fleet mode: batches in the store not yet applied here (head - applied)",
+            ),
+            fleet_lag_seconds: prometheus::Gauge::new(
+                "revocd_fleet_lag_seconds",
+                "Fleet mode: seconds since this replica last confirmed it held every batch",
+            )
+            .expect("static metric"),
+            fleet_batch_delay_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "revocd_fleet_batch_delay_seconds",
+                    "Fleet mode: from a batch being written by any replica to its apply here",
+                )
+                .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0]),
+            )
+            .expect("static metric"),
+            fleet_batches_applied: IntCounterVec::new(
+                Opts::new(
+                    "revocd_fleet_batches_applied_total",
+                    "Fleet mode: ledger batches applied, by source (own, peer)",
+                ),
+                &["source"],
+            )
+            .expect("static metric"),
+            fleet_write_conflicts: IntCounter::new(
+                "revocd_fleet_write_conflicts_total",
+                "Fleet mode: batch writes that lost the race for a sequence number (412)",
+            )
+            .expect("static metric"),
+            fleet_store_errors: IntCounter::new(
+                "revocd_fleet_store_errors_total",
+                "Fleet mode: failed requests to the ledger store",
+            )
+            .expect("static metric"),
         };
         let build = IntGaugeVec::new(
             Opts::new("revocd_build_info", "Build information; always 1"),
@@ -308,6 +367,14 @@ impl Metrics {
             Box::new(m.ocsp_revocation_visible_seconds.clone()),
             Box::new(m.http_connections_open.clone()),
             Box::new(m.http_connections_refused.clone()),
+            Box::new(m.fleet_applied_sequence.clone()),
+            Box::new(m.fleet_head_sequence.clone()),
+            Box::new(m.fleet_lag_batches.clone()),
+            Box::new(m.fleet_lag_seconds.clone()),
+            Box::new(m.fleet_batch_delay_seconds.clone()),
+            Box::new(m.fleet_batches_applied.clone()),
+            Box::new(m.fleet_write_conflicts.clone()),
+            Box::new(m.fleet_store_errors.clone()),
             Box::new(build),
         ] {
             m.registry.register(c).expect("unique metric names");

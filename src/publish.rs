@@ -14,8 +14,8 @@ use bytes::Bytes;
 use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
 use object_store::path::Path as StorePath;
 use object_store::{
-    Attribute, Attributes, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
-    RetryConfig, UpdateVersion,
+    Attribute, Attributes, GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
+    PutPayload, RetryConfig, UpdateVersion,
 };
 
 /// object_store's own retries of one request (5xx, timeouts) stay short, so
@@ -75,6 +75,18 @@ pub enum PublishError {
     Conflict,
     #[error("object store: {0}")]
     Store(String),
+}
+
+/// What a conditional read found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetched {
+    /// The store still holds the version the caller has.
+    Unchanged,
+    Absent,
+    Found {
+        bytes: Bytes,
+        etag: Option<String>,
+    },
 }
 
 /// What the caller expects at the key before writing.
@@ -262,6 +274,43 @@ impl Publisher {
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(store_err(e)),
         }
+    }
+
+    /// A read that costs little when nothing changed: with `etag`, a store
+    /// that still holds that version answers 304 and no body moves.
+    pub async fn read_if_changed(
+        &self,
+        key: &StorePath,
+        etag: Option<&str>,
+    ) -> Result<Fetched, PublishError> {
+        let opts = GetOptions {
+            if_none_match: etag.map(str::to_string),
+            ..Default::default()
+        };
+        match self.store.get_opts(key, opts).await {
+            Ok(r) => {
+                let etag = r.meta.e_tag.clone();
+                let bytes = r.bytes().await.map_err(store_err)?;
+                Ok(Fetched::Found { bytes, etag })
+            }
+            Err(object_store::Error::NotModified { .. }) => Ok(Fetched::Unchanged),
+            Err(object_store::Error::NotFound { .. }) => Ok(Fetched::Absent),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    /// Names of the objects directly under `<prefix>/<dir>/`.
+    pub async fn list(&self, dir: &str) -> Result<Vec<String>, PublishError> {
+        let listed = self
+            .store
+            .list_with_delimiter(Some(&self.key(dir)))
+            .await
+            .map_err(store_err)?;
+        Ok(listed
+            .objects
+            .into_iter()
+            .filter_map(|m| m.location.filename().map(str::to_string))
+            .collect())
     }
 
     /// The live object's ETag, or `None` when absent.

@@ -224,6 +224,15 @@ impl Change {
             | Change::Release { serial } => serial,
         }
     }
+
+    /// `register`, `revoke` or `release`: metric labels and audit events.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Change::Register { .. } => "register",
+            Change::Revoke { .. } => "revoke",
+            Change::Release { .. } => "release",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,6 +7,7 @@
 //! everything queued is written with a single fsync (group commit). Only after
 //! the fsync are the changes applied to the in-memory state and acknowledged.
 
+pub mod fleet;
 pub mod record;
 
 use std::collections::HashSet;
@@ -17,7 +18,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::metrics::Metrics;
 use crate::state::{Applied, Change, Conflict, Entry, Serial};
@@ -80,7 +81,7 @@ struct Request {
 /// The handle the admin API and sources append through.
 #[derive(Clone)]
 pub struct Ledger {
-    tx: mpsc::UnboundedSender<Request>,
+    tx: std::sync::mpsc::Sender<Request>,
     stats: Arc<Stats>,
 }
 
@@ -279,7 +280,6 @@ impl Ledger {
         metrics: Metrics,
         clock: Arc<dyn crate::clock::Clock>,
     ) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Stats::default());
         stats.last_seq.store(last_seq, Ordering::Release);
         // An existing snapshot counts for the age metric.
@@ -294,16 +294,32 @@ impl Ledger {
                 stats.snapshot_at.store(mtime, Ordering::Release);
             }
         }
-        let writer = Writer {
+        let backend = FileBackend {
             opts,
             file,
             seq: last_seq,
             since_snapshot: 0,
-            applier,
-            metrics,
+            metrics: metrics.clone(),
             stats: Arc::clone(&stats),
             clock,
             failed: None,
+        };
+        Self::with_backend(Box::new(backend), applier, metrics, stats)
+    }
+
+    /// Starts the writer thread on any backend (the file ledger or the fleet
+    /// ledger in object storage).
+    pub(crate) fn with_backend(
+        backend: Box<dyn Backend>,
+        applier: Arc<dyn Applier>,
+        metrics: Metrics,
+        stats: Arc<Stats>,
+    ) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let writer = Writer {
+            backend,
+            applier,
+            metrics,
         };
         std::thread::Builder::new()
             .name("revocd-ledger".into())
@@ -330,29 +346,82 @@ impl Ledger {
     }
 }
 
-struct Writer {
-    opts: Options,
-    file: File,
-    seq: u64,
-    since_snapshot: u64,
-    applier: Arc<dyn Applier>,
-    metrics: Metrics,
-    stats: Arc<Stats>,
-    clock: Arc<dyn crate::clock::Clock>,
-    /// Set after a write could not be undone; every later append fails.
-    failed: Option<String>,
+/// Why a backend did not record a group.
+#[derive(Debug)]
+pub(crate) enum WriteError {
+    /// Nothing was recorded; every change in the group is refused with 503.
+    Io(String),
+    /// Another writer took the next position first: catch up and re-check.
+    Behind,
 }
 
-/// A change accepted into the batch being written.
+/// Where the writer makes changes durable. The writer thread owns it, checks
+/// changes against the state, and applies what the backend recorded.
+pub(crate) trait Backend: Send {
+    /// Records `records` durably as the next entry of the log, setting each
+    /// record's sequence number.
+    fn write(&mut self, records: &mut [Record]) -> Result<(), WriteError>;
+
+    /// Records other writers made since this one last looked, in order, for
+    /// the writer to apply; `force` looks even when the head pointer has not
+    /// moved (after losing a race). The file ledger has no other writers.
+    fn poll(&mut self, _force: bool) -> Vec<Record> {
+        Vec::new()
+    }
+
+    /// How often to poll while no change arrives.
+    fn poll_every(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// After each group of requests: take a snapshot when one is due.
+    fn after_batch(&mut self, applier: &dyn Applier);
+}
+
+struct Writer {
+    backend: Box<dyn Backend>,
+    applier: Arc<dyn Applier>,
+    metrics: Metrics,
+}
+
+/// A change accepted into the group being written.
 struct Pending {
     request: usize,
     index: usize,
     record: Record,
 }
 
+/// A group lost the race for the next log position.
+struct Behind;
+
+/// After this many lost races in a row a request fails (503) rather than
+/// spin; each round applied another writer's batch, so progress is made.
+const MAX_ROUNDS: usize = 64;
+
 impl Writer {
-    fn run(mut self, mut rx: mpsc::UnboundedReceiver<Request>) {
-        while let Some(first) = rx.blocking_recv() {
+    fn run(mut self, rx: std::sync::mpsc::Receiver<Request>) {
+        use std::sync::mpsc::RecvTimeoutError;
+        let mut last_poll = Instant::now();
+        loop {
+            let first = match self.backend.poll_every() {
+                Some(every) => {
+                    if last_poll.elapsed() >= every {
+                        last_poll = Instant::now();
+                        let records = self.backend.poll(false);
+                        self.apply_foreign(&records);
+                    }
+                    let wait = every.saturating_sub(last_poll.elapsed());
+                    match rx.recv_timeout(wait) {
+                        Ok(r) => r,
+                        Err(RecvTimeoutError::Timeout) => continue,
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+                None => match rx.recv() {
+                    Ok(r) => r,
+                    Err(_) => break,
+                },
+            };
             let mut batch = vec![first];
             while batch.len() < 4096 {
                 match rx.try_recv() {
@@ -361,27 +430,82 @@ impl Writer {
                 }
             }
             self.process(batch);
-            if self.since_snapshot >= self.opts.snapshot_every {
-                self.snapshot();
+            self.backend.after_batch(self.applier.as_ref());
+        }
+    }
+
+    /// Applies records another writer made (they were checked when written;
+    /// one that no longer applies is logged and skipped, as in recovery).
+    fn apply_foreign(&self, records: &[Record]) {
+        for rec in records {
+            match self.applier.check(&rec.issuer, &rec.change) {
+                Ok(_) => self.applier.apply(&rec.issuer, &rec.change),
+                Err(e) => {
+                    tracing::warn!(seq = rec.seq, error = %e, "a peer's change does not apply here; skipped");
+                    continue;
+                }
             }
+            tracing::info!(
+                target: "audit",
+                event = rec.change.kind(),
+                issuer = %rec.issuer,
+                serial = %rec.change.serial(),
+                seq = rec.seq,
+                detail = ?rec.change,
+                "change applied from a peer"
+            );
         }
     }
 
     fn process(&mut self, batch: Vec<Request>) {
         let received = Instant::now();
-        let mut outcomes: Vec<Vec<Outcome>> = batch
-            .iter()
-            .map(|r| vec![Outcome::Unchanged; r.changes.len()])
-            .collect();
+        let mut outcomes: Vec<Vec<Option<Outcome>>> =
+            batch.iter().map(|r| vec![None; r.changes.len()]).collect();
+        let mut rounds = 0;
+        while self.plan(&batch, &mut outcomes, received).is_err() {
+            rounds += 1;
+            if rounds >= MAX_ROUNDS {
+                tracing::error!(
+                    rounds,
+                    "lost the race for the next ledger position too often"
+                );
+                break;
+            }
+            let records = self.backend.poll(true);
+            self.apply_foreign(&records);
+        }
+        for (req, out) in batch.into_iter().zip(outcomes) {
+            let out = out
+                .into_iter()
+                .map(|o| {
+                    o.unwrap_or_else(|| {
+                        Outcome::Failed(LedgerError::Io("too many concurrent writers".into()))
+                    })
+                })
+                .collect();
+            let _ = req.reply.send(out);
+        }
+    }
+
+    /// Checks every undecided change against the state and writes the ones
+    /// that change something; two changes to one serial go in separate
+    /// groups, so the second is checked against the state the first leaves.
+    fn plan(
+        &mut self,
+        batch: &[Request],
+        outcomes: &mut [Vec<Option<Outcome>>],
+        received: Instant,
+    ) -> Result<(), Behind> {
         let mut pending: Vec<Pending> = Vec::new();
-        let mut keys: HashSet<(String, Serial)> = HashSet::new();
+        let mut keys: HashSet<(&str, &Serial)> = HashSet::new();
         for (ri, req) in batch.iter().enumerate() {
             for (ci, sub) in req.changes.iter().enumerate() {
-                let key = (sub.issuer.clone(), sub.change.serial().clone());
+                if outcomes[ri][ci].is_some() {
+                    continue;
+                }
+                let key = (sub.issuer.as_str(), sub.change.serial());
                 if keys.contains(&key) {
-                    // Two changes to one serial in one batch: the second is
-                    // checked against the state the first leaves.
-                    self.flush(&mut pending, &mut outcomes, received);
+                    self.flush(&mut pending, outcomes, received)?;
                     keys.clear();
                 }
                 match self.applier.check(&sub.issuer, &sub.change) {
@@ -391,72 +515,106 @@ impl Writer {
                             request: ri,
                             index: ci,
                             record: Record {
-                                seq: self.seq + pending.len() as u64 + 1,
+                                seq: 0,
                                 issuer: sub.issuer.clone(),
                                 change: sub.change.clone(),
                             },
                         });
                     }
-                    Ok(Applied::Unchanged) => outcomes[ri][ci] = Outcome::Unchanged,
-                    Err(e) => outcomes[ri][ci] = Outcome::Refused(e),
+                    Ok(Applied::Unchanged) => outcomes[ri][ci] = Some(Outcome::Unchanged),
+                    Err(e) => outcomes[ri][ci] = Some(Outcome::Refused(e)),
                 }
             }
         }
-        self.flush(&mut pending, &mut outcomes, received);
-        for (req, out) in batch.into_iter().zip(outcomes) {
-            let _ = req.reply.send(out);
-        }
+        self.flush(&mut pending, outcomes, received)
     }
 
-    /// Writes `pending` with one fsync, then applies and marks them recorded.
+    /// Has the backend record `pending`, then applies and acknowledges them.
     fn flush(
         &mut self,
         pending: &mut Vec<Pending>,
-        outcomes: &mut [Vec<Outcome>],
+        outcomes: &mut [Vec<Option<Outcome>>],
         received: Instant,
-    ) {
+    ) -> Result<(), Behind> {
         if pending.is_empty() {
-            return;
+            return Ok(());
         }
-        let result = self.write(pending);
-        for p in pending.drain(..) {
-            outcomes[p.request][p.index] = match &result {
+        let mut records: Vec<Record> = pending.iter().map(|p| p.record.clone()).collect();
+        let result = self.backend.write(&mut records);
+        if matches!(result, Err(WriteError::Behind)) {
+            pending.clear();
+            return Err(Behind);
+        }
+        for (p, rec) in pending.drain(..).zip(records) {
+            outcomes[p.request][p.index] = Some(match &result {
                 Ok(()) => {
-                    self.applier.apply(&p.record.issuer, &p.record.change);
-                    if matches!(p.record.change, Change::Revoke { .. }) {
+                    self.applier.apply(&rec.issuer, &rec.change);
+                    if matches!(rec.change, Change::Revoke { .. }) {
                         self.metrics
                             .ocsp_revocation_visible_seconds
                             .observe(received.elapsed().as_secs_f64());
                     }
-                    let kind = match p.record.change {
-                        Change::Register { .. } => "register",
-                        Change::Revoke { .. } => "revoke",
-                        Change::Release { .. } => "release",
-                    };
+                    let kind = rec.change.kind();
                     self.metrics.ledger_changes.with_label_values(&[kind]).inc();
                     tracing::info!(
                         target: "audit",
                         event = kind,
-                        issuer = %p.record.issuer,
-                        serial = %p.record.change.serial(),
-                        seq = p.record.seq,
-                        detail = ?p.record.change,
+                        issuer = %rec.issuer,
+                        serial = %rec.change.serial(),
+                        seq = rec.seq,
+                        detail = ?rec.change,
                         "change recorded"
                     );
-                    Outcome::Recorded { seq: p.record.seq }
+                    Outcome::Recorded { seq: rec.seq }
                 }
-                Err(e) => Outcome::Failed(e.clone()),
-            };
+                Err(WriteError::Io(e)) => Outcome::Failed(LedgerError::Io(e.clone())),
+                Err(WriteError::Behind) => Outcome::Failed(LedgerError::Closed),
+            });
         }
+        Ok(())
+    }
+}
+
+/// The embedded default: segment files and snapshots in `data-dir/ledger`.
+struct FileBackend {
+    opts: Options,
+    file: File,
+    seq: u64,
+    since_snapshot: u64,
+    metrics: Metrics,
+    stats: Arc<Stats>,
+    clock: Arc<dyn crate::clock::Clock>,
+    /// Set after a write could not be undone; every later append fails.
+    failed: Option<String>,
+}
+
+impl Backend for FileBackend {
+    fn write(&mut self, records: &mut [Record]) -> Result<(), WriteError> {
+        for (i, r) in records.iter_mut().enumerate() {
+            r.seq = self.seq + i as u64 + 1;
+        }
+        self.append(records).map_err(|e| match e {
+            LedgerError::Io(e) => WriteError::Io(e),
+            LedgerError::Closed => WriteError::Io("ledger is closed".into()),
+        })
     }
 
-    fn write(&mut self, pending: &[Pending]) -> Result<(), LedgerError> {
+    fn after_batch(&mut self, applier: &dyn Applier) {
+        if self.since_snapshot >= self.opts.snapshot_every {
+            self.snapshot(applier);
+        }
+    }
+}
+
+impl FileBackend {
+    /// Appends and fsyncs; on failure truncates the partial write away.
+    fn append(&mut self, records: &[Record]) -> Result<(), LedgerError> {
         if let Some(why) = &self.failed {
             return Err(LedgerError::Io(why.clone()));
         }
-        let mut buf = Vec::with_capacity(pending.len() * 48);
-        for p in pending {
-            record::encode(&p.record, &mut buf);
+        let mut buf = Vec::with_capacity(records.len() * 48);
+        for r in records {
+            record::encode(r, &mut buf);
         }
         let started = Instant::now();
         let before = self.file.stream_position().map_err(io)?;
@@ -487,17 +645,17 @@ impl Writer {
             tracing::error!(error = %e, "ledger write failed; changes refused");
             return Err(LedgerError::Io(e.to_string()));
         }
-        self.seq += pending.len() as u64;
-        self.since_snapshot += pending.len() as u64;
+        self.seq += records.len() as u64;
+        self.since_snapshot += records.len() as u64;
         self.stats.last_seq.store(self.seq, Ordering::Release);
         Ok(())
     }
 
     /// Copies the state at `seq`, starts a new segment, and writes the
     /// snapshot in the background; older files go once it is installed.
-    fn snapshot(&mut self) {
+    fn snapshot(&mut self, applier: &dyn Applier) {
         let seq = self.seq;
-        let entries = self.applier.snapshot();
+        let entries = applier.snapshot();
         let new_segment = self.opts.dir.join(segment_name(seq + 1));
         let opened = OpenOptions::new()
             .create(true)

@@ -15,11 +15,17 @@
 //!     per entry: serial_len:u8 serial flags:u8 (1 not_after, 2 revoked,
 //!       4 invalidity) [not_after:i64le] [at:i64le reason:u8] [invalidity:i64le]
 //!   sha256 of everything before it (32 bytes)
+//!
+//! Fleet batch object `ledger/<seq, 20 digits>` (one per group commit):
+//!   "RVCDBAT" 0x01 seq:u64le written_at:i64le writer_len:u8 writer
+//!   n_records:u32le, the records as in a segment (every one carries seq)
+//!   sha256 of everything before it (32 bytes)
 
 use crate::state::{Change, Entry, Reason, Serial, Status};
 
 pub const LOG_MAGIC: &[u8; 8] = b"RVCDLOG\x01";
 pub const SNAP_MAGIC: &[u8; 8] = b"RVCDSNP\x01";
+pub const BATCH_MAGIC: &[u8; 8] = b"RVCDBAT\x01";
 const VERSION: u8 = 1;
 /// No record is anywhere near this; a larger length means a torn write.
 const MAX_RECORD: u32 = 4096;
@@ -275,6 +281,73 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<(u64, Vec<IssuerEntries>), Record
         issuers.push((id, entries));
     }
     Ok((seq, issuers))
+}
+
+/// One fleet ledger object: a group commit written by one replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub seq: u64,
+    /// Unix time the writer created it (for the replica lag metric).
+    pub written_at: i64,
+    /// The replica that wrote it.
+    pub writer: String,
+    pub records: Vec<Record>,
+}
+
+pub fn encode_batch(b: &Batch) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + b.records.len() * 56);
+    out.extend_from_slice(BATCH_MAGIC);
+    out.extend_from_slice(&b.seq.to_le_bytes());
+    out.extend_from_slice(&b.written_at.to_le_bytes());
+    let w = &b.writer.as_bytes()[..b.writer.len().min(255)];
+    out.push(w.len() as u8);
+    out.extend_from_slice(w);
+    out.extend_from_slice(&(b.records.len() as u32).to_le_bytes());
+    for r in &b.records {
+        encode(r, &mut out);
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, &out);
+    out.extend_from_slice(digest.as_ref());
+    out
+}
+
+/// Decodes a batch object; every record must carry the batch's sequence.
+pub fn decode_batch(bytes: &[u8]) -> Result<Batch, RecordError> {
+    if bytes.len() < BATCH_MAGIC.len() + 32 || !bytes.starts_with(BATCH_MAGIC) {
+        return Err(RecordError::Malformed("not a version 1 ledger batch"));
+    }
+    let (body, digest) = bytes.split_at(bytes.len() - 32);
+    if ring::digest::digest(&ring::digest::SHA256, body).as_ref() != digest {
+        return Err(RecordError::Checksum);
+    }
+    let mut r = Reader(&body[BATCH_MAGIC.len()..]);
+    let seq = r.u64()?;
+    let written_at = r.i64()?;
+    let wl = r.u8()? as usize;
+    let writer = String::from_utf8(r.take(wl)?.to_vec())
+        .map_err(|_| RecordError::Malformed("writer is not UTF-8"))?;
+    let n = r.u32()?;
+    let mut rest = r.0;
+    let mut records = Vec::with_capacity(n.min(4096) as usize);
+    for _ in 0..n {
+        let (rec, used) = decode(rest)?;
+        if rec.seq != seq {
+            return Err(RecordError::Malformed(
+                "record sequence differs from its batch",
+            ));
+        }
+        records.push(rec);
+        rest = &rest[used..];
+    }
+    if !rest.is_empty() {
+        return Err(RecordError::Malformed("bytes after the last record"));
+    }
+    Ok(Batch {
+        seq,
+        written_at,
+        writer,
+        records,
+    })
 }
 
 #[cfg(test)]

@@ -419,6 +419,30 @@ fn garage_ignores_conditional_writes_so_revocd_runs_as_single_writer() {
         ("AWS_ACCESS_KEY_ID", g.key.as_str()),
         ("AWS_SECRET_ACCESS_KEY", g.secret.as_str()),
     ];
+    // Fleet mode on Garage is refused at start: without conditional writes
+    // two replicas could overwrite each other's ledger batches.
+    let single = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        format!(
+            "{single}\n[fleet]\nstore = \"s3://pki/fleet\"\nendpoint = \"http://127.0.0.1:{}\"\nregion = \"garage\"\nallow-http = true\n",
+            g.server.port
+        ),
+    )
+    .expect("write");
+    let (code, stderr) = serve_until_exit(&config, &env, 60);
+    assert_ne!(
+        code,
+        Some(0),
+        "fleet mode must not start on Garage: {stderr}"
+    );
+    assert!(
+        stderr.contains("fleet mode refused")
+            && stderr.contains("does not honour conditional writes"),
+        "{stderr}"
+    );
+    // Single-writer mode (no [fleet]) works on the same store.
+    std::fs::write(&config, single).expect("write");
     let d = Daemon::start_with(&config, &env, true);
     let (_, head, body) = eventually(30, "the CRL in Garage", || {
         s3_get(

@@ -6,6 +6,7 @@ mod cli;
 mod crl;
 mod deploy;
 mod faults;
+mod fleet;
 mod hostile;
 mod http_get;
 mod issuers;

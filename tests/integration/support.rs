@@ -316,6 +316,17 @@ pub fn ocsp_status_at(
     serial: &revocd::state::Serial,
     now: i64,
 ) -> revocd::query::Verdict {
+    try_ocsp_status_at(d, ca, serial, now).expect("verified OCSP answer")
+}
+
+/// Asks over OCSP POST; the verified answer, or why there is none (an
+/// error status such as unauthorized, a transport or signature problem).
+pub fn try_ocsp_status_at(
+    d: &Daemon,
+    ca: &revocd::pki::Cert,
+    serial: &revocd::state::Serial,
+    now: i64,
+) -> anyhow::Result<revocd::query::Verdict> {
     let der = revocd::query::build_request(ca, serial, revocd::pki::HashAlg::Sha1);
     let mut req = format!(
         "POST / HTTP/1.0\r\nContent-Type: application/ocsp-request\r\nContent-Length: {}\r\n\r\n",
@@ -323,9 +334,10 @@ pub fn ocsp_status_at(
     )
     .into_bytes();
     req.extend_from_slice(&der);
-    let (status, _, body) = raw_http(d.public, &req).expect("ocsp answer");
-    assert_eq!(status, 200);
-    revocd::query::verify(&body, ca, serial, now).expect("verified OCSP answer")
+    let (status, _, body) =
+        raw_http(d.public, &req).ok_or_else(|| anyhow::anyhow!("no HTTP answer"))?;
+    anyhow::ensure!(status == 200, "HTTP {status}");
+    revocd::query::verify(&body, ca, serial, now)
 }
 
 pub fn load_cert(path: &Path) -> revocd::pki::Cert {
@@ -638,4 +650,37 @@ pub fn revoke(d: &Daemon, tok: &str, serial: &str, reason: &str) {
     )
     .expect("revoke");
     assert_eq!(s, 200, "{v}");
+}
+
+/// Runs `revocd serve` that is expected to exit on its own: its exit code
+/// (None if it had to be killed after `secs`) and what it wrote to stderr.
+pub fn serve_until_exit(config: &Path, env: &[(&str, &str)], secs: u64) -> (Option<i32>, String) {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(config)
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn revocd");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let code = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (code, reader.join().unwrap_or_default())
 }

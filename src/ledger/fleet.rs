@@ -1,0 +1,420 @@
+//! Fleet mode: the ledger in object storage, shared by several replicas.
+//!
+//! Layout under the fleet store's prefix (formats in [`record`]):
+//!
+//! - `ledger/<seq, 20 digits>`: one immutable batch per group commit. A
+//!   replica writes position `applied + 1` with a conditional create
+//!   (`If-None-Match: *`), so the store picks exactly one writer per
+//!   position. Losing the race (412) means another replica wrote it: fetch,
+//!   apply, re-check the changes against the new state, try the next one.
+//!   A change is acknowledged once its batch object exists.
+//! - `ledger/head`: the highest position known written, as decimal text. A
+//!   hint for followers, read with `If-None-Match` so an idle poll costs one
+//!   304; it is advanced with a conditional replace and never lowered. A
+//!   writer that dies between its batch and the head only delays followers
+//!   until the next gap probe (every 10 polls) or the next write.
+//! - `snapshots/<seq, 20 digits>.rvs`: the whole state after batch `seq`,
+//!   written by the replica that wrote a batch whose position is a multiple
+//!   of `snapshot-every`. Start-up loads the newest and replays the rest.
+//!
+//! The writer thread owns this backend: own writes and peers' batches are
+//! applied in one order, in one place. Store calls run on the tokio runtime
+//! through `Handle::block_on`; the writer thread is not a runtime thread.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use tokio::runtime::Handle;
+
+use super::record::{self, Batch, Record};
+use super::{Applier, Backend, Recovery, Stats, WriteError};
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+use crate::publish::{Expect, Fetched, PublishError, Publisher};
+
+const HEAD: &str = "ledger/head";
+const CONTENT_TYPE: &str = "application/octet-stream";
+/// Batches fetched at once while catching up at start.
+const PREFETCH: u64 = 32;
+/// Polls between gap probes (reading `applied + 1` without a head change).
+const PROBE_EVERY: u32 = 10;
+
+fn batch_key(seq: u64) -> String {
+    format!("ledger/{seq:020}")
+}
+
+fn snapshot_key(seq: u64) -> String {
+    format!("snapshots/{seq:020}.rvs")
+}
+
+#[derive(Debug, Clone)]
+pub struct FleetOptions {
+    pub poll: Duration,
+    pub snapshot_every: u64,
+    pub replica: String,
+}
+
+/// Applies a peer's records, as recovery does: a record that no longer
+/// applies is logged and skipped.
+fn apply_records(applier: &dyn Applier, records: &[Record]) {
+    for rec in records {
+        match applier.check(&rec.issuer, &rec.change) {
+            Ok(_) => applier.apply(&rec.issuer, &rec.change),
+            Err(e) => {
+                tracing::warn!(seq = rec.seq, error = %e, "ledger record no longer applies; skipped")
+            }
+        }
+    }
+}
+
+/// Reads and decodes batch `seq`; `None` when it does not exist yet.
+async fn fetch(store: &Publisher, seq: u64) -> anyhow::Result<Option<Batch>> {
+    let key = store.key(&batch_key(seq));
+    match store.read_if_changed(&key, None).await? {
+        Fetched::Found { bytes, .. } => {
+            let batch = record::decode_batch(&bytes)
+                .with_context(|| format!("ledger batch {seq} in the store is unreadable"))?;
+            anyhow::ensure!(
+                batch.seq == seq,
+                "ledger batch object {seq} holds batch {}",
+                batch.seq
+            );
+            Ok(Some(batch))
+        }
+        Fetched::Absent | Fetched::Unchanged => Ok(None),
+    }
+}
+
+/// Start-up: the newest snapshot in the store, then every batch after it.
+/// Returns what was found; `last_seq` is the last batch applied.
+pub async fn recover(store: &Arc<Publisher>, applier: &dyn Applier) -> anyhow::Result<Recovery> {
+    let mut report = Recovery::default();
+    let mut snapshots: Vec<u64> = store
+        .list("snapshots")
+        .await
+        .context("listing snapshots in the fleet store")?
+        .iter()
+        .filter_map(|n| n.strip_suffix(".rvs")?.parse().ok())
+        .collect();
+    snapshots.sort_unstable();
+    let mut base = 0;
+    for seq in snapshots.into_iter().rev() {
+        let key = store.key(&snapshot_key(seq));
+        let Fetched::Found { bytes, .. } = store.read_if_changed(&key, None).await? else {
+            continue;
+        };
+        match record::decode_snapshot(&bytes) {
+            Ok((s, issuers)) if s == seq => {
+                for (id, entries) in issuers {
+                    applier.restore(&id, entries);
+                }
+                base = seq;
+                report.snapshot_seq = Some(seq);
+                break;
+            }
+            Ok(_) => tracing::warn!(seq, "fleet snapshot name and content disagree; skipped"),
+            Err(e) => {
+                tracing::warn!(seq, error = %e, "fleet snapshot unreadable; trying an older one")
+            }
+        }
+    }
+    // Fetch ahead in parallel, apply strictly in order, stop at the first gap.
+    let mut next = base + 1;
+    'replay: loop {
+        let fetches: Vec<_> = (next..next + PREFETCH)
+            .map(|seq| {
+                let store = Arc::clone(store);
+                tokio::spawn(async move { fetch(&store, seq).await })
+            })
+            .collect();
+        for f in fetches {
+            match f.await.context("fetching a ledger batch")?? {
+                Some(batch) => {
+                    apply_records(applier, &batch.records);
+                    report.records_replayed += batch.records.len() as u64;
+                    report.last_seq = batch.seq;
+                    next = batch.seq + 1;
+                }
+                None => break 'replay,
+            }
+        }
+    }
+    report.last_seq = next - 1;
+    Ok(report)
+}
+
+pub struct FleetBackend {
+    store: Arc<Publisher>,
+    rt: Handle,
+    opts: FleetOptions,
+    /// The last batch applied here; the next write goes to `applied + 1`.
+    applied: u64,
+    head_etag: Option<String>,
+    head_seen: u64,
+    polls: u32,
+    /// Unix time this replica last knew it held every batch.
+    caught_up_at: i64,
+    /// A batch at a multiple of `snapshot_every` was written here.
+    snapshot_due: bool,
+    metrics: Metrics,
+    stats: Arc<Stats>,
+    clock: Arc<dyn Clock>,
+    /// Last time a store error was logged (errors during an outage repeat
+    /// every poll; one line per 30 s is enough).
+    last_error_log: Option<Instant>,
+}
+
+impl FleetBackend {
+    pub fn new(
+        store: Arc<Publisher>,
+        rt: Handle,
+        opts: FleetOptions,
+        applied: u64,
+        metrics: Metrics,
+        stats: Arc<Stats>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        stats.last_seq.store(applied, Ordering::Release);
+        metrics.fleet_applied_sequence.set(applied as i64);
+        let now = clock.now();
+        Self {
+            store,
+            rt,
+            opts,
+            applied,
+            head_etag: None,
+            head_seen: applied,
+            polls: 0,
+            caught_up_at: now,
+            snapshot_due: false,
+            metrics,
+            stats,
+            clock,
+            last_error_log: None,
+        }
+    }
+
+    fn store_error(&mut self, what: &str, e: &dyn std::fmt::Display) {
+        self.metrics.fleet_store_errors.inc();
+        if self
+            .last_error_log
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(30))
+        {
+            self.last_error_log = Some(Instant::now());
+            tracing::warn!(error = %e, "fleet ledger store: {what} failed");
+        }
+    }
+
+    fn set_applied(&mut self, seq: u64) {
+        self.applied = seq;
+        self.head_seen = self.head_seen.max(seq);
+        self.stats.last_seq.store(seq, Ordering::Release);
+        self.metrics.fleet_applied_sequence.set(seq as i64);
+        self.metrics.ledger_last_sequence.set(seq as i64);
+    }
+
+    /// Reads the head pointer if it changed; returns whether it moved past
+    /// what is applied here.
+    fn head_moved(&mut self) -> Result<bool, PublishError> {
+        let key = self.store.key(HEAD);
+        match self
+            .rt
+            .block_on(self.store.read_if_changed(&key, self.head_etag.as_deref()))?
+        {
+            Fetched::Unchanged | Fetched::Absent => {}
+            Fetched::Found { bytes, etag } => {
+                self.head_etag = etag;
+                if let Some(seq) = std::str::from_utf8(&bytes)
+                    .ok()
+                    .and_then(|t| t.trim().parse::<u64>().ok())
+                {
+                    self.head_seen = self.head_seen.max(seq);
+                }
+            }
+        }
+        self.metrics.fleet_head_sequence.set(self.head_seen as i64);
+        Ok(self.head_seen > self.applied)
+    }
+
+    /// Moves the head pointer up to `seq` (never down). Best effort: the
+    /// batch is already durable; a stale head only delays followers.
+    fn advance_head(&mut self, seq: u64) {
+        let key = self.store.key(HEAD);
+        for _ in 0..4 {
+            let current = match self.rt.block_on(self.store.read_if_changed(&key, None)) {
+                Ok(f) => f,
+                Err(e) => return self.store_error("reading the head pointer", &e),
+            };
+            let (value, expect) = match current {
+                Fetched::Found { bytes, etag } => (
+                    std::str::from_utf8(&bytes)
+                        .ok()
+                        .and_then(|t| t.trim().parse::<u64>().ok())
+                        .unwrap_or(0),
+                    etag.map_or(Expect::Any, Expect::ETag),
+                ),
+                Fetched::Absent | Fetched::Unchanged => (0, Expect::Absent),
+            };
+            if value >= seq {
+                self.head_seen = self.head_seen.max(value);
+                return;
+            }
+            let body = Bytes::from(format!("{seq}\n"));
+            match self
+                .rt
+                .block_on(self.store.write(&key, body, "text/plain", &expect))
+            {
+                Ok(etag) => {
+                    self.head_etag = etag;
+                    self.head_seen = self.head_seen.max(seq);
+                    return;
+                }
+                Err(PublishError::Conflict) => continue,
+                Err(e) => return self.store_error("advancing the head pointer", &e),
+            }
+        }
+    }
+
+    /// Fetches and returns every batch after `applied`, in order, until the
+    /// first that does not exist yet.
+    fn catch_up(&mut self) -> Vec<Record> {
+        let mut records = Vec::new();
+        loop {
+            let seq = self.applied + 1;
+            match self.rt.block_on(fetch(&self.store, seq)) {
+                Ok(Some(batch)) => {
+                    let delay = (self.clock.now() - batch.written_at).max(0);
+                    self.metrics.fleet_batch_delay_seconds.observe(delay as f64);
+                    self.metrics
+                        .fleet_batches_applied
+                        .with_label_values(&["peer"])
+                        .inc();
+                    tracing::debug!(seq, writer = %batch.writer, n = batch.records.len(), "applying a peer's batch");
+                    records.extend(batch.records);
+                    self.set_applied(seq);
+                }
+                Ok(None) => {
+                    self.caught_up_at = self.clock.now();
+                    break;
+                }
+                Err(e) => {
+                    self.store_error("reading a ledger batch", &e);
+                    break;
+                }
+            }
+        }
+        self.metrics
+            .fleet_lag_batches
+            .set(self.head_seen.saturating_sub(self.applied) as i64);
+        records
+    }
+}
+
+impl Backend for FleetBackend {
+    fn write(&mut self, records: &mut [Record]) -> Result<(), WriteError> {
+        let seq = self.applied + 1;
+        for r in records.iter_mut() {
+            r.seq = seq;
+        }
+        let batch = Batch {
+            seq,
+            written_at: self.clock.now(),
+            writer: self.opts.replica.clone(),
+            records: records.to_vec(),
+        };
+        let key = self.store.key(&batch_key(seq));
+        let body = Bytes::from(record::encode_batch(&batch));
+        let started = Instant::now();
+        let created = self
+            .rt
+            .block_on(self.store.write(&key, body, CONTENT_TYPE, &Expect::Absent));
+        self.metrics
+            .ledger_append_seconds
+            .observe(started.elapsed().as_secs_f64());
+        match created {
+            Ok(_) => {
+                self.metrics
+                    .fleet_batches_applied
+                    .with_label_values(&["own"])
+                    .inc();
+                self.set_applied(seq);
+                self.caught_up_at = self.clock.now();
+                if seq % self.opts.snapshot_every == 0 {
+                    self.snapshot_due = true;
+                }
+                self.advance_head(seq);
+                Ok(())
+            }
+            Err(PublishError::Conflict) => {
+                self.metrics.fleet_write_conflicts.inc();
+                Err(WriteError::Behind)
+            }
+            Err(e) => {
+                self.metrics.ledger_write_errors.inc();
+                self.store_error("writing a ledger batch", &e);
+                Err(WriteError::Io(format!("fleet ledger store: {e}")))
+            }
+        }
+    }
+
+    fn poll(&mut self, force: bool) -> Vec<Record> {
+        self.polls = self.polls.wrapping_add(1);
+        let look = if force || self.polls % PROBE_EVERY == 0 {
+            true
+        } else {
+            match self.head_moved() {
+                Ok(true) => true,
+                Ok(false) => {
+                    self.caught_up_at = self.clock.now();
+                    false
+                }
+                Err(e) => {
+                    self.store_error("reading the head pointer", &e);
+                    false
+                }
+            }
+        };
+        let records = if look { self.catch_up() } else { Vec::new() };
+        self.metrics
+            .fleet_lag_seconds
+            .set((self.clock.now() - self.caught_up_at).max(0) as f64);
+        self.metrics
+            .fleet_lag_batches
+            .set(self.head_seen.saturating_sub(self.applied) as i64);
+        records
+    }
+
+    fn poll_every(&self) -> Option<Duration> {
+        Some(self.opts.poll)
+    }
+
+    fn after_batch(&mut self, applier: &dyn Applier) {
+        if !std::mem::take(&mut self.snapshot_due) {
+            return;
+        }
+        let seq = self.applied;
+        let entries = applier.snapshot();
+        let store = Arc::clone(&self.store);
+        let stats = Arc::clone(&self.stats);
+        let now = self.clock.now();
+        self.rt.spawn(async move {
+            let bytes = tokio::task::spawn_blocking(move || record::encode_snapshot(seq, &entries))
+                .await
+                .unwrap_or_default();
+            let key = store.key(&snapshot_key(seq));
+            match store
+                .write(&key, Bytes::from(bytes), CONTENT_TYPE, &Expect::Absent)
+                .await
+            {
+                Ok(_) | Err(PublishError::Conflict) => {
+                    stats.snapshot_at.store(now, Ordering::Release);
+                    tracing::info!(seq, "fleet snapshot written");
+                }
+                Err(e) => tracing::warn!(seq, error = %e, "fleet snapshot failed; replay from the batches still works"),
+            }
+        });
+    }
+}

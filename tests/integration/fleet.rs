@@ -1,0 +1,304 @@
+//! Fleet mode: three real `revocd` processes sharing one ledger in a moto
+//! bucket. A revocation through any of them reaches all; 1,000 revocations
+//! spread across them survive a restart of every replica; SIGKILL of two
+//! replicas during writes loses no acknowledged revocation.
+//! (Refusal on a store without conditional writes is in `crl`, on Garage.)
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use revocd::state::Serial;
+
+use crate::support::*;
+
+/// One demo PKI and three replica configs sharing `s3://pki/fleet` on moto
+/// (CRLs go to `s3://pki/crls`, so the replicas also race to publish).
+struct Fleet {
+    moto: Server,
+    dir: tempfile::TempDir,
+    configs: Vec<PathBuf>,
+}
+
+fn fleet() -> Fleet {
+    let moto = moto(None);
+    create_bucket(moto.port, "pki");
+    let dir = demo_pki();
+    let p = dir.path();
+    let base = p.join("revocd.toml");
+    use_s3(
+        &base,
+        moto.port,
+        "pki/crls",
+        "debounce = \"2s\"\nmax-delay = \"4s\"\n",
+    );
+    let text = std::fs::read_to_string(&base).expect("config");
+    let configs = (1..=3)
+        .map(|n| {
+            let path = p.join(format!("replica-{n}.toml"));
+            std::fs::write(
+                &path,
+                format!(
+                    "{}\n[fleet]\nstore = \"s3://pki/fleet\"\nendpoint = \"http://127.0.0.1:{}\"\nregion = \"us-east-1\"\nallow-http = true\nreplica = \"r{n}\"\n",
+                    text.replace("data-dir = \"data\"", &format!("data-dir = \"data-{n}\"")),
+                    moto.port
+                ),
+            )
+            .expect("replica config");
+            path
+        })
+        .collect();
+    Fleet { moto, dir, configs }
+}
+
+impl Fleet {
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn start(&self, n: usize) -> Daemon {
+        Daemon::start_with(&self.configs[n], &MOTO_ENV, true)
+    }
+
+    fn start_all(&self) -> Vec<Daemon> {
+        (0..3).map(|n| self.start(n)).collect()
+    }
+}
+
+fn revoke_via(admin: SocketAddr, tok: &str, serial: &str) -> u16 {
+    admin_call(
+        admin,
+        "POST",
+        "/v1/issuers/demo/revocations",
+        Some(tok),
+        &format!(r#"{{"serial": "{serial}", "reason": "keyCompromise"}}"#),
+    )
+    .map_or(0, |(s, _)| s)
+}
+
+fn status_via(d: &Daemon, tok: &str, serial: &str) -> String {
+    admin_call(
+        d.admin,
+        "GET",
+        &format!("/v1/issuers/demo/certificates/{serial}"),
+        Some(tok),
+        "",
+    )
+    .map(|(_, v)| v["status"].as_str().unwrap_or("?").to_string())
+    .unwrap_or_default()
+}
+
+/// revocd_issuer_serials{issuer="demo",status="revoked"}.
+fn revoked_count(d: &Daemon) -> u64 {
+    let (_, _, body) = d.http_admin("GET", "/metrics").unwrap_or_default();
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("revocd_issuer_serials{issuer=\"demo\",status=\"revoked\"} ")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+fn metric(d: &Daemon, name: &str) -> f64 {
+    let (_, _, body) = d.http_admin("GET", "/metrics").unwrap_or_default();
+    String::from_utf8_lossy(&body)
+        .lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn a_revocation_through_any_replica_is_answered_as_revoked_by_all_three_within_two_seconds() {
+    let f = fleet();
+    let p = f.path();
+    let tok = token(p);
+    let ca = load_cert(&p.join("ca.pem"));
+    let replicas = f.start_all();
+    let mut seen_after = Vec::new();
+    for (i, via) in replicas.iter().enumerate() {
+        let serial = format!("F1EE7{i}");
+        assert_eq!(revoke_via(via.admin, &tok, &serial), 200);
+        let acked = Instant::now();
+        let s = Serial::from_hex(&serial).expect("hex");
+        // The fleet.poll default is 1 s; DESIGN asks for visibility within 2 s.
+        eventually(2, &format!("{serial} revoked on every replica"), || {
+            replicas
+                .iter()
+                .all(|d| {
+                    let now = revocd::clock::Clock::now(&revocd::clock::SystemClock);
+                    try_ocsp_status_at(d, &ca, &s, now).is_ok_and(|v| v.status == "revoked")
+                })
+                .then_some(())
+        });
+        seen_after.push(acked.elapsed());
+    }
+    eprintln!("revocation visible on all three replicas after {seen_after:?}");
+    for d in &replicas {
+        assert!(metric(d, "revocd_fleet_batches_applied_total{source=\"peer\"}") >= 2.0);
+        assert_eq!(metric(d, "revocd_fleet_lag_batches"), 0.0);
+    }
+    // The replicas also race to publish CRLs; conditional writes leave one
+    // CRL holding all three revocations.
+    let crl = eventually(60, "a CRL with the three fleet revocations", || {
+        let (_, _, body) = moto_get(f.moto.port, "/pki/crls/demo.crl").filter(|r| r.0 == 200)?;
+        let entries = revocd::crl::build::entries_of(&body).ok()?;
+        let serials: BTreeSet<String> = entries.iter().map(|e| e.serial.to_hex()).collect();
+        (0..3)
+            .all(|i| serials.contains(&format!("F1EE7{i}")))
+            .then_some(body)
+    });
+    revocd::crl::build::check(&crl, &ca).expect("the published CRL verifies");
+}
+
+#[test]
+fn a_thousand_revocations_spread_across_three_replicas_are_all_present_after_a_restart() {
+    let f = fleet();
+    let p = f.path();
+    let tok = token(p);
+    let ca = load_cert(&p.join("ca.pem"));
+    let mut replicas = f.start_all();
+    let admins: Vec<SocketAddr> = replicas.iter().map(|d| d.admin).collect();
+    let next = Arc::new(AtomicUsize::new(0));
+    let acked: Arc<Mutex<BTreeSet<usize>>> = Arc::default();
+    let threads: Vec<_> = (0..12)
+        .map(|_| {
+            let (next, acked, admins, tok) =
+                (next.clone(), acked.clone(), admins.clone(), tok.clone());
+            std::thread::spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= 1000 {
+                    return;
+                }
+                let code = revoke_via(admins[i % 3], &tok, &format!("{:X}", 0x10_0000 + i));
+                if code == 200 {
+                    acked.lock().expect("lock").insert(i);
+                } else {
+                    eprintln!("revocation {i} via replica {}: {code}", i % 3);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("client");
+    }
+    let acked = acked.lock().expect("lock").clone();
+    assert_eq!(acked.len(), 1000, "every revocation is accepted");
+    // 1,000 plus the demo's revoked leaf, on every replica.
+    for d in &replicas {
+        eventually(10, "every replica holding all revocations", || {
+            (revoked_count(d) == 1001).then_some(())
+        });
+    }
+    let conflicts: f64 = replicas
+        .iter()
+        .map(|d| metric(d, "revocd_fleet_write_conflicts_total"))
+        .sum();
+    eprintln!("write conflicts across the three replicas: {conflicts}");
+    for d in &mut replicas {
+        d.kill();
+    }
+    drop(replicas);
+    let replicas = f.start_all();
+    for d in &replicas {
+        assert_eq!(revoked_count(d), 1001, "after the restart");
+    }
+    for i in &acked {
+        let serial = format!("{:X}", 0x10_0000 + i);
+        assert_eq!(
+            status_via(&replicas[i % 3], &tok, &serial),
+            "revoked",
+            "{serial}"
+        );
+    }
+    let s = Serial::from_hex(&format!("{:X}", 0x10_0000 + 999)).expect("hex");
+    for d in &replicas {
+        assert_eq!(ocsp_status(d, &ca, &s).status, "revoked");
+    }
+}
+
+#[test]
+fn two_replicas_killed_during_writes_lose_no_acknowledged_revocation() {
+    let f = fleet();
+    let p = f.path();
+    let tok = token(p);
+    let ca = load_cert(&p.join("ca.pem"));
+    let mut replicas = f.start_all();
+    let admins: Vec<SocketAddr> = replicas.iter().map(|d| d.admin).collect();
+    let next = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked: Arc<Mutex<BTreeSet<usize>>> = Arc::default();
+    let threads: Vec<_> = (0..9)
+        .map(|t| {
+            let (next, acked, admins, tok, stop) = (
+                next.clone(),
+                acked.clone(),
+                admins.clone(),
+                tok.clone(),
+                stop.clone(),
+            );
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if revoke_via(admins[t % 3], &tok, &format!("{:X}", 0x20_0000 + i)) == 200 {
+                        acked.lock().expect("lock").insert(i);
+                    }
+                }
+            })
+        })
+        .collect();
+    eventually(60, "300 acknowledged revocations", || {
+        (acked.lock().expect("lock").len() >= 300).then_some(())
+    });
+    replicas[1].kill();
+    replicas[2].kill();
+    // The survivor keeps taking writes for a while.
+    let at_kill = acked.lock().expect("lock").len();
+    eventually(30, "more revocations through the survivor", || {
+        (acked.lock().expect("lock").len() >= at_kill + 100).then_some(())
+    });
+    stop.store(true, Ordering::SeqCst);
+    for t in threads {
+        t.join().expect("client");
+    }
+    let acked = acked.lock().expect("lock").clone();
+    let survivor = &replicas[0];
+    // Everything acknowledged by any replica reaches the survivor.
+    eventually(
+        10,
+        "the survivor holding every acknowledged revocation",
+        || {
+            acked
+                .iter()
+                .all(|i| status_via(survivor, &tok, &format!("{:X}", 0x20_0000 + i)) == "revoked")
+                .then_some(())
+        },
+    );
+    let good = serial_of(&p.join("leaf-good.pem"));
+    assert_eq!(
+        ocsp_status(survivor, &ca, &Serial::from_hex(&good).expect("hex")).status,
+        "good",
+        "the survivor keeps serving"
+    );
+    // The killed replicas come back with everything.
+    let back = [f.start(1), f.start(2)];
+    for d in &back {
+        for i in &acked {
+            assert_eq!(
+                status_via(d, &tok, &format!("{:X}", 0x20_0000 + i)),
+                "revoked"
+            );
+        }
+    }
+    eprintln!(
+        "{} revocations acknowledged, {} after two of three replicas were killed",
+        acked.len(),
+        acked.len() - at_kill
+    );
+}
