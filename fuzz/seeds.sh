@@ -31,6 +31,7 @@ kill $pid
 cp "$work"/data/ledger/log-*.rvl "$c/ledger_record/segment.rvl"
 tail -c +9 "$work"/data/ledger/log-*.rvl >"$c/ledger_record/records.bin"
 cp "$work/index.txt" "$c/ledger_record/index.txt"
+python3 fuzz/batch_seed.py "$c/ledger_record/batch.rvb"
 printf '{"serial": "1A2B", "reason": "keyCompromise", "revoked_at": "2026-01-01T00:00:00Z", "invalidity_date": "2025-12-31T00:00:00Z"}' >"$c/admin_json/full.json"
 printf '{"serial": "01"}' >"$c/admin_json/minimal.json"
 printf '{"serial": "ff", "reason": "removeFromCRL"}' >"$c/admin_json/release.json"
