@@ -25,6 +25,8 @@ pub mod defaults {
     pub const SIGNING_BUDGET: usize = 64;
     pub const CACHE_MAX_BYTES: u64 = 4 << 30;
     pub const HEADER_READ_TIMEOUT: &str = "10s";
+    /// Admin request bodies: a 10,000-certificate registration fits.
+    pub const ADMIN_MAX_BODY_BYTES: usize = 16 << 20;
     pub const MAX_CONNECTIONS: usize = 10_000;
     /// Ledger records between snapshots.
     pub const SNAPSHOT_EVERY: u64 = 100_000;
@@ -72,6 +74,7 @@ struct RawListen {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawAdmin {
     token_file: Option<PathBuf>,
+    max_body_bytes: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -173,6 +176,8 @@ pub struct Config {
     pub listen: Listen,
     pub ocsp: Ocsp,
     pub admin_token_file: Option<PathBuf>,
+    /// Admin request bodies above this get 413.
+    pub admin_max_body_bytes: usize,
     /// Ledger records between snapshots; bounds start-up replay.
     pub snapshot_every: u64,
     /// CRL publishing, when a `[crl]` section is present.
@@ -656,6 +661,14 @@ fn validate(raw: RawConfig, path: &Path, base: &Path, errors: &mut Vec<String>) 
         listen,
         ocsp,
         admin_token_file: raw.admin.token_file.as_deref().map(resolve),
+        admin_max_body_bytes: match raw.admin.max_body_bytes {
+            Some(n) if !(1024..=1 << 30).contains(&n) => {
+                errors.push("admin.max-body-bytes: 1024 to 1073741824".to_string());
+                defaults::ADMIN_MAX_BODY_BYTES
+            }
+            Some(n) => n,
+            None => defaults::ADMIN_MAX_BODY_BYTES,
+        },
         snapshot_every: match raw.ledger.snapshot_every {
             Some(0) => {
                 errors.push("ledger.snapshot-every: must be at least 1".to_string());

@@ -210,6 +210,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         responder: Arc::clone(&responder),
         api,
         ledger: Some(ledger.clone()),
+        max_body_bytes: config.admin_max_body_bytes,
     });
     let admin_task = tokio::spawn(http::serve(
         admin,

@@ -50,6 +50,11 @@ pub struct Metrics {
     pub http_connections_open: IntGaugeVec,
     /// Connections closed at once because `listen.max-connections` were open.
     pub http_connections_refused: IntCounterVec,
+    /// Connections hyper ended with an error, by kind (header_timeout:
+    /// slowloris or an idle keep-alive cut off; malformed; other).
+    pub http_connection_errors: IntCounterVec,
+    /// Requests refused before the handler, by reason (body_too_large).
+    pub http_requests_rejected: IntCounterVec,
     /// Fleet mode: the last batch applied here and the head seen in the store.
     pub fleet_applied_sequence: IntGauge,
     pub fleet_head_sequence: IntGauge,
@@ -283,6 +288,22 @@ impl Metrics {
             )
             .expect("static metric"),
             registry,
+            http_connection_errors: IntCounterVec::new(
+                Opts::new(
+                    "revocd_http_connection_errors_total",
+                    "Connections ended with an error, by listener and kind (header_timeout, malformed, other)",
+                ),
+                &["listener", "kind"],
+            )
+            .expect("static metric"),
+            http_requests_rejected: IntCounterVec::new(
+                Opts::new(
+                    "revocd_http_requests_rejected_total",
+                    "Requests refused for a limit, by listener and reason (body_too_large)",
+                ),
+                &["listener", "reason"],
+            )
+            .expect("static metric"),
             fleet_applied_sequence: fleet_gauge(
                 "revocd_fleet_applied_sequence",
                 "Fleet mode: the last ledger batch applied on this replica",
@@ -367,6 +388,8 @@ impl Metrics {
             Box::new(m.ocsp_revocation_visible_seconds.clone()),
             Box::new(m.http_connections_open.clone()),
             Box::new(m.http_connections_refused.clone()),
+            Box::new(m.http_connection_errors.clone()),
+            Box::new(m.http_requests_rejected.clone()),
             Box::new(m.fleet_applied_sequence.clone()),
             Box::new(m.fleet_head_sequence.clone()),
             Box::new(m.fleet_lag_batches.clone()),

@@ -13,14 +13,13 @@ use crate::admin::AdminApi;
 use crate::ledger::Ledger;
 use crate::ocsp::Responder;
 
-/// Largest admin request body (bulk registrations).
-pub const MAX_ADMIN_BODY: usize = 16 << 20;
-
 #[derive(Debug)]
 pub struct AdminService {
     pub responder: Arc<Responder>,
     pub api: Option<AdminApi>,
     pub ledger: Option<Ledger>,
+    /// Admin request bodies above this get 413 (`admin.max-body-bytes`).
+    pub max_body_bytes: usize,
 }
 
 fn text(status: StatusCode, body: String, content_type: &'static str) -> Response<Body> {
@@ -111,18 +110,19 @@ impl AdminService {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let body = match Limited::new(req.into_body(), MAX_ADMIN_BODY)
-            .collect()
-            .await
-        {
+        let limit = self.max_body_bytes;
+        let body = match Limited::new(req.into_body(), limit).collect().await {
             Ok(b) => b.to_bytes(),
             Err(_) => {
+                self.responder
+                    .metrics()
+                    .http_requests_rejected
+                    .with_label_values(&["admin", "body_too_large"])
+                    .inc();
                 return json(
                     413,
-                    format!(
-                    "{{\"error\": \"body larger than {MAX_ADMIN_BODY} bytes or unreadable\"}}\n"
-                ),
-                )
+                    format!("{{\"error\": \"body larger than {limit} bytes or unreadable\"}}\n"),
+                );
             }
         };
         let r = api.handle(&method, path, auth.as_deref(), &body).await;

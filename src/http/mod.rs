@@ -88,10 +88,20 @@ pub async fn serve<H, F>(
                     .serve_connection(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn);
                 let open = open.clone();
+                let errors = limits.metrics.http_connection_errors.clone();
+                let name = limits.name;
                 open.inc();
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
+                        let kind = if e.is_timeout() {
+                            "header_timeout"
+                        } else if e.is_parse() || e.is_parse_too_large() {
+                            "malformed"
+                        } else {
+                            "other"
+                        };
+                        errors.with_label_values(&[name, kind]).inc();
+                        tracing::debug!(error = %e, kind, "connection ended with an error");
                     }
                     open.dec();
                     drop(slot);

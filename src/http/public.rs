@@ -93,6 +93,11 @@ impl PublicService {
             }
             Method::POST => {
                 let too_large = || {
+                    self.responder
+                        .metrics()
+                        .http_requests_rejected
+                        .with_label_values(&["public", "body_too_large"])
+                        .inc();
                     Refused::Status(StatusCode::PAYLOAD_TOO_LARGE, ErrorStatus::MalformedRequest)
                 };
                 let limit = self.max_request_bytes;

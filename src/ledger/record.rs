@@ -485,7 +485,10 @@ mod tests {
         // from this code: the two must agree.
         let bytes = include_bytes!("../../fuzz/corpus/ledger_record/batch.rvb");
         let b = decode_batch(bytes).expect("seed decodes");
-        assert_eq!((b.seq, b.writer.as_str(), b.records.len()), (7, "replica-a", 2));
+        assert_eq!(
+            (b.seq, b.writer.as_str(), b.records.len()),
+            (7, "replica-a", 2)
+        );
         assert!(matches!(
             b.records[1].change,
             Change::Revoke {

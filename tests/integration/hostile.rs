@@ -296,6 +296,23 @@ fn hostile_requests_get_clean_answers_and_the_daemon_keeps_serving() {
     let head = String::from_utf8_lossy(&buf);
     assert!(buf.is_empty() || head.starts_with("HTTP/1.1 408"), "{head}");
 
+    // Every limit that triggered is counted.
+    let (_, _, m) = d.http_admin("GET", "/metrics").expect("metrics");
+    let m = String::from_utf8_lossy(&m).to_string();
+    let count = |series: &str| -> f64 {
+        m.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    for series in [
+        "revocd_http_connection_errors_total{kind=\"header_timeout\",listener=\"public\"}",
+        "revocd_http_requests_rejected_total{listener=\"public\",reason=\"body_too_large\"}",
+        "revocd_http_requests_rejected_total{listener=\"admin\",reason=\"body_too_large\"}",
+    ] {
+        assert!(count(series) >= 1.0, "{series} not counted:\n{m}");
+    }
+
     let mut d = d;
     assert!(d.is_alive());
     assert!(!d.logs().contains("panicked"));
