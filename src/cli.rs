@@ -101,6 +101,46 @@ pub enum Command {
         #[arg(long)]
         index: PathBuf,
     },
+    /// Keep a local CRL file (or a bundle for several CAs) fresh for servers
+    /// that check client certificates: polls each source with If-None-Match,
+    /// installs only CRLs that verify, replaces the file atomically, runs
+    /// --on-change.
+    CrlSync {
+        /// s3://bucket/key, gs://, az://, file:///path or http(s)://host/path
+        /// (repeat for a bundle of several CAs' CRLs).
+        #[arg(long = "source", required = true)]
+        sources: Vec<String>,
+        /// The file to keep fresh (nginx ssl_crl, HAProxy crl-file).
+        #[arg(long)]
+        out: PathBuf,
+        /// CA certificate(s) the CRLs must verify against (PEM or DER; repeat
+        /// or put several in one PEM file).
+        #[arg(long = "ca", required = true)]
+        cas: Vec<PathBuf>,
+        /// Time between polls of each source.
+        #[arg(long, default_value = "30s", value_parser = parse_interval)]
+        interval: std::time::Duration,
+        /// Shell command run after the file was replaced, e.g. "nginx -s reload".
+        #[arg(long)]
+        on_change: Option<String>,
+        #[arg(long, value_enum, default_value_t = crate::sync::Format::Pem)]
+        format: crate::sync::Format,
+        /// Poll every source once, install, exit (for cron); exit 1 if any
+        /// source failed or was refused.
+        #[arg(long)]
+        once: bool,
+        /// S3-compatible endpoint for s3:// sources (MinIO, Garage, moto).
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[arg(long)]
+        region: Option<String>,
+        /// Allow plain HTTP to the S3 endpoint.
+        #[arg(long)]
+        allow_http: bool,
+        /// Serve Prometheus metrics at http://ADDR/metrics.
+        #[arg(long)]
+        metrics_listen: Option<std::net::SocketAddr>,
+    },
     /// Ask an OCSP responder about one certificate, verify and print the answer.
     Query {
         /// The responder URL, e.g. http://127.0.0.1:8080/
@@ -136,4 +176,10 @@ pub struct AdminArgs {
     /// Issuer id; optional when the config has one issuer.
     #[arg(long)]
     pub issuer: Option<String>,
+}
+
+fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+    crate::config::parse_duration(s)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{s:?} is not a duration like 500ms, 30s or 5m"))
 }

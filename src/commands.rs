@@ -179,6 +179,44 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+        Command::CrlSync {
+            sources,
+            out,
+            cas,
+            interval,
+            on_change,
+            format,
+            once,
+            endpoint,
+            region,
+            allow_http,
+            metrics_listen,
+        } => {
+            let mut syncer = crate::sync::Syncer::new(crate::sync::SyncOptions {
+                sources,
+                out,
+                cas,
+                interval,
+                on_change,
+                format,
+                once,
+                source: crate::publish::SourceOptions {
+                    endpoint,
+                    region,
+                    allow_http,
+                },
+                metrics_listen,
+            })?;
+            if once {
+                return Ok(if syncer.once().await? {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                });
+            }
+            syncer.run().await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Query {
             url,
             issuer,

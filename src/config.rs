@@ -293,12 +293,15 @@ fn format_errors(path: &Path, errors: &[String]) -> String {
     s
 }
 
-/// Parses `"90s"`, `"60m"`, `"8h"`, `"7d"`.
+/// Parses `"500ms"`, `"90s"`, `"60m"`, `"8h"`, `"7d"`.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit())?;
     let (num, unit) = s.split_at(split);
     let n: u64 = num.parse().ok()?;
+    if unit.trim() == "ms" {
+        return Some(Duration::from_millis(n));
+    }
     let mult = match unit.trim() {
         "s" => 1,
         "m" => 60,
@@ -750,6 +753,7 @@ certificate = "ca.pem"
         assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
         assert_eq!(parse_duration("60m"), Some(Duration::from_secs(3600)));
         assert_eq!(parse_duration("7d"), Some(Duration::from_secs(604_800)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
         assert_eq!(parse_duration("7"), None);
         assert_eq!(parse_duration("h"), None);
     }

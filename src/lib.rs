@@ -23,3 +23,4 @@ pub mod publish;
 pub mod query;
 pub mod shutdown;
 pub mod state;
+pub mod sync;

@@ -283,20 +283,7 @@ impl Publisher {
         key: &StorePath,
         etag: Option<&str>,
     ) -> Result<Fetched, PublishError> {
-        let opts = GetOptions {
-            if_none_match: etag.map(str::to_string),
-            ..Default::default()
-        };
-        match self.store.get_opts(key, opts).await {
-            Ok(r) => {
-                let etag = r.meta.e_tag.clone();
-                let bytes = r.bytes().await.map_err(store_err)?;
-                Ok(Fetched::Found { bytes, etag })
-            }
-            Err(object_store::Error::NotModified { .. }) => Ok(Fetched::Unchanged),
-            Err(object_store::Error::NotFound { .. }) => Ok(Fetched::Absent),
-            Err(e) => Err(store_err(e)),
-        }
+        conditional_get(self.store.as_ref(), key, etag).await
     }
 
     /// Names of the objects directly under `<prefix>/<dir>/`.
@@ -356,5 +343,141 @@ impl Publisher {
             .await
             .map_err(store_err)?;
         Ok(r.e_tag)
+    }
+}
+
+/// A GET with `If-None-Match: etag`: a store that still holds that version
+/// answers 304 and no body moves.
+async fn conditional_get(
+    store: &dyn ObjectStore,
+    key: &StorePath,
+    etag: Option<&str>,
+) -> Result<Fetched, PublishError> {
+    let opts = GetOptions {
+        if_none_match: etag.map(str::to_string),
+        ..Default::default()
+    };
+    match store.get_opts(key, opts).await {
+        Ok(r) => {
+            let etag = r.meta.e_tag.clone();
+            let bytes = r.bytes().await.map_err(store_err)?;
+            Ok(Fetched::Found { bytes, etag })
+        }
+        Err(object_store::Error::NotModified { .. }) => Ok(Fetched::Unchanged),
+        Err(object_store::Error::NotFound { .. }) => Ok(Fetched::Absent),
+        Err(e) => Err(store_err(e)),
+    }
+}
+
+/// How to reach CRL sources that need it (S3-compatible endpoints).
+#[derive(Debug, Clone, Default)]
+pub struct SourceOptions {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub allow_http: bool,
+}
+
+/// One object to poll: `s3://bucket/key`, `gs://`, `az://`, `file:///path`,
+/// or an `http(s)://` URL (a CDN), all read through object_store with
+/// `If-None-Match`.
+pub struct Source {
+    store: Arc<dyn ObjectStore>,
+    path: StorePath,
+    url: String,
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source").field("url", &self.url).finish()
+    }
+}
+
+impl Source {
+    pub fn open(url: &str, o: &SourceOptions) -> Result<Self, PublishError> {
+        let bad = |why: String| PublishError::Url {
+            url: url.to_string(),
+            why,
+        };
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| bad("expected scheme://".into()))?;
+        let (store, path): (Arc<dyn ObjectStore>, String) = match scheme {
+            "http" | "https" => {
+                let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+                if host.is_empty() || path.is_empty() {
+                    return Err(bad("expected http(s)://host/path".into()));
+                }
+                let options = object_store::ClientOptions::new().with_allow_http(scheme == "http");
+                let store = object_store::http::HttpBuilder::new()
+                    .with_url(format!("{scheme}://{host}"))
+                    .with_client_options(options)
+                    .with_retry(retry())
+                    .build()
+                    .map_err(|e| bad(e.to_string()))?;
+                (Arc::new(store), path.to_string())
+            }
+            "file" => {
+                let path = std::path::Path::new(rest);
+                let (dir, name) = match (path.parent(), path.file_name()) {
+                    (Some(d), Some(n)) if path.is_absolute() => (d, n),
+                    _ => return Err(bad("expected file:///absolute/path".into())),
+                };
+                let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
+                    .map_err(|e| bad(e.to_string()))?;
+                (Arc::new(fs), name.to_string_lossy().into_owned())
+            }
+            "s3" | "gs" | "az" => {
+                let (bucket, key) = rest
+                    .split_once('/')
+                    .filter(|(b, k)| !b.is_empty() && !k.is_empty())
+                    .ok_or_else(|| bad("expected scheme://bucket/key".into()))?;
+                let store: Arc<dyn ObjectStore> = match scheme {
+                    "s3" => {
+                        let mut b = AmazonS3Builder::from_env()
+                            .with_bucket_name(bucket)
+                            .with_allow_http(o.allow_http)
+                            .with_virtual_hosted_style_request(o.endpoint.is_none())
+                            .with_retry(retry());
+                        if let Some(e) = &o.endpoint {
+                            b = b.with_endpoint(e);
+                        }
+                        if let Some(r) = &o.region {
+                            b = b.with_region(r);
+                        }
+                        Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
+                    }
+                    "gs" => Arc::new(
+                        object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                            .with_bucket_name(bucket)
+                            .with_retry(retry())
+                            .build()
+                            .map_err(|e| bad(e.to_string()))?,
+                    ),
+                    _ => Arc::new(
+                        object_store::azure::MicrosoftAzureBuilder::from_env()
+                            .with_container_name(bucket)
+                            .with_retry(retry())
+                            .build()
+                            .map_err(|e| bad(e.to_string()))?,
+                    ),
+                };
+                (store, key.to_string())
+            }
+            _ => return Err(bad("scheme must be s3, gs, az, file, http or https".into())),
+        };
+        Ok(Self {
+            store,
+            path: StorePath::from(path),
+            url: url.to_string(),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The object if its ETag is no longer `etag` (a 304 costs no body).
+    pub async fn fetch(&self, etag: Option<&str>) -> Result<Fetched, PublishError> {
+        conditional_get(self.store.as_ref(), &self.path, etag).await
     }
 }

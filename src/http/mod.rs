@@ -118,3 +118,33 @@ pub async fn serve<H, F>(
         }
     }
 }
+
+/// A small listener that answers `GET /metrics` with `render()` and 404
+/// otherwise (`revocd crl-sync --metrics-listen`).
+pub async fn serve_text<R>(listener: TcpListener, render: R, shutdown: watch::Receiver<bool>)
+where
+    R: Fn() -> String + Clone + Send + Sync + 'static,
+{
+    let limits = Limits {
+        name: "metrics",
+        header_read_timeout: Duration::from_secs(10),
+        max_connections: 64,
+        metrics: crate::metrics::Metrics::new(),
+    };
+    let handler = move |req: Request<Incoming>| {
+        let render = render.clone();
+        async move {
+            let (status, body) = if req.uri().path() == "/metrics" {
+                (hyper::StatusCode::OK, render())
+            } else {
+                (hyper::StatusCode::NOT_FOUND, "not found\n".to_string())
+            };
+            Response::builder()
+                .status(status)
+                .header(hyper::header::CONTENT_TYPE, "text/plain; version=0.0.4")
+                .body(Full::new(Bytes::from(body)))
+                .unwrap_or_default()
+        }
+    };
+    serve(listener, handler, limits, shutdown).await;
+}

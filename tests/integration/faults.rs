@@ -4,13 +4,11 @@
 //! change is lost and the daemon keeps answering.
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use revocd::clock::{Clock, SystemClock};
 use revocd::state::Serial;
@@ -421,100 +419,12 @@ fn the_wall_clock_stepping_back_and_forward_loses_nothing_and_keeps_answering() 
     }
 }
 
-/// What the fault proxy does with each request.
-const PASS: u8 = 0;
-const FAIL: u8 = 1;
-const SLOW: u8 = 2;
-
-/// A TCP proxy in front of a real S3 endpoint (moto) that can answer 500
-/// or hold every request for 3 seconds.
-struct FaultProxy {
-    port: u16,
-    mode: Arc<AtomicU8>,
-}
-
-fn fault_proxy(upstream: u16) -> FaultProxy {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let mode = Arc::new(AtomicU8::new(PASS));
-    let m = mode.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming().map_while(Result::ok) {
-            let m = m.clone();
-            std::thread::spawn(move || relay(conn, upstream, m.load(Ordering::SeqCst)));
-        }
-    });
-    FaultProxy { port, mode }
-}
-
-/// One request per connection: read it, then fail, delay or forward it.
-fn relay(mut client: TcpStream, upstream: u16, mode: u8) {
-    let _ = client.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut req = Vec::new();
-    let mut buf = [0u8; 8192];
-    let head_end = loop {
-        if let Some(i) = req.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        match client.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => req.extend_from_slice(&buf[..n]),
-        }
-    };
-    let head = String::from_utf8_lossy(&req[..head_end]).to_string();
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0);
-    while req.len() < head_end + length {
-        match client.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => req.extend_from_slice(&buf[..n]),
-        }
-    }
-    if mode == FAIL {
-        let body = "<?xml version=\"1.0\"?><Error><Code>InternalError</Code><Message>injected</Message></Error>";
-        let _ = write!(
-            client,
-            "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        return;
-    }
-    if mode == SLOW {
-        std::thread::sleep(Duration::from_secs(3));
-    }
-    // Forward with `Connection: close` so moto's answer ends at EOF.
-    let mut forwarded: Vec<u8> = head
-        .split("\r\n")
-        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:") && !l.is_empty())
-        .flat_map(|l| [l, "\r\n"])
-        .collect::<String>()
-        .into_bytes();
-    forwarded.extend_from_slice(b"Connection: close\r\n\r\n");
-    forwarded.extend_from_slice(&req[head_end..]);
-    let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)) else {
-        return;
-    };
-    let _ = up.set_read_timeout(Some(Duration::from_secs(20)));
-    if up.write_all(&forwarded).is_err() {
-        return;
-    }
-    let mut answer = Vec::new();
-    let _ = up.read_to_end(&mut answer);
-    let _ = client.write_all(&answer);
-    let _ = client.shutdown(Shutdown::Write);
-}
-
 #[test]
 fn an_object_store_failing_or_slow_delays_crls_but_loses_nothing() {
     let moto = moto(None);
     create_bucket(moto.port, "pki");
     let proxy = fault_proxy(moto.port);
+
     let dir = demo_pki();
     let p = dir.path();
     use_s3(

@@ -4,6 +4,7 @@
 
 mod cli;
 mod crl;
+mod crl_sync;
 mod deploy;
 mod faults;
 mod fleet;

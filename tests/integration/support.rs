@@ -1,10 +1,11 @@
 //! Starting daemons, finding tools, running clients.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_revocd");
@@ -683,4 +684,109 @@ pub fn serve_until_exit(config: &Path, env: &[(&str, &str)], secs: u64) -> (Opti
         std::thread::sleep(Duration::from_millis(50));
     };
     (code, reader.join().unwrap_or_default())
+}
+
+/// What the fault proxy does with each request.
+pub const PASS: u8 = 0;
+pub const FAIL: u8 = 1;
+pub const SLOW: u8 = 2;
+
+/// A TCP proxy in front of a real HTTP server (moto, revocd) that can answer 500
+/// or hold every request for 3 seconds.
+/// Every answer's HTTP status is recorded, in order.
+pub struct FaultProxy {
+    pub port: u16,
+    pub mode: Arc<AtomicU8>,
+    pub statuses: Arc<Mutex<Vec<u16>>>,
+}
+
+pub fn fault_proxy(upstream: u16) -> FaultProxy {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let mode = Arc::new(AtomicU8::new(PASS));
+    let statuses: Arc<Mutex<Vec<u16>>> = Arc::default();
+    let (m, st) = (mode.clone(), statuses.clone());
+    std::thread::spawn(move || {
+        for conn in listener.incoming().map_while(Result::ok) {
+            let (m, st) = (m.clone(), st.clone());
+            std::thread::spawn(move || {
+                if let Some(status) = relay(conn, upstream, m.load(Ordering::SeqCst)) {
+                    st.lock().expect("lock").push(status);
+                }
+            });
+        }
+    });
+    FaultProxy {
+        port,
+        mode,
+        statuses,
+    }
+}
+
+/// One request per connection: read it, then fail, delay or forward it.
+fn relay(mut client: TcpStream, upstream: u16, mode: u8) -> Option<u16> {
+    let _ = client.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut req = Vec::new();
+    let mut buf = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = req.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match client.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => req.extend_from_slice(&buf[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&req[..head_end]).to_string();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    while req.len() < head_end + length {
+        match client.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => req.extend_from_slice(&buf[..n]),
+        }
+    }
+    if mode == FAIL {
+        let body = "<?xml version=\"1.0\"?><Error><Code>InternalError</Code><Message>injected</Message></Error>";
+        let _ = write!(
+            client,
+            "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        return Some(500);
+    }
+    if mode == SLOW {
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    // Forward with `Connection: close` so moto's answer ends at EOF.
+    let mut forwarded: Vec<u8> = head
+        .split("\r\n")
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:") && !l.is_empty())
+        .flat_map(|l| [l, "\r\n"])
+        .collect::<String>()
+        .into_bytes();
+    forwarded.extend_from_slice(b"Connection: close\r\n\r\n");
+    forwarded.extend_from_slice(&req[head_end..]);
+    let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)) else {
+        return None;
+    };
+    let _ = up.set_read_timeout(Some(Duration::from_secs(20)));
+    if up.write_all(&forwarded).is_err() {
+        return None;
+    }
+    let mut answer = Vec::new();
+    let _ = up.read_to_end(&mut answer);
+    let _ = client.write_all(&answer);
+    let _ = client.shutdown(Shutdown::Write);
+    String::from_utf8_lossy(&answer)
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }

@@ -1,0 +1,538 @@
+//! `revocd crl-sync` against real components: nginx with `ssl_verify_client`
+//! and `ssl_crl` on the synced file, curl with a client certificate, revocd
+//! serving and publishing the CRLs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::support::*;
+
+fn nginx_bin() -> PathBuf {
+    let sbin = Path::new("/usr/sbin/nginx");
+    if sbin.is_file() {
+        return sbin.to_path_buf();
+    }
+    require("nginx")
+}
+
+/// Debounce and max-delay of one second, for the tests.
+fn fast_crls(config: &Path) {
+    let text = std::fs::read_to_string(config).expect("config");
+    std::fs::write(
+        config,
+        text.replace("[crl]\n", "[crl]\ndebounce = \"1s\"\nmax-delay = \"1s\"\n"),
+    )
+    .expect("config");
+}
+
+/// A running `revocd crl-sync`, killed on drop.
+struct Sync(Child);
+
+impl Drop for Sync {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn crl_sync(args: &[&str]) -> Sync {
+    Sync(
+        Command::new(BIN)
+            .arg("crl-sync")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn crl-sync"),
+    )
+}
+
+/// `crl-sync --once`: exit code and stderr.
+fn crl_sync_once(args: &[&str]) -> (Option<i32>, String) {
+    let out = run(Command::new(BIN).args(["crl-sync", "--once"]).args(args));
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn crl_number_of(der: &[u8], ca: &revocd::pki::Cert) -> u64 {
+    revocd::crl::build::check(der, ca)
+        .expect("a verified CRL")
+        .number
+}
+
+/// Asks revocd to publish now.
+fn publish(d: &Daemon, tok: &str) {
+    let (s, v) = admin_call(
+        d.admin,
+        "POST",
+        "/v1/issuers/demo/crl/publish",
+        Some(tok),
+        "",
+    )
+    .expect("publish");
+    assert!(s == 200 || s == 202, "publish: {s} {v}");
+}
+
+/// nginx requiring a client certificate from the demo CA, checked against
+/// the CRL file `crl`; master process on, so `nginx -s reload` works.
+fn mtls_nginx(dir: &Path, crl: &Path, port: u16) -> (Server, PathBuf) {
+    let d = dir.display();
+    std::fs::create_dir_all(dir.join("nginx-tmp")).expect("tmp");
+    let conf = format!(
+        "user root;\nworker_processes 1;\nerror_log {d}/nginx-error.log info;\npid {d}/nginx.pid;\n\
+         events {{ worker_connections 64; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/nginx-tmp/body;\n  proxy_temp_path {d}/nginx-tmp/proxy;\n\
+           fastcgi_temp_path {d}/nginx-tmp/fcgi;\n  uwsgi_temp_path {d}/nginx-tmp/uwsgi;\n  scgi_temp_path {d}/nginx-tmp/scgi;\n\
+           server {{\n    listen 127.0.0.1:{port} ssl;\n    server_name localhost;\n\
+             ssl_certificate {d}/leaf-good.pem;\n    ssl_certificate_key {d}/leaf-good.key;\n\
+             ssl_verify_client on;\n    ssl_client_certificate {d}/ca.pem;\n    ssl_crl {crl};\n\
+             location / {{ return 200 \"hello $ssl_client_s_dn\\n\"; }}\n  }}\n}}\n",
+        crl = crl.display()
+    );
+    let conf_path = dir.join("nginx-mtls.conf");
+    std::fs::write(&conf_path, conf).expect("nginx conf");
+    let child = Command::new(nginx_bin())
+        .arg("-c")
+        .arg(&conf_path)
+        .args(["-g", "daemon off;"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn nginx");
+    wait_port(port, "nginx");
+    (
+        Server {
+            child: Some(child),
+            port,
+        },
+        conf_path,
+    )
+}
+
+/// curl with the client certificate: the HTTP status (0 if no answer).
+fn curl_as_client(dir: &Path, port: u16) -> u16 {
+    let out = run(Command::new(require("curl"))
+        .current_dir(dir)
+        .args([
+            "-sk",
+            "--max-time",
+            "5",
+            "--cert",
+            "client.pem",
+            "--key",
+            "client.key",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .arg(format!("https://127.0.0.1:{port}/")));
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+#[test]
+fn nginx_refuses_a_client_certificate_once_its_revocation_is_synced() {
+    let dir = demo_pki();
+    let p = dir.path();
+    fast_crls(&p.join("revocd.toml"));
+    let d = Daemon::start(&p.join("revocd.toml"));
+    let tok = token(p);
+    // A client certificate from the demo CA, registered with revocd.
+    openssl(
+        p,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "client.key",
+            "-subj",
+            "/CN=mtls-client",
+            "-out",
+            "client.csr",
+        ],
+    );
+    std::fs::write(
+        p.join("client.ext"),
+        "basicConstraints = CA:FALSE\nextendedKeyUsage = clientAuth\n",
+    )
+    .expect("ext");
+    openssl(
+        p,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-set_serial",
+            "0x5EC5A1",
+            "-days",
+            "2",
+            "-extfile",
+            "client.ext",
+            "-out",
+            "client.pem",
+        ],
+    );
+    let pem = std::fs::read_to_string(p.join("client.pem")).expect("client.pem");
+    let (s, v) = admin_call(
+        d.admin,
+        "POST",
+        "/v1/issuers/demo/certificates",
+        Some(&tok),
+        &serde_json::json!({ "certificate": pem }).to_string(),
+    )
+    .expect("register");
+    assert_eq!(s, 200, "{v}");
+    let store_crl = p.join("crl/demo.crl");
+    eventually(30, "the first CRL in the store", || {
+        store_crl.is_file().then_some(())
+    });
+
+    let synced = p.join("nginx-crl.pem");
+    let port = free_port();
+    let conf = p.join("nginx-mtls.conf");
+    let reload = format!("{} -c {} -s reload", nginx_bin().display(), conf.display());
+    let source = format!("file://{}", store_crl.display());
+    let _sync = crl_sync(&[
+        "--source",
+        &source,
+        "--ca",
+        &p.join("ca.pem").to_string_lossy(),
+        "--out",
+        &synced.to_string_lossy(),
+        "--interval",
+        "500ms",
+        "--on-change",
+        &reload,
+    ]);
+    eventually(30, "the synced CRL file", || synced.is_file().then_some(()));
+    let (_nginx, _) = mtls_nginx(p, &synced, port);
+    assert_eq!(curl_as_client(p, port), 200, "a good client gets in");
+
+    // Revoke, publish: crl-sync installs the new CRL and reloads nginx.
+    revoke(&d, &tok, "5EC5A1", "keyCompromise");
+    publish(&d, &tok);
+    eventually(60, "nginx refusing the revoked client", || {
+        (curl_as_client(p, port) == 400).then_some(())
+    });
+    let bundle = std::fs::read(&synced).expect("synced");
+    let crls = revocd::sync::decode_bundle(&bundle);
+    assert_eq!(crls.len(), 1);
+    let entries = revocd::crl::build::entries_of(&crls[0]).expect("entries");
+    assert!(entries.iter().any(|e| e.serial.to_hex() == "5EC5A1"));
+    let log = std::fs::read_to_string(p.join("nginx-error.log")).unwrap_or_default();
+    assert!(log.contains("certificate revoked"), "{log}");
+}
+
+#[test]
+fn an_unchanged_source_costs_only_304s() {
+    let dir = demo_pki();
+    let p = dir.path();
+    let d = Daemon::start(&p.join("revocd.toml"));
+    eventually(30, "revocd serving its CRL", || {
+        http_get(d.public, "/crl/demo.crl").filter(|r| r.0 == 200)
+    });
+    // Every request crl-sync makes goes through the proxy, which records
+    // each answer's status.
+    let proxy = fault_proxy(d.public.port());
+    let out = p.join("synced.crl");
+    let source = format!("http://127.0.0.1:{}/crl/demo.crl", proxy.port);
+    let metrics_addr = format!("127.0.0.1:{}", free_port());
+    let sync = crl_sync(&[
+        "--source",
+        &source,
+        "--ca",
+        &p.join("ca.pem").to_string_lossy(),
+        "--out",
+        &out.to_string_lossy(),
+        "--interval",
+        "200ms",
+        "--format",
+        "der",
+        "--metrics-listen",
+        &metrics_addr,
+    ]);
+    eventually(30, "ten polls", || {
+        (proxy.statuses.lock().expect("lock").len() >= 10).then_some(())
+    });
+    let statuses = proxy.statuses.lock().expect("lock").clone();
+    assert_eq!(statuses[0], 200, "{statuses:?}");
+    assert!(
+        statuses[1..].iter().all(|&s| s == 304),
+        "every later poll is a 304: {statuses:?}"
+    );
+    let (_, _, served) = http_get(d.public, "/crl/demo.crl").expect("served");
+    assert_eq!(std::fs::read(&out).expect("synced"), served);
+    let addr: std::net::SocketAddr = metrics_addr.parse().expect("addr");
+    let scrape = || {
+        let (_, _, body) = http_get(addr, "/metrics").expect("metrics");
+        String::from_utf8_lossy(&body).into_owned()
+    };
+    let value = |m: &str, series: &str| -> f64 {
+        m.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(-1.0)
+    };
+    let src = format!("source=\"{source}\"");
+    let m = scrape();
+    assert!(
+        value(
+            &m,
+            &format!("revocd_crl_sync_polls_total{{result=\"unchanged\",{src}}}")
+        ) >= 9.0,
+        "{m}"
+    );
+    assert_eq!(
+        value(
+            &m,
+            &format!("revocd_crl_sync_polls_total{{result=\"updated\",{src}}}")
+        ),
+        1.0,
+        "{m}"
+    );
+    let ca = load_cert(&p.join("ca.pem"));
+    assert_eq!(
+        value(&m, &format!("revocd_crl_sync_crl_number{{{src}}}")),
+        crl_number_of(&served, &ca) as f64,
+        "{m}"
+    );
+    assert!(
+        value(
+            &m,
+            &format!("revocd_crl_sync_seconds_since_success{{{src}}}")
+        ) >= 0.0,
+        "{m}"
+    );
+    assert!(
+        value(&m, &format!("revocd_crl_sync_next_update_seconds{{{src}}}")) > 0.0,
+        "{m}"
+    );
+
+    // The source fails for a while: errors are counted, the file stays, and
+    // polling resumes (with backoff) once it is back.
+    proxy.mode.store(FAIL, std::sync::atomic::Ordering::SeqCst);
+    eventually(30, "failed polls counted", || {
+        (value(
+            &scrape(),
+            &format!("revocd_crl_sync_polls_total{{result=\"error\",{src}}}"),
+        ) >= 2.0)
+            .then_some(())
+    });
+    assert_eq!(
+        std::fs::read(&out).expect("synced"),
+        served,
+        "kept through the outage"
+    );
+    proxy.mode.store(PASS, std::sync::atomic::Ordering::SeqCst);
+    let before = value(
+        &scrape(),
+        &format!("revocd_crl_sync_polls_total{{result=\"unchanged\",{src}}}"),
+    );
+    eventually(60, "polls succeeding again", || {
+        (value(
+            &scrape(),
+            &format!("revocd_crl_sync_polls_total{{result=\"unchanged\",{src}}}"),
+        ) > before)
+            .then_some(())
+    });
+    drop(sync);
+}
+
+#[test]
+fn a_tampered_rolled_back_or_expired_crl_is_refused_and_the_file_stays() {
+    let dir = demo_pki();
+    let p = dir.path();
+    fast_crls(&p.join("revocd.toml"));
+    let d = Daemon::start(&p.join("revocd.toml"));
+    let tok = token(p);
+    let ca = load_cert(&p.join("ca.pem"));
+    let store_crl = p.join("crl/demo.crl");
+    let first = eventually(30, "the first CRL", || std::fs::read(&store_crl).ok());
+    let source_dir = p.join("source");
+    std::fs::create_dir_all(&source_dir).expect("source dir");
+    let source_file = source_dir.join("demo.crl");
+    let source = format!("file://{}", source_file.display());
+    let out = p.join("out.crl");
+    let ca_path = p.join("ca.pem").to_string_lossy().into_owned();
+    let args = [
+        "--source",
+        source.as_str(),
+        "--ca",
+        ca_path.as_str(),
+        "--out",
+        out.to_str().expect("utf-8"),
+        "--format",
+        "der",
+    ];
+    std::fs::write(&source_file, &first).expect("source");
+    assert_eq!(crl_sync_once(&args).0, Some(0));
+    assert_eq!(std::fs::read(&out).expect("out"), first);
+
+    // A newer CRL is installed.
+    revoke(&d, &tok, "5EC0DD", "superseded");
+    publish(&d, &tok);
+    let second = eventually(30, "a newer CRL", || {
+        std::fs::read(&store_crl)
+            .ok()
+            .filter(|b| crl_number_of(b, &ca) > crl_number_of(&first, &ca))
+    });
+    std::fs::write(&source_file, &second).expect("source");
+    assert_eq!(crl_sync_once(&args).0, Some(0));
+    assert_eq!(std::fs::read(&out).expect("out"), second);
+
+    let refused = |bytes: &[u8], why: &str| {
+        std::fs::write(&source_file, bytes).expect("source");
+        let (code, stderr) = crl_sync_once(&args);
+        assert_eq!(code, Some(1), "{why}: {stderr}");
+        assert!(stderr.contains(why), "expected {why:?} in: {stderr}");
+        assert_eq!(
+            std::fs::read(&out).expect("out"),
+            second,
+            "the installed file stays after {why}"
+        );
+    };
+    // The older CRL again: a rollback.
+    refused(&first, "lower than the installed");
+    // A flipped bit in the signature.
+    let mut tampered = second.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 0x01;
+    refused(&tampered, "signature");
+    // Properly signed by the CA, a higher number, but nextUpdate has passed.
+    let key =
+        revocd::pki::SigningKey::from_pkcs8_pem(&std::fs::read(p.join("ca.key")).expect("ca.key"))
+            .expect("key");
+    let now = revocd::clock::Clock::now(&revocd::clock::SystemClock);
+    let aki = ca.subject_key_id.clone().unwrap_or_default();
+    let expired = revocd::crl::build::build(
+        &revocd::crl::build::CrlParams {
+            issuer_name: &ca.subject_der,
+            authority_key_id: &aki,
+            number: crl_number_of(&second, &ca) + 100,
+            this_update: now - 7200,
+            next_update: now - 3600,
+            entries: &[],
+            distribution_point: None,
+            delta_of: None,
+        },
+        &key,
+    )
+    .expect("sign");
+    refused(&expired, "expired");
+    // An impostor: another CA with the same name (every demo CA has one)
+    // signs a fresh CRL with a higher number.
+    let other = demo_pki();
+    let other_ca = load_cert(&other.path().join("ca.pem"));
+    let other_key = revocd::pki::SigningKey::from_pkcs8_pem(
+        &std::fs::read(other.path().join("ca.key")).expect("ca.key"),
+    )
+    .expect("key");
+    let other_aki = other_ca.subject_key_id.clone().unwrap_or_default();
+    let foreign = revocd::crl::build::build(
+        &revocd::crl::build::CrlParams {
+            issuer_name: &other_ca.subject_der,
+            authority_key_id: &other_aki,
+            number: now as u64 + 1000,
+            this_update: now,
+            next_update: now + 86_400,
+            entries: &[],
+            distribution_point: None,
+            delta_of: None,
+        },
+        &other_key,
+    )
+    .expect("sign");
+    refused(&foreign, "signature");
+}
+
+/// A fresh CRL for the demo CA in `dir`, signed with its key.
+fn signed_crl(dir: &Path, number: u64) -> Vec<u8> {
+    let ca = load_cert(&dir.join("ca.pem"));
+    let key = revocd::pki::SigningKey::from_pkcs8_pem(
+        &std::fs::read(dir.join("ca.key")).expect("ca.key"),
+    )
+    .expect("key");
+    let now = revocd::clock::Clock::now(&revocd::clock::SystemClock);
+    let aki = ca.subject_key_id.clone().unwrap_or_default();
+    revocd::crl::build::build(
+        &revocd::crl::build::CrlParams {
+            issuer_name: &ca.subject_der,
+            authority_key_id: &aki,
+            number,
+            this_update: now,
+            next_update: now + 86_400,
+            entries: &[],
+            distribution_point: None,
+            delta_of: None,
+        },
+        &key,
+    )
+    .expect("sign")
+}
+
+#[test]
+fn several_sources_make_one_pem_bundle_in_ca_order() {
+    let (a, b) = (demo_pki(), demo_pki());
+    let work = tempfile::tempdir().expect("tmp");
+    let w = work.path();
+    std::fs::write(w.join("a.crl"), signed_crl(a.path(), 7)).expect("a");
+    std::fs::write(w.join("b.crl"), signed_crl(b.path(), 9)).expect("b");
+    let out = w.join("bundle.pem");
+    let (code, stderr) = crl_sync_once(&[
+        "--source",
+        &format!("file://{}", w.join("b.crl").display()),
+        "--source",
+        &format!("file://{}", w.join("a.crl").display()),
+        "--ca",
+        &a.path().join("ca.pem").to_string_lossy(),
+        "--ca",
+        &b.path().join("ca.pem").to_string_lossy(),
+        "--out",
+        &out.to_string_lossy(),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let crls = revocd::sync::decode_bundle(&std::fs::read(&out).expect("bundle"));
+    assert_eq!(crls.len(), 2);
+    // CA order (a, then b), whatever the order of the sources.
+    assert_eq!(
+        crl_number_of(&crls[0], &load_cert(&a.path().join("ca.pem"))),
+        7
+    );
+    assert_eq!(
+        crl_number_of(&crls[1], &load_cert(&b.path().join("ca.pem"))),
+        9
+    );
+    // openssl reads the PEM bundle.
+    let text = openssl(w, &["crl", "-in", "bundle.pem", "-noout", "-crlnumber"]);
+    assert!(text.contains("crlNumber=0x07"), "{text}");
+    // A DER file cannot hold two CRLs: refused up front.
+    let (code, stderr) = crl_sync_once(&[
+        "--source",
+        &format!("file://{}", w.join("a.crl").display()),
+        "--source",
+        &format!("file://{}", w.join("b.crl").display()),
+        "--ca",
+        &a.path().join("ca.pem").to_string_lossy(),
+        "--out",
+        &w.join("x.der").to_string_lossy(),
+        "--format",
+        "der",
+    ]);
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("use --format pem"), "{stderr}");
+}
