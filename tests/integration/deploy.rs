@@ -45,21 +45,23 @@ fn kubernetes_manifests_pass_kubernetes_validate() {
 }
 
 #[test]
-fn systemd_unit_passes_systemd_analyze_verify() {
+fn systemd_units_pass_systemd_analyze_verify() {
     let tool = Path::new("/usr/bin/systemd-analyze");
     assert!(tool.is_file(), "systemd-analyze missing");
     let dir = tempfile::tempdir().expect("tmp");
-    let unit = std::fs::read_to_string(deploy().join("systemd/revocd.service")).expect("unit");
-    // verify checks that ExecStart exists: point it at the binary under test.
-    let unit = unit.replace("/usr/local/bin/revocd", BIN);
-    let path = dir.path().join("revocd.service");
-    std::fs::write(&path, unit).expect("write");
-    let out = run(Command::new(tool).arg("verify").arg(&path));
-    let t = text(&out);
-    assert!(
-        out.status.success() && !t.contains("revocd.service:"),
-        "systemd-analyze verify: {t}"
-    );
+    for name in ["revocd.service", "revocd-crl-sync.service"] {
+        let unit = std::fs::read_to_string(deploy().join("systemd").join(name)).expect("unit");
+        // verify checks that ExecStart exists: point it at the binary under test.
+        let unit = unit.replace("/usr/local/bin/revocd", BIN);
+        let path = dir.path().join(name);
+        std::fs::write(&path, unit).expect("write");
+        let out = run(Command::new(tool).arg("verify").arg(&path));
+        let t = text(&out);
+        assert!(
+            out.status.success() && !t.contains(&format!("{name}:")),
+            "systemd-analyze verify {name}: {t}"
+        );
+    }
 }
 
 #[test]
