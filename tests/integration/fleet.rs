@@ -302,3 +302,39 @@ fn two_replicas_killed_during_writes_lose_no_acknowledged_revocation() {
         acked.len() - at_kill
     );
 }
+
+#[test]
+fn an_idle_replica_costs_one_304_per_poll() {
+    let f = fleet();
+    // Replica 1 reaches the ledger store through a proxy that records every
+    // answer's status (its CRLs still go to moto directly).
+    let proxy = fault_proxy(f.moto.port);
+    let config = &f.configs[0];
+    let text = std::fs::read_to_string(config).expect("config");
+    let fleet_at = text.find("[fleet]").expect("fleet section");
+    let (head, tail) = text.split_at(fleet_at);
+    std::fs::write(
+        config,
+        format!(
+            "{head}{}",
+            tail.replace(
+                &format!("127.0.0.1:{}", f.moto.port),
+                &format!("127.0.0.1:{}", proxy.port)
+            )
+        ),
+    )
+    .expect("config");
+    let d = f.start(0);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let settled = proxy.statuses.lock().expect("lock").len();
+    std::thread::sleep(std::time::Duration::from_millis(4500));
+    let idle: Vec<u16> = proxy.statuses.lock().expect("lock")[settled..].to_vec();
+    assert!(idle.len() >= 3, "polls while idle: {idle:?}");
+    let not_modified = idle.iter().filter(|&&s| s == 304).count();
+    // Head reads are 304s; every 10th poll also probes the next batch (404).
+    assert!(
+        idle.iter().all(|&s| s == 304 || s == 404) && not_modified * 2 >= idle.len(),
+        "idle polls: {idle:?}"
+    );
+    assert_eq!(metric(&d, "revocd_fleet_store_errors_total"), 0.0);
+}
