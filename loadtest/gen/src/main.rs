@@ -90,6 +90,12 @@ struct Minted {
     path: String,
     /// The whole HTTP/1.1 request, ready to write.
     wire: Vec<u8>,
+    /// The DER OCSPRequest.
+    der: Vec<u8>,
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The HTTP/1.1 request bytes for `m`.
@@ -197,6 +203,7 @@ fn mint(args: &Args, host: &str, base_path: &str) -> anyhow::Result<Vec<Vec<Mint
                         post,
                         wire: wire(host, post, &path, &der),
                         path,
+                        der: der.clone(),
                     });
                 }
             }
@@ -363,6 +370,8 @@ async fn connection(plan: Arc<Plan>, seed: u64) -> anyhow::Result<Tally> {
 /// `--dump`: one GET per minted request, answers written as files.
 async fn dump(plan: &Plan, dir: &std::path::Path) -> anyhow::Result<usize> {
     let mut lines = String::new();
+    let mut paths = String::new();
+    let mut bodies = String::new();
     let mut n = 0;
     let mut stream = None;
     let mut buf = Vec::new();
@@ -386,9 +395,16 @@ async fn dump(plan: &Plan, dir: &std::path::Path) -> anyhow::Result<usize> {
         std::fs::write(&file, body)?;
         lines.push_str(&base64::engine::general_purpose::STANDARD.encode(body));
         lines.push('\n');
+        paths.push_str(&m.path);
+        paths.push('\n');
+        bodies.push_str(&hex_of(&m.der));
+        bodies.push('\n');
         n += 1;
     }
     std::fs::write(dir.with_extension("b64"), lines)?;
+    // For other load generators (wrk): the GET paths and the DER requests.
+    std::fs::write(dir.with_extension("paths"), paths)?;
+    std::fs::write(dir.with_extension("hex"), bodies)?;
     Ok(n)
 }
 
