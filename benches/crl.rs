@@ -1,5 +1,6 @@
-//! Builds and signs a CRL of 1M entries (ECDSA P-256 CA) and self-checks it;
-//! reports time and size. `cargo bench --bench crl` (CRL_BENCH_ENTRIES to scale).
+//! Builds and signs CRLs of 10k, 100k and 1M entries (ECDSA P-256 CA) and
+//! self-checks them; reports time and size. `cargo bench --bench crl`
+//! (CRL_BENCH_ENTRIES=N for one size).
 
 use std::time::Instant;
 
@@ -11,10 +12,13 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let n: u64 = std::env::var("CRL_BENCH_ENTRIES")
+    let sizes: Vec<u64> = match std::env::var("CRL_BENCH_ENTRIES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    {
+        Some(n) => vec![n],
+        None => vec![10_000, 100_000, 1_000_000],
+    };
     let dir = tempfile::tempdir().expect("tmp");
     revocd::demo::init(&revocd::demo::InitOptions {
         dir: dir.path().to_path_buf(),
@@ -26,6 +30,12 @@ fn main() {
     let ca = Cert::parse(&std::fs::read(dir.path().join("ca.pem")).expect("ca")).expect("ca");
     let key = SigningKey::from_pkcs8_pem(&std::fs::read(dir.path().join("ca.key")).expect("key"))
         .expect("key");
+    for n in sizes {
+        one(n, &ca, &key);
+    }
+}
+
+fn one(n: u64, ca: &Cert, key: &SigningKey) {
     let reasons = [
         Reason::KeyCompromise,
         Reason::Superseded,
@@ -44,7 +54,7 @@ fn main() {
             invalidity_date: None,
         })
         .collect();
-    let aki = build::authority_key_id(&ca);
+    let aki = build::authority_key_id(ca);
     let started = Instant::now();
     let params = CrlParams {
         issuer_name: &ca.subject_der,
@@ -56,9 +66,9 @@ fn main() {
         distribution_point: None,
         delta_of: None,
     };
-    let der = build::build(&params, &key).expect("build");
+    let der = build::build(&params, key).expect("build");
     let built = started.elapsed();
-    let facts = build::check_new(&der, &ca, Some(1)).expect("self-check");
+    let facts = build::check_new(&der, ca, Some(1)).expect("self-check");
     let checked = started.elapsed();
     println!(
         "CRL of {} entries: built and signed in {:.2} s, self-check (parse back + verify) {:.2} s more, {} bytes ({:.1} MiB, {:.1} bytes/entry)",

@@ -88,6 +88,28 @@ async fn fetch(store: &Publisher, seq: u64) -> anyhow::Result<Option<Batch>> {
     }
 }
 
+/// Fetches batches `from..from + count` concurrently; results in order.
+async fn fetch_range(
+    store: &Arc<Publisher>,
+    from: u64,
+    count: u64,
+) -> Vec<anyhow::Result<Option<Batch>>> {
+    let tasks: Vec<_> = (from..from + count)
+        .map(|seq| {
+            let store = Arc::clone(store);
+            tokio::spawn(async move { fetch(&store, seq).await })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        out.push(
+            t.await
+                .unwrap_or_else(|e| Err(anyhow::anyhow!("fetch task: {e}"))),
+        );
+    }
+    out
+}
+
 /// Start-up: the newest snapshot in the store, then every batch after it.
 /// Returns what was found; `last_seq` is the last batch applied.
 pub async fn recover(store: &Arc<Publisher>, applier: &dyn Applier) -> anyhow::Result<Recovery> {
@@ -124,18 +146,11 @@ pub async fn recover(store: &Arc<Publisher>, applier: &dyn Applier) -> anyhow::R
     // Fetch ahead in parallel, apply strictly in order, stop at the first gap.
     let mut next = base + 1;
     'replay: loop {
-        let fetches: Vec<_> = (next..next + PREFETCH)
-            .map(|seq| {
-                let store = Arc::clone(store);
-                tokio::spawn(async move { fetch(&store, seq).await })
-            })
-            .collect();
-        for f in fetches {
-            match f.await.context("fetching a ledger batch")?? {
+        for fetched in fetch_range(store, next, PREFETCH).await {
+            match fetched.context("fetching a ledger batch")? {
                 Some(batch) => {
                     apply_records(applier, &batch.records);
                     report.records_replayed += batch.records.len() as u64;
-                    report.last_seq = batch.seq;
                     next = batch.seq + 1;
                 }
                 None => break 'replay,
@@ -243,7 +258,7 @@ impl FleetBackend {
     /// batch is already durable; a stale head only delays followers.
     fn advance_head(&mut self, seq: u64) {
         let key = self.store.key(HEAD);
-        for _ in 0..4 {
+        for _ in 0..8 {
             let current = match self.rt.block_on(self.store.read_if_changed(&key, None)) {
                 Ok(f) => f,
                 Err(e) => return self.store_error("reading the head pointer", &e),
@@ -279,30 +294,41 @@ impl FleetBackend {
     }
 
     /// Fetches and returns every batch after `applied`, in order, until the
-    /// first that does not exist yet.
+    /// first that does not exist yet. When the head says several are new,
+    /// up to `PREFETCH` are fetched at once (a replica far behind catches up
+    /// in round trips of 32 batches, not one).
     fn catch_up(&mut self) -> Vec<Record> {
         let mut records = Vec::new();
-        loop {
-            let seq = self.applied + 1;
-            match self.rt.block_on(fetch(&self.store, seq)) {
-                Ok(Some(batch)) => {
-                    let delay = (self.clock.now() - batch.written_at).max(0);
-                    self.metrics.fleet_batch_delay_seconds.observe(delay as f64);
-                    self.metrics
-                        .fleet_batches_applied
-                        .with_label_values(&["peer"])
-                        .inc();
-                    tracing::debug!(seq, writer = %batch.writer, n = batch.records.len(), "applying a peer's batch");
-                    records.extend(batch.records);
-                    self.set_applied(seq);
-                }
-                Ok(None) => {
-                    self.caught_up_at = self.clock.now();
-                    break;
-                }
-                Err(e) => {
-                    self.store_error("reading a ledger batch", &e);
-                    break;
+        'fetch: loop {
+            let ahead = self
+                .head_seen
+                .saturating_sub(self.applied)
+                .clamp(1, PREFETCH);
+            let fetched = self
+                .rt
+                .block_on(fetch_range(&self.store, self.applied + 1, ahead));
+            for result in fetched {
+                match result {
+                    Ok(Some(batch)) => {
+                        let delay = (self.clock.now() - batch.written_at).max(0);
+                        self.metrics.fleet_batch_delay_seconds.observe(delay as f64);
+                        self.metrics
+                            .fleet_batches_applied
+                            .with_label_values(&["peer"])
+                            .inc();
+                        tracing::debug!(seq = batch.seq, writer = %batch.writer, n = batch.records.len(), "applying a peer's batch");
+                        let seq = batch.seq;
+                        records.extend(batch.records);
+                        self.set_applied(seq);
+                    }
+                    Ok(None) => {
+                        self.caught_up_at = self.clock.now();
+                        break 'fetch;
+                    }
+                    Err(e) => {
+                        self.store_error("reading a ledger batch", &e);
+                        break 'fetch;
+                    }
                 }
             }
         }

@@ -192,7 +192,7 @@ fn a_thousand_revocations_spread_across_three_replicas_are_all_present_after_a_r
     assert_eq!(acked.len(), 1000, "every revocation is accepted");
     // 1,000 plus the demo's revoked leaf, on every replica.
     for d in &replicas {
-        eventually(10, "every replica holding all revocations", || {
+        eventually(30, "every replica holding all revocations", || {
             (revoked_count(d) == 1001).then_some(())
         });
     }
@@ -271,7 +271,7 @@ fn two_replicas_killed_during_writes_lose_no_acknowledged_revocation() {
     let survivor = &replicas[0];
     // Everything acknowledged by any replica reaches the survivor.
     eventually(
-        10,
+        30,
         "the survivor holding every acknowledged revocation",
         || {
             acked
