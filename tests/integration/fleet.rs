@@ -16,9 +16,12 @@ use revocd::state::Serial;
 use crate::support::*;
 
 /// One demo PKI and three replica configs sharing `s3://pki/fleet` on moto
-/// (CRLs go to `s3://pki/crls`, so the replicas also race to publish).
+/// (CRLs go to `s3://pki/crls`, so the replicas also race to publish). The
+/// ledger store is reached through `support::serial_proxy`, which makes
+/// moto's conditional creates atomic as S3's are (see there).
 struct Fleet {
     moto: Server,
+    store: FaultProxy,
     dir: tempfile::TempDir,
     configs: Vec<PathBuf>,
 }
@@ -36,6 +39,7 @@ fn fleet() -> Fleet {
         "debounce = \"2s\"\nmax-delay = \"4s\"\n",
     );
     let text = std::fs::read_to_string(&base).expect("config");
+    let store = serial_proxy(moto.port);
     let configs = (1..=3)
         .map(|n| {
             let path = p.join(format!("replica-{n}.toml"));
@@ -44,14 +48,19 @@ fn fleet() -> Fleet {
                 format!(
                     "{}\n[fleet]\nstore = \"s3://pki/fleet\"\nendpoint = \"http://127.0.0.1:{}\"\nregion = \"us-east-1\"\nallow-http = true\nreplica = \"r{n}\"\n",
                     text.replace("data-dir = \"data\"", &format!("data-dir = \"data-{n}\"")),
-                    moto.port
+                    store.port
                 ),
             )
             .expect("replica config");
             path
         })
         .collect();
-    Fleet { moto, dir, configs }
+    Fleet {
+        moto,
+        store,
+        dir,
+        configs,
+    }
 }
 
 impl Fleet {
@@ -191,10 +200,32 @@ fn a_thousand_revocations_spread_across_three_replicas_are_all_present_after_a_r
     let acked = acked.lock().expect("lock").clone();
     assert_eq!(acked.len(), 1000, "every revocation is accepted");
     // 1,000 plus the demo's revoked leaf, on every replica.
-    for d in &replicas {
-        eventually(30, "every replica holding all revocations", || {
-            (revoked_count(d) == 1001).then_some(())
-        });
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    while !replicas.iter().all(|d| revoked_count(d) == 1001) {
+        if Instant::now() > deadline {
+            let state: Vec<String> = replicas
+                .iter()
+                .map(|d| {
+                    let logs = d.logs();
+                    let tail: Vec<&str> = logs.lines().rev().take(15).collect();
+                    format!(
+                        "revoked {} applied {} head {} lag {} store errors {} conflicts {}\n{}",
+                        revoked_count(d),
+                        metric(d, "revocd_fleet_applied_sequence"),
+                        metric(d, "revocd_fleet_head_sequence"),
+                        metric(d, "revocd_fleet_lag_batches"),
+                        metric(d, "revocd_fleet_store_errors_total"),
+                        metric(d, "revocd_fleet_write_conflicts_total"),
+                        tail.join("\n")
+                    )
+                })
+                .collect();
+            panic!(
+                "replicas did not converge in 30 s:\n{}",
+                state.join("\n----\n")
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
     }
     let conflicts: f64 = replicas
         .iter()
@@ -308,7 +339,7 @@ fn an_idle_replica_costs_one_304_per_poll() {
     let f = fleet();
     // Replica 1 reaches the ledger store through a proxy that records every
     // answer's status (its CRLs still go to moto directly).
-    let proxy = fault_proxy(f.moto.port);
+    let proxy = fault_proxy(f.store.port);
     let config = &f.configs[0];
     let text = std::fs::read_to_string(config).expect("config");
     let fleet_at = text.find("[fleet]").expect("fleet section");
@@ -318,7 +349,7 @@ fn an_idle_replica_costs_one_304_per_poll() {
         format!(
             "{head}{}",
             tail.replace(
-                &format!("127.0.0.1:{}", f.moto.port),
+                &format!("127.0.0.1:{}", f.store.port),
                 &format!("127.0.0.1:{}", proxy.port)
             )
         ),
