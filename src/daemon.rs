@@ -42,6 +42,9 @@ pub fn load(
 }
 
 pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
+    // Signal handlers first: a SIGTERM that arrives while revocd starts (or
+    // just after /readyz turned 200) must drain, not kill.
+    let mut signals = Signals::install()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (mut config, issuers) = load(&opts.config, clock.now())?;
     if let Some(a) = opts.listen {
@@ -219,7 +222,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         stop_rx,
     ));
 
-    wait_for_shutdown(&opts.config, &responder).await;
+    signals.wait_for_shutdown(&opts.config, &responder).await;
     tracing::info!("shutting down: draining connections");
     responder.set_draining();
     let _ = stop_tx.send(true);
@@ -235,31 +238,33 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits for SIGTERM or SIGINT; SIGHUP reloads the configuration's keys
-/// meanwhile.
-async fn wait_for_shutdown(config: &std::path::Path, responder: &Arc<Responder>) {
-    #[cfg(unix)]
-    {
+/// SIGTERM, SIGINT and SIGHUP, caught from the start of `serve`.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
         use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut hup)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-        ) else {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        };
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
+        })
+    }
+
+    /// Waits for SIGTERM or SIGINT; SIGHUP reloads the configuration's keys
+    /// meanwhile.
+    async fn wait_for_shutdown(&mut self, config: &std::path::Path, responder: &Arc<Responder>) {
         loop {
             tokio::select! {
-                _ = term.recv() => return,
-                _ = tokio::signal::ctrl_c() => return,
-                _ = hup.recv() => reload(config, responder).await,
+                _ = self.term.recv() => return,
+                _ = self.int.recv() => return,
+                _ = self.hup.recv() => reload(config, responder).await,
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (config, responder);
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
