@@ -129,8 +129,6 @@ fn raw_keys() -> Vec<(&'static str, revocd::pki::SigningKey)> {
             "RSA",
             "-pkeyopt",
             "rsa_keygen_bits:2048",
-            "-outform",
-            "DER",
         ])
         .output()
         .expect("openssl genpkey");
@@ -139,7 +137,10 @@ fn raw_keys() -> Vec<(&'static str, revocd::pki::SigningKey)> {
         ("ecdsa_p256", load(p256.as_ref())),
         ("ecdsa_p384", load(p384.as_ref())),
         ("ed25519", load(ed.as_ref())),
-        ("rsa_2048", load(&rsa.stdout)),
+        (
+            "rsa_2048",
+            revocd::pki::SigningKey::from_pkcs8_pem(&rsa.stdout).expect("rsa key"),
+        ),
     ]
 }
 
