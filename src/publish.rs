@@ -154,37 +154,17 @@ impl Publisher {
                 if bucket.is_empty() {
                     return Err(bad("no bucket"));
                 }
-                let store: Arc<dyn ObjectStore> = match scheme {
-                    "s3" => {
-                        let mut b = AmazonS3Builder::from_env()
-                            .with_bucket_name(bucket)
-                            .with_allow_http(c.allow_http)
-                            .with_virtual_hosted_style_request(!c.path_style)
-                            .with_conditional_put(S3ConditionalPut::ETagMatch)
-                            .with_retry(retry());
-                        if let Some(e) = &c.endpoint {
-                            b = b.with_endpoint(e);
-                        }
-                        if let Some(r) = &c.region {
-                            b = b.with_region(r);
-                        }
-                        Arc::new(b.build().map_err(|e| bad(&e.to_string()))?)
-                    }
-                    "gs" => Arc::new(
-                        object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                            .with_bucket_name(bucket)
-                            .with_retry(retry())
-                            .build()
-                            .map_err(|e| bad(&e.to_string()))?,
-                    ),
-                    _ => Arc::new(
-                        object_store::azure::MicrosoftAzureBuilder::from_env()
-                            .with_container_name(bucket)
-                            .with_retry(retry())
-                            .build()
-                            .map_err(|e| bad(&e.to_string()))?,
-                    ),
-                };
+                let store = cloud(
+                    scheme,
+                    bucket,
+                    &CloudOptions {
+                        endpoint: c.endpoint.clone(),
+                        region: c.region.clone(),
+                        allow_http: c.allow_http,
+                        path_style: c.path_style,
+                    },
+                )
+                .map_err(|e| bad(&e))?;
                 (store, prefix.trim_matches('/').to_string(), true)
             }
             _ => return Err(bad("scheme must be s3, gs, az or file")),
@@ -346,6 +326,51 @@ impl Publisher {
     }
 }
 
+/// How to reach an `s3://`, `gs://` or `az://` store.
+struct CloudOptions {
+    endpoint: Option<String>,
+    region: Option<String>,
+    allow_http: bool,
+    path_style: bool,
+}
+
+/// The object_store client for `scheme://bucket`, credentials from the
+/// environment, with revocd's bounded retries.
+fn cloud(scheme: &str, bucket: &str, o: &CloudOptions) -> Result<Arc<dyn ObjectStore>, String> {
+    let store: Arc<dyn ObjectStore> = match scheme {
+        "s3" => {
+            let mut b = AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .with_allow_http(o.allow_http)
+                .with_virtual_hosted_style_request(!o.path_style)
+                .with_conditional_put(S3ConditionalPut::ETagMatch)
+                .with_retry(retry());
+            if let Some(e) = &o.endpoint {
+                b = b.with_endpoint(e);
+            }
+            if let Some(r) = &o.region {
+                b = b.with_region(r);
+            }
+            Arc::new(b.build().map_err(|e| e.to_string())?)
+        }
+        "gs" => Arc::new(
+            object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                .with_bucket_name(bucket)
+                .with_retry(retry())
+                .build()
+                .map_err(|e| e.to_string())?,
+        ),
+        _ => Arc::new(
+            object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_container_name(bucket)
+                .with_retry(retry())
+                .build()
+                .map_err(|e| e.to_string())?,
+        ),
+    };
+    Ok(store)
+}
+
 /// A GET with `If-None-Match: etag`: a store that still holds that version
 /// answers 304 and no body moves.
 async fn conditional_get(
@@ -431,36 +456,17 @@ impl Source {
                     .split_once('/')
                     .filter(|(b, k)| !b.is_empty() && !k.is_empty())
                     .ok_or_else(|| bad("expected scheme://bucket/key".into()))?;
-                let store: Arc<dyn ObjectStore> = match scheme {
-                    "s3" => {
-                        let mut b = AmazonS3Builder::from_env()
-                            .with_bucket_name(bucket)
-                            .with_allow_http(o.allow_http)
-                            .with_virtual_hosted_style_request(o.endpoint.is_none())
-                            .with_retry(retry());
-                        if let Some(e) = &o.endpoint {
-                            b = b.with_endpoint(e);
-                        }
-                        if let Some(r) = &o.region {
-                            b = b.with_region(r);
-                        }
-                        Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
-                    }
-                    "gs" => Arc::new(
-                        object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                            .with_bucket_name(bucket)
-                            .with_retry(retry())
-                            .build()
-                            .map_err(|e| bad(e.to_string()))?,
-                    ),
-                    _ => Arc::new(
-                        object_store::azure::MicrosoftAzureBuilder::from_env()
-                            .with_container_name(bucket)
-                            .with_retry(retry())
-                            .build()
-                            .map_err(|e| bad(e.to_string()))?,
-                    ),
-                };
+                let store = cloud(
+                    scheme,
+                    bucket,
+                    &CloudOptions {
+                        endpoint: o.endpoint.clone(),
+                        region: o.region.clone(),
+                        allow_http: o.allow_http,
+                        path_style: o.endpoint.is_some(),
+                    },
+                )
+                .map_err(bad)?;
                 (store, key.to_string())
             }
             _ => return Err(bad("scheme must be s3, gs, az, file, http or https".into())),

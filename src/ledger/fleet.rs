@@ -57,19 +57,6 @@ pub struct FleetOptions {
     pub replica: String,
 }
 
-/// Applies a peer's records, as recovery does: a record that no longer
-/// applies is logged and skipped.
-fn apply_records(applier: &dyn Applier, records: &[Record]) {
-    for rec in records {
-        match applier.check(&rec.issuer, &rec.change) {
-            Ok(_) => applier.apply(&rec.issuer, &rec.change),
-            Err(e) => {
-                tracing::warn!(seq = rec.seq, error = %e, "ledger record no longer applies; skipped")
-            }
-        }
-    }
-}
-
 /// Reads and decodes batch `seq`; `None` when it does not exist yet.
 async fn fetch(store: &Publisher, seq: u64) -> anyhow::Result<Option<Batch>> {
     let key = store.key(&batch_key(seq));
@@ -149,7 +136,9 @@ pub async fn recover(store: &Arc<Publisher>, applier: &dyn Applier) -> anyhow::R
         for fetched in fetch_range(store, next, PREFETCH).await {
             match fetched.context("fetching a ledger batch")? {
                 Some(batch) => {
-                    apply_records(applier, &batch.records);
+                    for rec in &batch.records {
+                        super::replay(applier, rec);
+                    }
                     report.records_replayed += batch.records.len() as u64;
                     next = batch.seq + 1;
                 }

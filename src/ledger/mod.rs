@@ -146,6 +146,22 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Applies a record read back from a ledger (recovery, a peer's batch). It
+/// was checked when written; one that no longer applies is logged and
+/// skipped. Returns whether it was applied.
+pub(crate) fn replay(applier: &dyn Applier, rec: &Record) -> bool {
+    match applier.check(&rec.issuer, &rec.change) {
+        Ok(_) => {
+            applier.apply(&rec.issuer, &rec.change);
+            true
+        }
+        Err(e) => {
+            tracing::warn!(seq = rec.seq, error = %e, "ledger record no longer applies; skipped");
+            false
+        }
+    }
+}
+
 /// Rebuilds state from `dir` into `applier`. Returns what it found and the
 /// segment to append to (opened, positioned at its end).
 pub fn recover(opts: &Options, applier: &dyn Applier) -> anyhow::Result<(Recovery, File, u64)> {
@@ -213,11 +229,7 @@ pub fn recover(opts: &Options, applier: &dyn Applier) -> anyhow::Result<(Recover
                                 "gap in ledger sequence"
                             );
                         }
-                        if let Err(e) = applier.check(&rec.issuer, &rec.change) {
-                            tracing::warn!(seq = rec.seq, error = %e, "ledger record no longer applies; skipped");
-                        } else {
-                            applier.apply(&rec.issuer, &rec.change);
-                        }
+                        replay(applier, &rec);
                         last_seq = rec.seq;
                         report.records_replayed += 1;
                     }
@@ -438,12 +450,8 @@ impl Writer {
     /// one that no longer applies is logged and skipped, as in recovery).
     fn apply_foreign(&self, records: &[Record]) {
         for rec in records {
-            match self.applier.check(&rec.issuer, &rec.change) {
-                Ok(_) => self.applier.apply(&rec.issuer, &rec.change),
-                Err(e) => {
-                    tracing::warn!(seq = rec.seq, error = %e, "a peer's change does not apply here; skipped");
-                    continue;
-                }
+            if !replay(self.applier.as_ref(), rec) {
+                continue;
             }
             tracing::info!(
                 target: "audit",
