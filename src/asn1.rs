@@ -37,6 +37,21 @@ pub fn push_len(out: &mut Vec<u8>, len: usize) {
     out.extend_from_slice(&bytes[skip..]);
 }
 
+/// Octets a TLV header (tag and length) for a value of `len` takes.
+pub fn header_len(len: usize) -> usize {
+    if len < 0x80 {
+        2
+    } else {
+        2 + (usize::BITS - len.leading_zeros()).div_ceil(8) as usize
+    }
+}
+
+/// Appends a TLV header: the value (`len` octets) follows separately.
+pub fn push_header(out: &mut Vec<u8>, tag: u8, len: usize) {
+    out.push(tag);
+    push_len(out, len);
+}
+
 /// Appends one TLV.
 pub fn push_tlv(out: &mut Vec<u8>, tag: u8, value: &[u8]) {
     out.push(tag);

@@ -23,6 +23,13 @@ pub struct Metrics {
     pub ocsp_response_age_seconds: Histogram,
     /// Serials whose next-window responses the pre-signer has made.
     pub ocsp_presigned_serials: IntGaugeVec,
+    /// 1 while an issuer's next window cannot all be signed within the
+    /// pre-signer's CPU share: recently requested serials go first.
+    pub ocsp_presign_degraded: IntGaugeVec,
+    /// Serials a window rolled over without (signed on demand instead).
+    pub ocsp_presign_missed: IntGaugeVec,
+    /// Wall time the pre-signer's workers spent signing.
+    pub ocsp_presign_busy_seconds: prometheus::Counter,
     pub ready: IntGauge,
     /// Durable changes by kind: register, revoke, release.
     pub ledger_changes: IntCounterVec,
@@ -149,6 +156,27 @@ impl Metrics {
                     "Serials whose responses for the window are signed, by issuer and window (current, next)",
                 ),
                 &["issuer", "window"],
+            )
+            .expect("static metric"),
+            ocsp_presign_degraded: IntGaugeVec::new(
+                Opts::new(
+                    "revocd_ocsp_presign_degraded",
+                    "1 while the next window cannot all be pre-signed within ocsp.presign-cpu-share (recently requested serials first, the rest on demand)",
+                ),
+                &["issuer"],
+            )
+            .expect("static metric"),
+            ocsp_presign_missed: IntGaugeVec::new(
+                Opts::new(
+                    "revocd_ocsp_presign_missed_serials",
+                    "Serials of the last window rollover that were not pre-signed in time (signed on demand)",
+                ),
+                &["issuer"],
+            )
+            .expect("static metric"),
+            ocsp_presign_busy_seconds: prometheus::Counter::new(
+                "revocd_ocsp_presign_busy_seconds_total",
+                "Wall time the pre-signer spent signing (rate / cores = its CPU share)",
             )
             .expect("static metric"),
             ready: IntGauge::new(
@@ -365,6 +393,9 @@ impl Metrics {
             Box::new(m.ocsp_signing_shed.clone()),
             Box::new(m.ocsp_response_age_seconds.clone()),
             Box::new(m.ocsp_presigned_serials.clone()),
+            Box::new(m.ocsp_presign_degraded.clone()),
+            Box::new(m.ocsp_presign_missed.clone()),
+            Box::new(m.ocsp_presign_busy_seconds.clone()),
             Box::new(m.ready.clone()),
             Box::new(m.ledger_changes.clone()),
             Box::new(m.ledger_append_seconds.clone()),

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{header, Method, Request, Response, StatusCode};
 
-use super::Body;
+use super::{body_of, Body};
 use crate::admin::AdminApi;
 use crate::ledger::Ledger;
 use crate::ocsp::Responder;
@@ -27,7 +27,7 @@ fn text(status: StatusCode, body: String, content_type: &'static str) -> Respons
         .status(status)
         .header(header::CONTENT_TYPE, content_type)
         .header(header::CACHE_CONTROL, "no-store")
-        .body(Full::new(Bytes::from(body)))
+        .body(body_of(Bytes::from(body)))
         .unwrap_or_default()
 }
 
@@ -95,7 +95,7 @@ impl AdminService {
                 .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
                 .header(header::CONTENT_TYPE, "application/json")
                 .header(header::CACHE_CONTROL, "no-store")
-                .body(Full::new(Bytes::from(body)))
+                .body(body_of(Bytes::from(body)))
                 .unwrap_or_default()
         };
         let Some(api) = &self.api else {

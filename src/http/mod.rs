@@ -9,7 +9,8 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::buf::Chain;
+use bytes::{Buf, Bytes};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -19,7 +20,20 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub type Body = Full<Bytes>;
+/// Response bodies: one buffer, or two written one after the other without
+/// joining them (an OCSP response's own bytes and its signer's shared
+/// certificate field).
+pub type Body = Full<Chain<Bytes, Bytes>>;
+
+/// A body of one buffer.
+pub fn body_of(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into().chain(Bytes::new()))
+}
+
+/// A body of `first` then `second`, written without a copy.
+pub fn body_parts(first: Bytes, second: Bytes) -> Body {
+    Full::new(first.chain(second))
+}
 
 /// How long open connections get to finish after shutdown starts.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
@@ -142,7 +156,7 @@ where
             Response::builder()
                 .status(status)
                 .header(hyper::header::CONTENT_TYPE, "text/plain; version=0.0.4")
-                .body(Full::new(Bytes::from(body)))
+                .body(body_of(Bytes::from(body)))
                 .unwrap_or_default()
         }
     };

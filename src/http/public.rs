@@ -2,16 +2,17 @@
 //! 6-7). Serves the responder's bytes as they are; the one place that maps
 //! an answer to HTTP status, body and caching headers is [`to_http`].
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body as _, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
-use super::Body;
+use super::{body_of, body_parts, Body};
 use crate::clock::seconds_until;
 use crate::ocsp::{self, Answer, ErrorStatus, Responder};
 
@@ -64,11 +65,7 @@ impl PublicService {
             Method::POST => "POST",
             _ => "other",
         };
-        self.responder
-            .metrics()
-            .ocsp_requests
-            .with_label_values(&[method_label, status_label])
-            .inc();
+        self.responder.count_request(method_label, status_label);
         response
     }
 
@@ -141,6 +138,44 @@ fn http_date(unix: i64) -> HeaderValue {
     HeaderValue::from_str(&httpdate::fmt_http_date(t)).unwrap_or(HeaderValue::from_static(""))
 }
 
+type Memo = RefCell<Option<(i64, HeaderValue)>>;
+
+thread_local! {
+    static DATE: Memo = const { RefCell::new(None) };
+    static LAST_MODIFIED: Memo = const { RefCell::new(None) };
+    static EXPIRES: Memo = const { RefCell::new(None) };
+    static CACHE_CONTROL: Memo = const { RefCell::new(None) };
+}
+
+/// The header value for `key`, formatted only when it differs from the one
+/// this thread formatted last. Within a window nearly every answer has the
+/// same Last-Modified, Expires and (per second) Date and max-age, so the hit
+/// path formats nothing (DESIGN: pre-built headers).
+fn memo(
+    cell: &'static std::thread::LocalKey<Memo>,
+    key: i64,
+    make: impl FnOnce(i64) -> HeaderValue,
+) -> HeaderValue {
+    cell.with(|m| {
+        let mut m = m.borrow_mut();
+        match &*m {
+            Some((k, v)) if *k == key => v.clone(),
+            _ => {
+                let v = make(key);
+                *m = Some((key, v.clone()));
+                v
+            }
+        }
+    })
+}
+
+fn cache_control(max_age: i64) -> HeaderValue {
+    HeaderValue::from_str(&format!(
+        "max-age={max_age}, public, no-transform, must-revalidate"
+    ))
+    .unwrap_or(HeaderValue::from_static("no-cache"))
+}
+
 /// Maps a responder answer to HTTP (CONFORMANCE 19-21).
 pub fn to_http(
     answer: &Answer,
@@ -160,40 +195,51 @@ pub fn to_http(
             return error_response(code, *e, head);
         }
     };
-    // max-age runs to the window end and never past nextUpdate.
-    let until = signed.window_end.min(signed.next_update);
-    let max_age = seconds_until(now, until);
-    let mut b = Response::builder()
-        .header(header::CONTENT_TYPE, OCSP_CONTENT_TYPE)
-        .header(
-            header::CACHE_CONTROL,
-            format!("max-age={max_age}, public, no-transform, must-revalidate"),
-        )
-        .header(header::LAST_MODIFIED, http_date(signed.this_update))
-        .header(
-            header::EXPIRES,
-            http_date(now.saturating_add(max_age as i64)),
-        )
-        .header(header::DATE, http_date(now))
-        .header(header::ETAG, signed.etag.as_str());
     let matches = if_none_match
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
             v.split(',')
                 .map(|t| t.trim().trim_start_matches("W/"))
-                .any(|t| t == "*" || t == signed.etag)
+                .any(|t| t == "*" || signed.etag == t.as_bytes())
         });
-    if matches {
-        b = b.status(StatusCode::NOT_MODIFIED);
-        return b.body(Full::new(Bytes::new())).unwrap_or_default();
-    }
-    b = b.header(header::CONTENT_LENGTH, signed.der.len());
-    let body = if head {
-        Bytes::new()
+    let mut response = if matches {
+        let mut r = Response::new(body_of(Bytes::new()));
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else if head {
+        Response::new(body_of(Bytes::new()))
     } else {
-        signed.der.clone()
+        let (own, certs) = signed.parts();
+        Response::new(body_parts(own, certs))
     };
-    b.body(Full::new(body)).unwrap_or_default()
+    // max-age runs to the window end and never past nextUpdate.
+    let until = signed.cache_until();
+    let max_age = i64::try_from(seconds_until(now, until)).unwrap_or(0);
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(OCSP_CONTENT_TYPE),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        memo(&CACHE_CONTROL, max_age, cache_control),
+    );
+    h.insert(
+        header::LAST_MODIFIED,
+        memo(&LAST_MODIFIED, signed.this_update, http_date),
+    );
+    h.insert(
+        header::EXPIRES,
+        memo(&EXPIRES, now.saturating_add(max_age), http_date),
+    );
+    h.insert(header::DATE, memo(&DATE, now, http_date));
+    if let Ok(etag) = HeaderValue::from_maybe_shared(signed.etag.clone()) {
+        h.insert(header::ETAG, etag);
+    }
+    if !matches {
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(signed.len()));
+    }
+    response
 }
 
 impl PublicService {
@@ -214,7 +260,7 @@ impl PublicService {
                     .header(header::CONTENT_TYPE, "application/json")
                     .header(header::CACHE_CONTROL, "no-cache")
                     .header(header::CONTENT_LENGTH, m.len())
-                    .body(Full::new(if head { Bytes::new() } else { m }))
+                    .body(body_of(if head { Bytes::new() } else { m }))
                     .unwrap_or_default(),
                 None => not_found(),
             };
@@ -243,11 +289,11 @@ impl PublicService {
             });
         if matches {
             b = b.status(StatusCode::NOT_MODIFIED);
-            return b.body(Full::new(Bytes::new())).unwrap_or_default();
+            return b.body(body_of(Bytes::new())).unwrap_or_default();
         }
         b = b.header(header::CONTENT_LENGTH, live.der.len());
         let body = if head { Bytes::new() } else { live.der };
-        b.body(Full::new(body)).unwrap_or_default()
+        b.body(body_of(body)).unwrap_or_default()
     }
 }
 
@@ -270,7 +316,7 @@ fn error_response(code: StatusCode, e: ErrorStatus, head: bool) -> Response<Body
     } else {
         Bytes::copy_from_slice(&der)
     };
-    b.body(Full::new(body)).unwrap_or_default()
+    b.body(body_of(body)).unwrap_or_default()
 }
 
 fn not_found() -> Response<Body> {
@@ -278,6 +324,6 @@ fn not_found() -> Response<Body> {
         .status(StatusCode::NOT_FOUND)
         .header(header::CONTENT_TYPE, "text/plain")
         .header(header::CACHE_CONTROL, "no-cache")
-        .body(Full::new(Bytes::from_static(b"not found\n")))
+        .body(body_of(Bytes::from_static(b"not found\n")))
         .unwrap_or_default()
 }

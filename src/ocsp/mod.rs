@@ -3,6 +3,7 @@
 
 pub mod presign;
 pub mod request;
+pub mod requested;
 pub mod responder;
 pub mod response;
 

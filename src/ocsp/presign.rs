@@ -1,12 +1,23 @@
-//! The background pre-signer. At start it signs the current window as fast as
-//! the cores allow (revocd is ready after that); then, during each window, it
-//! signs the next one, each serial at its own offset so the work is spread
-//! over the window instead of landing at the rollover (DESIGN: the hot path
-//! never signs).
+//! The background pre-signer (DESIGN: the hot path never signs).
+//!
+//! At start it signs the current window with every core, for at most
+//! `ocsp.startup-presign`; then revocd is ready and the rest goes on at the
+//! pre-signer's share of the CPU (`ocsp.presign-cpu-share`). During each
+//! window it signs the next one, each serial at a stable offset in the first
+//! three quarters of the window, so the work is spread over the window
+//! instead of landing at the rollover.
+//!
+//! When the next window cannot all be signed within the share (an RSA key
+//! and millions of serials), it degrades: serials clients asked about in
+//! this window or the last go first, then the rest, as fast as the share
+//! allows; whatever the rollover finds unsigned is signed on its first
+//! request (single flight, within the signing budget).
 
+use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -33,134 +44,462 @@ pub fn due_time(window: Window, issuer: &str, serial: &Serial) -> i64 {
     window.start + offset
 }
 
-/// Signs `window` for every known serial of every issuer, using every core.
-pub async fn presign_window(responder: &Arc<Responder>, window: Window, why: Why) -> usize {
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
-    let mut total = 0;
-    for (idx, issuer) in responder.issuers().iter().enumerate() {
-        let serials: Vec<Serial> = issuer.state.serials();
-        let chunks: Vec<Vec<Serial>> = serials.chunks(BATCH).map(<[Serial]>::to_vec).collect();
-        let mut pending = chunks.into_iter();
-        loop {
-            let mut set = tokio::task::JoinSet::new();
-            for chunk in pending.by_ref().take(workers) {
-                let r = Arc::clone(responder);
-                set.spawn_blocking(move || r.presign_blocking(idx, window, &chunk, why));
-            }
-            if set.is_empty() {
-                break;
-            }
-            while let Some(done) = set.join_next().await {
-                if let Ok(signed) = done {
-                    total += signed.len();
-                    responder.store(signed).await;
-                }
-            }
-        }
-        responder
-            .metrics()
-            .ocsp_presigned_serials
-            .with_label_values(&[&issuer.id, label(responder, window)])
-            .set(i64::try_from(serials.len()).unwrap_or(i64::MAX));
-    }
-    total
+/// How much of the machine the pre-signer may keep busy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pace {
+    share: f64,
+    cores: usize,
 }
 
-fn label(responder: &Responder, window: Window) -> &'static str {
-    if window == responder.windows().at(responder.clock().now()) {
-        "current"
-    } else {
-        "next"
+impl Pace {
+    pub fn new(share: f64, cores: usize) -> Self {
+        Self {
+            share: share.clamp(0.0, 1.0),
+            cores: cores.max(1),
+        }
     }
+
+    /// Signing tasks run at once.
+    pub fn workers(self) -> usize {
+        let w = (self.share * self.cores as f64).ceil() as usize;
+        w.clamp(1, self.cores)
+    }
+
+    /// Cores' worth of signing per second.
+    pub fn capacity(self) -> f64 {
+        self.share * self.cores as f64
+    }
+
+    /// How long a worker rests after `busy` of signing so that all workers
+    /// together keep `share` of the cores busy (0.25 of 2 cores: one worker,
+    /// resting as long as it signed).
+    pub fn rest_after(self, busy: Duration) -> Duration {
+        let (workers, capacity) = (self.workers() as f64, self.capacity());
+        if capacity <= 0.0 || capacity >= workers {
+            Duration::ZERO
+        } else {
+            busy.mul_f64(workers / capacity - 1.0)
+        }
+    }
+}
+
+/// One serial to sign, not before `due` (clock seconds).
+#[derive(Debug, Clone)]
+struct Item {
+    due: i64,
+    issuer: usize,
+    serial: Serial,
+}
+
+/// What a pass over a plan did, per issuer.
+#[derive(Debug, Default)]
+struct Progress {
+    signed: Vec<AtomicUsize>,
+    /// (seconds busy, responses signed), for the cost estimate.
+    cost: Mutex<Vec<(f64, u64)>>,
+}
+
+impl Progress {
+    fn new(issuers: usize) -> Self {
+        Self {
+            signed: (0..issuers).map(|_| AtomicUsize::new(0)).collect(),
+            cost: Mutex::new(vec![(0.0, 0); issuers]),
+        }
+    }
+
+    fn signed(&self, idx: usize) -> usize {
+        self.signed
+            .get(idx)
+            .map_or(0, |n| n.load(Ordering::Relaxed))
+    }
+}
+
+/// One pass: `items` (in order) signed for `window` by `pace.workers()`
+/// workers, each item not before its due time, until the queue is empty,
+/// `stop_at` (clock seconds) passes or shutdown. `pace` may change while it
+/// runs (start-up: every core until ready, then the share).
+struct Pass {
+    responder: Arc<Responder>,
+    window: Window,
+    queue: Mutex<VecDeque<Item>>,
+    pace: watch::Receiver<Pace>,
+    stop_at: i64,
+    progress: Progress,
+    label: &'static str,
+    why: Why,
+}
+
+impl Pass {
+    fn new(
+        responder: &Arc<Responder>,
+        window: Window,
+        items: Vec<Item>,
+        pace: watch::Receiver<Pace>,
+        stop_at: i64,
+        label: &'static str,
+        why: Why,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            progress: Progress::new(responder.issuers().len()),
+            responder: Arc::clone(responder),
+            window,
+            queue: Mutex::new(items.into()),
+            pace,
+            stop_at,
+            label,
+            why,
+        })
+    }
+
+    /// Runs the workers until the pass is over; returns the items left.
+    async fn run(self: &Arc<Self>, shutdown: &watch::Receiver<bool>) -> Vec<Item> {
+        let mut set = tokio::task::JoinSet::new();
+        let max = self.pace.borrow().cores;
+        for worker in 0..max {
+            let (pass, shutdown) = (Arc::clone(self), shutdown.clone());
+            set.spawn(async move { pass.work(worker, shutdown).await });
+        }
+        while set.join_next().await.is_some() {}
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        queue.drain(..).collect()
+    }
+
+    async fn work(self: Arc<Self>, worker: usize, mut shutdown: watch::Receiver<bool>) {
+        let clock = Arc::clone(self.responder.clock());
+        let mut pace_changes = self.pace.clone();
+        loop {
+            let pace = *pace_changes.borrow_and_update();
+            let now = clock.now();
+            if now >= self.stop_at {
+                return;
+            }
+            if worker >= pace.workers() {
+                // Not needed at this pace: look again when it changes, or in
+                // a second to see whether the pass is over.
+                if self.is_empty() {
+                    return;
+                }
+                tokio::select! {
+                    _ = pace_changes.changed() => {}
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    () = crate::shutdown::stopped(&mut shutdown) => return,
+                }
+                continue;
+            }
+            let (batch, idx, wait_until) = self.take(now);
+            if batch.is_empty() {
+                let Some(due) = wait_until else { return };
+                let secs = (due.min(self.stop_at) - now).max(1);
+                if !sleep_or_stop(&mut shutdown, Duration::from_secs(secs as u64)).await {
+                    return;
+                }
+                continue;
+            }
+            let started = Instant::now();
+            let r = Arc::clone(&self.responder);
+            let (window, n, why) = (self.window, batch.len(), self.why);
+            let signed =
+                tokio::task::spawn_blocking(move || r.presign_blocking(idx, window, &batch, why))
+                    .await
+                    .unwrap_or_default();
+            let busy = started.elapsed();
+            let responses = signed.len();
+            self.responder.store(signed).await;
+            self.account(idx, n, responses, busy);
+            let rest = pace.rest_after(busy);
+            if !rest.is_zero() && !sleep_or_stop(&mut shutdown, rest).await {
+                return;
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+    }
+
+    /// The next batch: items due by `now`, of one issuer, up to BATCH; or
+    /// when the first item is not due yet, its due time.
+    fn take(&self, now: i64) -> (Vec<Serial>, usize, Option<i64>) {
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(first) = queue.front() else {
+            return (Vec::new(), 0, None);
+        };
+        if first.due > now {
+            return (Vec::new(), 0, Some(first.due));
+        }
+        let idx = first.issuer;
+        let mut batch = Vec::with_capacity(BATCH);
+        while batch.len() < BATCH {
+            match queue.front() {
+                Some(item) if item.due <= now && item.issuer == idx => {
+                    if let Some(item) = queue.pop_front() {
+                        batch.push(item.serial);
+                    }
+                }
+                _ => break,
+            }
+        }
+        (batch, idx, None)
+    }
+
+    fn account(&self, idx: usize, serials: usize, responses: usize, busy: Duration) {
+        let m = self.responder.metrics();
+        m.ocsp_presign_busy_seconds.inc_by(busy.as_secs_f64());
+        let done = self.progress.signed[idx].fetch_add(serials, Ordering::Relaxed) + serials;
+        if let Some(issuer) = self.responder.issuers().get(idx) {
+            m.ocsp_presigned_serials
+                .with_label_values(&[&issuer.id, self.label])
+                .set(i64::try_from(done).unwrap_or(i64::MAX));
+        }
+        let mut cost = self
+            .progress
+            .cost
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = cost.get_mut(idx) {
+            c.0 += busy.as_secs_f64();
+            c.1 += responses as u64;
+        }
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+/// Every known serial of every issuer, due at once.
+fn everything(responder: &Responder) -> Vec<Item> {
+    let mut items = Vec::new();
+    for (idx, issuer) in responder.issuers().iter().enumerate() {
+        items.extend(issuer.state.serials().into_iter().map(|serial| Item {
+            due: 0,
+            issuer: idx,
+            serial,
+        }));
+    }
+    items
+}
+
+/// Signs `window` for every known serial of every issuer, using every core.
+/// Returns how many serials were signed.
+pub async fn presign_window(responder: &Arc<Responder>, window: Window, why: Why) -> usize {
+    let (_pace, pace_rx) = watch::channel(Pace::new(1.0, cores()));
+    let (_stop, shutdown) = watch::channel(false);
+    let pass = Pass::new(
+        responder,
+        window,
+        everything(responder),
+        pace_rx,
+        i64::MAX,
+        "current",
+        why,
+    );
+    pass.run(&shutdown).await;
+    (0..responder.issuers().len())
+        .map(|i| pass.progress.signed(i))
+        .sum()
 }
 
 /// Runs until `shutdown` turns true.
 pub async fn run(responder: Arc<Responder>, mut shutdown: watch::Receiver<bool>) {
+    let cores = cores();
+    let share = responder.presign_cpu_share();
+    if share <= 0.0 {
+        responder.set_ready();
+        tracing::info!(
+            "pre-signing off (ocsp.presign-cpu-share = 0): every answer is signed on its first request; ready"
+        );
+        crate::shutdown::stopped(&mut shutdown).await;
+        return;
+    }
+    let pace = Pace::new(share, cores);
     let windows = responder.windows();
     let clock = Arc::clone(responder.clock());
+    let issuers = responder.issuers().len();
+
+    // Start: the current window with every core, until done or until
+    // `startup-presign` has passed; then ready, and the rest at the share.
     let current = windows.at(clock.now());
-    let started = std::time::Instant::now();
-    let n = presign_window(&responder, current, Why::Presign).await;
+    let started = Instant::now();
+    let (pace_tx, pace_rx) = watch::channel(Pace::new(1.0, cores));
+    let pass = Pass::new(
+        &responder,
+        current,
+        everything(&responder),
+        pace_rx,
+        current.end,
+        "current",
+        Why::Presign,
+    );
+    let mut first = {
+        let (pass, shutdown) = (Arc::clone(&pass), shutdown.clone());
+        tokio::spawn(async move { pass.run(&shutdown).await })
+    };
+    let finished = tokio::select! {
+        _ = &mut first => true,
+        () = tokio::time::sleep(responder.startup_presign()) => false,
+    };
+    let signed: usize = (0..issuers).map(|i| pass.progress.signed(i)).sum();
     responder.set_ready();
     tracing::info!(
-        responses = n,
+        signed_serials = signed,
+        complete = finished,
         seconds = started.elapsed().as_secs_f64(),
-        "current window pre-signed; ready"
+        "current window pre-signed{}; ready",
+        if finished {
+            ""
+        } else {
+            " in part (the rest goes on at ocsp.presign-cpu-share; misses are signed on demand)"
+        }
     );
+    let _ = pace_tx.send(pace);
+    if !finished {
+        let _ = first.await;
+    }
+    // Cost per response per issuer: measured from the passes, first guessed
+    // from a few throwaway signatures.
+    let mut cost: Vec<f64> = (0..issuers).map(|i| responder.calibrate(i)).collect();
+    update_cost(&mut cost, &pass.progress);
+
     let mut window = current;
+    let mut first_window = true;
     loop {
+        if !first_window {
+            for i in 0..issuers {
+                responder.requested(i).begin(window.index);
+            }
+        }
+        first_window = false;
         let next = windows.next(window);
-        // Plan: every serial with its due time in this window.
-        let mut plan: Vec<(i64, usize, Serial)> = Vec::new();
+        let now = clock.now();
+        let spread_end = window.start + (window.end - window.start) * SPREAD_NUM / SPREAD_DEN;
+        let mut plan: Vec<Item> = Vec::new();
+        let mut estimate = 0.0;
         for (idx, issuer) in responder.issuers().iter().enumerate() {
-            for serial in issuer.state.serials() {
-                plan.push((due_time(window, &issuer.id, &serial), idx, serial));
-            }
+            let serials = issuer.state.serials();
+            estimate += serials.len() as f64 * responder.presign_hashes().len() as f64 * cost[idx];
+            plan.extend(serials.into_iter().map(|serial| Item {
+                due: due_time(window, &issuer.id, &serial),
+                issuer: idx,
+                serial,
+            }));
         }
-        plan.sort_by_key(|(due, _, _)| *due);
-        let mut done = 0usize;
-        let total = plan.len();
-        let mut i = 0;
-        while i < plan.len() {
-            let now = clock.now();
-            if now >= next.start {
-                break;
-            }
-            let due = plan[i].0;
-            if due > now && !sleep_or_stop(&mut shutdown, due - now).await {
-                return;
-            }
-            // Everything due by now, one issuer at a time, in batches.
-            let now = clock.now();
-            let mut batch: Vec<Serial> = Vec::new();
-            let idx = plan[i].1;
-            while i < plan.len() && plan[i].0 <= now && plan[i].1 == idx && batch.len() < BATCH {
-                batch.push(plan[i].2.clone());
-                i += 1;
-            }
-            if batch.is_empty() {
-                continue;
-            }
-            let r = Arc::clone(&responder);
-            let n = batch.len();
-            let signed = tokio::task::spawn_blocking(move || {
-                r.presign_blocking(idx, next, &batch, Why::Presign)
-            })
-            .await
-            .unwrap_or_default();
-            responder.store(signed).await;
-            done += n;
-            if let Some(issuer) = responder.issuers().get(idx) {
-                responder
-                    .metrics()
-                    .ocsp_presigned_serials
-                    .with_label_values(&[&issuer.id, "next"])
-                    .set(i64::try_from(done).unwrap_or(i64::MAX));
-            }
+        let capacity = pace.capacity() * (spread_end - now).max(0) as f64;
+        let degraded = estimate > capacity;
+        let hot_count;
+        (plan, hot_count) = order(plan, degraded, |i| {
+            responder.requested(i.issuer).recently(&i.serial)
+        });
+        if degraded {
+            tracing::warn!(
+                serials = plan.len(),
+                recently_requested = hot_count,
+                estimate_cpu_seconds = estimate,
+                budget_cpu_seconds = capacity,
+                "the next window cannot all be pre-signed within ocsp.presign-cpu-share: recently requested serials first, the rest on demand"
+            );
         }
-        tracing::debug!(
-            signed = done,
-            planned = total,
+        for issuer in responder.issuers() {
+            responder
+                .metrics()
+                .ocsp_presign_degraded
+                .with_label_values(&[&issuer.id])
+                .set(i64::from(degraded));
+            responder
+                .metrics()
+                .ocsp_presigned_serials
+                .with_label_values(&[&issuer.id, "next"])
+                .set(0);
+        }
+        let planned = plan.len();
+        let (_pace, pace_rx) = watch::channel(pace);
+        let pass = Pass::new(
+            &responder,
+            next,
+            plan,
+            pace_rx,
+            next.start,
+            "next",
+            Why::Presign,
+        );
+        let left = pass.run(&shutdown).await;
+        if *shutdown.borrow() {
+            return;
+        }
+        update_cost(&mut cost, &pass.progress);
+        for (idx, issuer) in responder.issuers().iter().enumerate() {
+            let missed = left.iter().filter(|i| i.issuer == idx).count();
+            responder
+                .metrics()
+                .ocsp_presign_missed
+                .with_label_values(&[&issuer.id])
+                .set(i64::try_from(missed).unwrap_or(i64::MAX));
+        }
+        tracing::info!(
+            planned,
+            unsigned = left.len(),
+            degraded,
             window = next.start,
             "next window pre-signed"
         );
         let now = clock.now();
-        if now < next.start && !sleep_or_stop(&mut shutdown, next.start - now).await {
+        if now < next.start
+            && !sleep_or_stop(
+                &mut shutdown,
+                Duration::from_secs((next.start - now) as u64),
+            )
+            .await
+        {
             return;
         }
-        // Serials planned but not reached (late start, overload) are signed on demand.
+        // Serials planned but not reached (late start, overload) are signed
+        // on demand.
         window = windows.at(clock.now());
     }
 }
 
-/// Sleeps `secs` seconds; false if shutdown came first.
-async fn sleep_or_stop(shutdown: &mut watch::Receiver<bool>, secs: i64) -> bool {
-    let d = Duration::from_secs(u64::try_from(secs).unwrap_or(0));
+/// The order a window's plan is signed in. Normally by due time (the
+/// spread). Degraded: serials `hot` says were requested lately first, then
+/// the rest, each group in due order, all due at once (as fast as the share
+/// allows). Returns the plan and how many hot serials lead it.
+fn order(mut plan: Vec<Item>, degraded: bool, hot: impl Fn(&Item) -> bool) -> (Vec<Item>, usize) {
+    if !degraded {
+        plan.sort_by_key(|i| i.due);
+        return (plan, 0);
+    }
+    let mut keyed: Vec<(bool, Item)> = plan.into_iter().map(|i| (!hot(&i), i)).collect();
+    keyed.sort_by_key(|(cold, item)| (*cold, item.due));
+    let hot_count = keyed.iter().take_while(|(cold, _)| !cold).count();
+    let plan = keyed
+        .into_iter()
+        .map(|(_, mut item)| {
+            item.due = 0;
+            item
+        })
+        .collect();
+    (plan, hot_count)
+}
+
+/// Moves each issuer's cost per response towards what `progress` measured.
+fn update_cost(cost: &mut [f64], progress: &Progress) {
+    let measured = progress.cost.lock().unwrap_or_else(PoisonError::into_inner);
+    for (c, (busy, n)) in cost.iter_mut().zip(measured.iter()) {
+        if *n >= 16 {
+            *c = busy / *n as f64;
+        }
+    }
+}
+
+/// Sleeps `d`; false if shutdown came first.
+async fn sleep_or_stop(shutdown: &mut watch::Receiver<bool>, d: Duration) -> bool {
     tokio::select! {
-        _ = tokio::time::sleep(d) => true,
-        _ = crate::shutdown::stopped(shutdown) => false,
+        () = tokio::time::sleep(d) => true,
+        () = crate::shutdown::stopped(shutdown) => false,
     }
 }
 
@@ -184,5 +523,59 @@ mod tests {
         for b in &buckets[..3] {
             assert!(*b > 500, "{buckets:?}");
         }
+    }
+
+    fn item(due: i64, n: u32) -> Item {
+        Item {
+            due,
+            issuer: 0,
+            serial: Serial::from_hex(&format!("{n:x}")).expect("hex"),
+        }
+    }
+
+    #[test]
+    fn a_plan_within_budget_follows_the_spread() {
+        let plan = vec![item(30, 1), item(10, 2), item(20, 3)];
+        let (plan, hot) = order(plan, false, |_| true);
+        assert_eq!(plan.iter().map(|i| i.due).collect::<Vec<_>>(), [10, 20, 30]);
+        assert_eq!(hot, 0);
+    }
+
+    #[test]
+    fn a_degraded_plan_signs_recently_requested_serials_first_and_at_once() {
+        let plan = vec![item(30, 1), item(10, 2), item(20, 3), item(5, 4)];
+        let hot = |i: &Item| {
+            i.serial == Serial::from_hex("01").expect("hex")
+                || i.serial == Serial::from_hex("03").expect("hex")
+        };
+        let (plan, hot_count) = order(plan, true, hot);
+        let serials: Vec<String> = plan.iter().map(|i| i.serial.to_hex()).collect();
+        assert_eq!(
+            serials,
+            ["03", "01", "04", "02"],
+            "hot by due, then cold by due"
+        );
+        assert_eq!(hot_count, 2);
+        assert!(plan.iter().all(|i| i.due == 0));
+    }
+
+    #[test]
+    fn pace_keeps_the_share_of_the_cores() {
+        let busy = Duration::from_millis(100);
+        // Half of 2 cores: one worker, never resting.
+        let p = Pace::new(0.5, 2);
+        assert_eq!((p.workers(), p.rest_after(busy)), (1, Duration::ZERO));
+        // A quarter of 2 cores: one worker resting as long as it signed.
+        let p = Pace::new(0.25, 2);
+        assert_eq!((p.workers(), p.rest_after(busy)), (1, busy));
+        // 0.3 of 8 cores = 2.4 cores: 3 workers, each busy 80% of the time.
+        let p = Pace::new(0.3, 8);
+        assert_eq!(p.workers(), 3);
+        let rest = p.rest_after(busy).as_secs_f64();
+        let duty = 0.1 / (0.1 + rest);
+        assert!((duty * 3.0 - 2.4).abs() < 1e-9, "{duty}");
+        // Every core: all workers, no rest.
+        let p = Pace::new(1.0, 4);
+        assert_eq!((p.workers(), p.rest_after(busy)), (4, Duration::ZERO));
     }
 }

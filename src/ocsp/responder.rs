@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use moka::future::Cache;
+use prometheus::{Histogram, IntCounter};
 use tokio::sync::Semaphore;
 
 use super::request;
+use super::requested::Requested;
 use super::response::{self, CertStatus, ErrorStatus, ResponseBody, ResponseSigner, SingleAnswer};
 use crate::clock::{Clock, Window, Windows};
 use crate::config::{Ocsp, UnknownSerialPolicy};
@@ -25,15 +27,75 @@ use crate::state::{Applied, Change, Entry, Reason, Serial, Status};
 
 /// A signed OCSP response ready to be written, with what the HTTP layer
 /// needs for its caching headers (CONFORMANCE 20).
+///
+/// The bytes are held in two parts: what is this response's own, and the
+/// signer's `certs` field (the delegated responder certificate, about 60% of
+/// a response), which every response of that signer shares in one
+/// allocation. The HTTP layer writes both without joining them.
 #[derive(Debug)]
 pub struct Signed {
-    pub der: Bytes,
-    /// Strong ETag: quoted hex SHA-256 of the body.
-    pub etag: String,
+    own: Bytes,
+    certs: Bytes,
+    /// Strong ETag: quoted hex SHA-256 of the whole response (ASCII, ready
+    /// to be a header value).
+    pub etag: Bytes,
     pub this_update: i64,
     pub next_update: i64,
     /// End of the window: max-age never runs past it.
     pub window_end: i64,
+}
+
+impl Signed {
+    /// `own` bytes followed by the signer's shared `certs` field.
+    fn new(
+        own: Vec<u8>,
+        certs: &Bytes,
+        this_update: i64,
+        next_update: i64,
+        window_end: i64,
+    ) -> Self {
+        let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+        digest.update(&own);
+        digest.update(certs);
+        let etag = Bytes::from(format!("\"{}\"", hex::encode(digest.finish())));
+        Self {
+            own: Bytes::from(own),
+            certs: certs.clone(),
+            etag,
+            this_update,
+            next_update,
+            window_end,
+        }
+    }
+
+    /// Length of the whole DER response.
+    pub fn len(&self) -> usize {
+        self.own.len() + self.certs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The response as (own bytes, shared suffix): write one after the other.
+    pub fn parts(&self) -> (Bytes, Bytes) {
+        (self.own.clone(), self.certs.clone())
+    }
+
+    /// The whole DER response, copied into one buffer.
+    pub fn to_der(&self) -> Vec<u8> {
+        [&self.own[..], &self.certs[..]].concat()
+    }
+
+    /// Bytes this response holds alone (what the cache is charged).
+    pub fn own_bytes(&self) -> usize {
+        self.own.len()
+    }
+
+    /// When caches must stop using it: the window end, never past nextUpdate.
+    pub fn cache_until(&self) -> i64 {
+        self.window_end.min(self.next_update)
+    }
 }
 
 /// What the responder answers.
@@ -52,6 +114,8 @@ pub enum Why {
 }
 
 impl Why {
+    const ALL: [Why; 3] = [Why::Presign, Why::OnDemand, Why::Change];
+
     fn label(self) -> &'static str {
         match self {
             Why::Presign => "presign",
@@ -109,7 +173,18 @@ pub struct Responder {
     budget: Arc<Semaphore>,
     max_certs: usize,
     presign_hashes: Vec<HashAlg>,
+    presign_cpu_share: f64,
+    startup_presign: Duration,
+    /// Per issuer, which serials were asked about lately (pre-signing order).
+    requested: Vec<Requested>,
     metrics: Metrics,
+    /// `ocsp_answers` by status (good, revoked, unknown) x `HashAlg::ALL`,
+    /// and `ocsp_requests` of successful GET, HEAD, POST: resolved once, as
+    /// a label lookup per request costs as much as the rest of a cache hit.
+    answer_counters: Vec<IntCounter>,
+    success_counters: [IntCounter; 3],
+    /// `ocsp_signings` and `ocsp_signing_seconds` per `Why::ALL`.
+    sign_counters: [(IntCounter, Histogram); 3],
     ready: AtomicBool,
     /// To store re-signed answers from the ledger's writer thread.
     runtime: Option<tokio::runtime::Handle>,
@@ -153,12 +228,14 @@ impl Responder {
         let cache = Cache::builder()
             .max_capacity(ocsp.cache_max_bytes)
             .weigher(|_k: &CacheKey, v: &Arc<Signed>| {
-                u32::try_from(v.der.len() + 160).unwrap_or(u32::MAX)
+                u32::try_from(v.own_bytes() + 160).unwrap_or(u32::MAX)
             })
             .time_to_live(ttl)
             .build();
+        let requested = issuers.iter().map(|_| Requested::default()).collect();
         Arc::new(Self {
             issuers,
+            requested,
             hashes,
             by_key_hash,
             windows,
@@ -168,6 +245,31 @@ impl Responder {
             budget: Arc::new(Semaphore::new(ocsp.signing_budget)),
             max_certs: ocsp.max_certs_per_request,
             presign_hashes: ocsp.presign_hashes.clone(),
+            presign_cpu_share: ocsp.presign_cpu_share,
+            startup_presign: ocsp.startup_presign,
+            answer_counters: ["good", "revoked", "unknown"]
+                .iter()
+                .flat_map(|status| {
+                    HashAlg::ALL.map(|alg| {
+                        metrics
+                            .ocsp_answers
+                            .with_label_values(&[status, alg.name()])
+                    })
+                })
+                .collect(),
+            success_counters: ["GET", "HEAD", "POST"].map(|method| {
+                metrics
+                    .ocsp_requests
+                    .with_label_values(&[method, "successful"])
+            }),
+            sign_counters: Why::ALL.map(|why| {
+                (
+                    metrics.ocsp_signings.with_label_values(&[why.label()]),
+                    metrics
+                        .ocsp_signing_seconds
+                        .with_label_values(&[why.label()]),
+                )
+            }),
             metrics,
             ready: AtomicBool::new(false),
             runtime: tokio::runtime::Handle::try_current().ok(),
@@ -196,6 +298,36 @@ impl Responder {
 
     pub fn presign_hashes(&self) -> &[HashAlg] {
         &self.presign_hashes
+    }
+
+    /// `ocsp.presign-cpu-share`: 0 turns the background pre-signer off.
+    pub fn presign_cpu_share(&self) -> f64 {
+        self.presign_cpu_share
+    }
+
+    /// `ocsp.startup-presign`: the longest start-up waits for pre-signing.
+    pub fn startup_presign(&self) -> Duration {
+        self.startup_presign
+    }
+
+    /// Which of issuer `idx`'s serials were asked about lately.
+    pub fn requested(&self, idx: usize) -> &Requested {
+        &self.requested[idx]
+    }
+
+    /// Seconds one response of issuer `idx` takes to encode and sign, timed
+    /// on a few throwaway responses (the pre-signer's first cost estimate).
+    pub fn calibrate(&self, idx: usize) -> f64 {
+        const ROUNDS: u32 = 4;
+        let window = self.windows.at(self.clock.now());
+        let serial = Serial::from_hex("01").expect("static serial");
+        let item = [(serial, HashAlg::Sha256, CertStatus::Good)];
+        let signer = self.issuers[idx].signer();
+        let started = Instant::now();
+        for _ in 0..ROUNDS {
+            let _ = self.encode(idx, &signer, window, &item);
+        }
+        started.elapsed().as_secs_f64() / f64::from(ROUNDS)
     }
 
     /// Ready once the current window is pre-signed.
@@ -246,10 +378,8 @@ impl Responder {
             let Some((status, revision)) = self.status_of(idx, &q.serial) else {
                 return Answer::Error(ErrorStatus::Unauthorized);
             };
-            self.metrics
-                .ocsp_answers
-                .with_label_values(&[status.name(), alg.name()])
-                .inc();
+            self.requested[idx].mark(window.index, &q.serial);
+            self.count_answer(&status, alg);
             items.push((q.serial.clone(), alg, revision));
             job.push((q.serial.clone(), alg, status));
         }
@@ -269,6 +399,36 @@ impl Responder {
                 Answer::Signed(signed)
             }
             Err(status) => Answer::Error(status),
+        }
+    }
+
+    fn count_answer(&self, status: &CertStatus, alg: HashAlg) {
+        let row = match status {
+            CertStatus::Good => 0,
+            CertStatus::Revoked { .. } => 1,
+            CertStatus::Unknown => 2,
+        };
+        let col = HashAlg::ALL.iter().position(|a| *a == alg).unwrap_or(0);
+        if let Some(c) = self.answer_counters.get(row * HashAlg::ALL.len() + col) {
+            c.inc();
+        }
+    }
+
+    /// Counts one OCSP request in `revocd_ocsp_requests_total`.
+    pub fn count_request(&self, method: &'static str, status: &'static str) {
+        let resolved = match (method, status) {
+            ("GET", "successful") => Some(&self.success_counters[0]),
+            ("HEAD", "successful") => Some(&self.success_counters[1]),
+            ("POST", "successful") => Some(&self.success_counters[2]),
+            _ => None,
+        };
+        match resolved {
+            Some(c) => c.inc(),
+            None => self
+                .metrics
+                .ocsp_requests
+                .with_label_values(&[method, status])
+                .inc(),
         }
     }
 
@@ -342,7 +502,8 @@ impl Responder {
         task.await.unwrap_or(Err(ErrorStatus::InternalError))
     }
 
-    /// Encodes and signs one response. CPU-bound: call off the reactor.
+    /// Encodes and signs one response, counted in the signing metrics.
+    /// CPU-bound: call off the reactor.
     fn sign(
         &self,
         issuer: usize,
@@ -352,6 +513,21 @@ impl Responder {
         why: Why,
     ) -> Result<Signed, ErrorStatus> {
         let started = Instant::now();
+        let signed = self.encode(issuer, signer, window, items)?;
+        let (count, seconds) = &self.sign_counters[why as usize];
+        count.inc();
+        seconds.observe(started.elapsed().as_secs_f64());
+        Ok(signed)
+    }
+
+    /// Encodes and signs one response.
+    fn encode(
+        &self,
+        issuer: usize,
+        signer: &ResponseSigner,
+        window: Window,
+        items: &[(Serial, HashAlg, CertStatus)],
+    ) -> Result<Signed, ErrorStatus> {
         let i = &self.issuers[issuer];
         let this_update = window.start;
         let next_update = this_update
@@ -378,26 +554,17 @@ impl Responder {
             answers,
             extended_revoke: i.unknown_serial == UnknownSerialPolicy::Revoked,
         };
-        let der = response::encode_signed(signer, &body).map_err(|e| {
+        let own = response::encode_signed_own(signer, &body).map_err(|e| {
             tracing::error!(issuer = %i.id, error = %e, "signing an OCSP response failed");
             ErrorStatus::InternalError
         })?;
-        let etag = format!("\"{}\"", hex::encode(HashAlg::Sha256.digest(&der)));
-        self.metrics
-            .ocsp_signings
-            .with_label_values(&[why.label()])
-            .inc();
-        self.metrics
-            .ocsp_signing_seconds
-            .with_label_values(&[why.label()])
-            .observe(started.elapsed().as_secs_f64());
-        Ok(Signed {
-            der: Bytes::from(der),
-            etag,
+        Ok(Signed::new(
+            own,
+            signer.certs_field(),
             this_update,
             next_update,
-            window_end: window.end,
-        })
+            window.end,
+        ))
     }
 
     /// Signs `window`'s responses for `serials` of `issuer` under every

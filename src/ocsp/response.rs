@@ -2,6 +2,8 @@
 //! synchronous: the DER is assembled by hand from the pieces in `asn1` so
 //! every time is whole seconds and certificates are copied verbatim.
 
+use bytes::Bytes;
+
 use crate::asn1::{self, context_constructed, context_primitive};
 use crate::pki::{Cert, HashAlg, SignError, SigningKey};
 use crate::state::{Reason, Serial};
@@ -86,7 +88,7 @@ pub struct ResponseSigner {
     key_hash: Vec<u8>,
     /// `[0] EXPLICIT SEQUENCE OF Certificate` holding the delegated responder
     /// certificate, or empty when the issuer signs itself (CONFORMANCE 14).
-    certs_field: Vec<u8>,
+    certs_field: Bytes,
     /// notAfter of the signing certificate; nextUpdate never passes it.
     not_after: i64,
 }
@@ -96,9 +98,9 @@ impl ResponseSigner {
     pub fn new(key: SigningKey, cert: &Cert, delegated: bool) -> Self {
         let certs_field = if delegated {
             let seq = asn1::sequence(&[&cert.der]);
-            asn1::tlv(context_constructed(0), &seq)
+            Bytes::from(asn1::tlv(context_constructed(0), &seq))
         } else {
-            Vec::new()
+            Bytes::new()
         };
         Self {
             key_hash: cert.key_hash(HashAlg::Sha1),
@@ -119,6 +121,12 @@ impl ResponseSigner {
     /// SHA-1 of the signer's public key (its ResponderID).
     pub fn key_hash(&self) -> &[u8] {
         &self.key_hash
+    }
+
+    /// The `certs` field every response of this signer ends with (empty
+    /// when the issuer signs itself).
+    pub fn certs_field(&self) -> &Bytes {
+        &self.certs_field
     }
 
     /// Whether `other` signs with the same key and certificate.
@@ -158,6 +166,19 @@ pub struct ResponseBody {
 
 /// Encodes and signs a successful OCSPResponse.
 pub fn encode_signed(signer: &ResponseSigner, body: &ResponseBody) -> Result<Vec<u8>, SignError> {
+    let mut der = encode_signed_own(signer, body)?;
+    der.extend_from_slice(&signer.certs_field);
+    Ok(der)
+}
+
+/// Encodes and signs a successful OCSPResponse, all but its last part: the
+/// signer's `certs` field, which ends every response of that signer and is
+/// not copied into each. The response is these bytes, then
+/// [`ResponseSigner::certs_field`].
+pub fn encode_signed_own(
+    signer: &ResponseSigner,
+    body: &ResponseBody,
+) -> Result<Vec<u8>, SignError> {
     let responder_id = asn1::tlv(
         context_constructed(2),
         &asn1::octet_string(&signer.key_hash),
@@ -176,22 +197,30 @@ pub fn encode_signed(signer: &ResponseSigner, body: &ResponseBody) -> Result<Vec
         Vec::new()
     };
     let tbs = asn1::sequence(&[&responder_id, &produced_at, &responses, &extensions]);
-    let signature = signer.key.sign(&tbs)?;
-    let basic = asn1::sequence(&[
-        &tbs,
-        signer.key.signature_algorithm_der(),
-        &asn1::bit_string(&signature),
-        &signer.certs_field,
-    ]);
-    let response_bytes = asn1::sequence(&[
-        &asn1::oid(&asn1::oid_content(OCSP_BASIC)),
-        &asn1::octet_string(&basic),
-    ]);
-    let status = asn1::tlv(asn1::TAG_ENUMERATED, &[0]);
-    Ok(asn1::sequence(&[
-        &status,
-        &asn1::tlv(context_constructed(0), &response_bytes),
-    ]))
+    let signature = asn1::bit_string(&signer.key.sign(&tbs)?);
+    let algorithm = signer.key.signature_algorithm_der();
+    // OCSPResponse { status, [0] EXPLICIT ResponseBytes { OID, OCTET STRING
+    // { BasicOCSPResponse { tbs, algorithm, signature, certs } } } }, written
+    // outside in with the lengths counting the certs that follow.
+    let basic = tbs.len() + algorithm.len() + signature.len() + signer.certs_field.len();
+    let octets = asn1::header_len(basic) + basic;
+    let oid = asn1::oid(&asn1::oid_content(OCSP_BASIC));
+    let response_bytes = oid.len() + asn1::header_len(octets) + octets;
+    let explicit = asn1::header_len(response_bytes) + response_bytes;
+    let status = [asn1::TAG_ENUMERATED, 1, 0];
+    let outer = status.len() + asn1::header_len(explicit) + explicit;
+    let mut out = Vec::with_capacity(asn1::header_len(outer) + outer - signer.certs_field.len());
+    asn1::push_header(&mut out, asn1::TAG_SEQUENCE, outer);
+    out.extend_from_slice(&status);
+    asn1::push_header(&mut out, context_constructed(0), explicit);
+    asn1::push_header(&mut out, asn1::TAG_SEQUENCE, response_bytes);
+    out.extend_from_slice(&oid);
+    asn1::push_header(&mut out, asn1::TAG_OCTET_STRING, octets);
+    asn1::push_header(&mut out, asn1::TAG_SEQUENCE, basic);
+    out.extend_from_slice(&tbs);
+    out.extend_from_slice(algorithm);
+    out.extend_from_slice(&signature);
+    Ok(out)
 }
 
 fn single_response(a: &SingleAnswer) -> Vec<u8> {
@@ -247,7 +276,7 @@ mod tests {
         let signer = ResponseSigner {
             key_hash: HashAlg::Sha1.digest(key.public_key()),
             key,
-            certs_field: Vec::new(),
+            certs_field: Bytes::new(),
             not_after: i64::MAX,
         };
         let serial = Serial::from_hex("1001").expect("hex");
@@ -284,5 +313,75 @@ mod tests {
             rasn_ocsp::CertStatus::Revoked(_)
         ));
         assert!(data.response_extensions.is_some());
+    }
+
+    /// The response is written outside in around a `certs` field it does
+    /// not copy: the lengths must count it, short and long forms alike.
+    #[test]
+    fn own_bytes_then_certs_field_form_one_well_formed_response() {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            &rng,
+        )
+        .expect("gen");
+        let key = SigningKey::from_pkcs8_der(pkcs8.as_ref()).expect("key");
+        let key_hash = HashAlg::Sha1.digest(key.public_key());
+        let body = ResponseBody {
+            produced_at: 1_700_000_000,
+            answers: vec![SingleAnswer {
+                cert_id: cert_id_der(
+                    HashAlg::Sha1,
+                    &[1; 20],
+                    &[2; 20],
+                    &Serial::from_hex("07").expect("hex"),
+                ),
+                status: CertStatus::Good,
+                this_update: 1_700_000_000,
+                next_update: 1_700_028_800,
+            }],
+            extended_revoke: false,
+        };
+        let mut signer = ResponseSigner {
+            key_hash,
+            key,
+            certs_field: Bytes::new(),
+            not_after: i64::MAX,
+        };
+        for filler in [0usize, 10, 200, 70_000] {
+            let fake_cert = asn1::sequence(&[&asn1::octet_string(&vec![7u8; filler])]);
+            signer.certs_field = Bytes::from(asn1::tlv(
+                context_constructed(0),
+                &asn1::sequence(&[&fake_cert]),
+            ));
+            let own = encode_signed_own(&signer, &body).expect("sign");
+            let der = [&own[..], &signer.certs_field[..]].concat();
+            let (outer, rest) = asn1::read_tlv(&der).expect("outer");
+            assert!(
+                rest.is_empty() && outer.whole.len() == der.len(),
+                "{filler}"
+            );
+            let parts = asn1::children(outer.content).expect("outer parts");
+            let explicit = asn1::children(parts[1].content).expect("[0]");
+            let response_bytes = asn1::children(explicit[0].content).expect("responseBytes");
+            let (basic, rest) = asn1::read_tlv(response_bytes[1].content).expect("basic");
+            assert!(rest.is_empty());
+            let fields = asn1::children(basic.content).expect("basic fields");
+            assert_eq!(fields.len(), 4, "{filler}");
+            assert_eq!(fields[3].whole, &signer.certs_field[..]);
+            let whole = encode_signed(&signer, &body).expect("sign");
+            assert!(whole.ends_with(&signer.certs_field));
+            let (t, rest) = asn1::read_tlv(&whole).expect("whole");
+            assert!(rest.is_empty() && t.whole.len() == whole.len());
+        }
+    }
+
+    #[test]
+    fn header_len_matches_what_push_header_writes() {
+        for len in [0usize, 1, 127, 128, 255, 256, 65_535, 65_536, 1 << 24] {
+            let mut out = Vec::new();
+            asn1::push_header(&mut out, asn1::TAG_SEQUENCE, len);
+            assert_eq!(asn1::header_len(len), out.len(), "{len}");
+        }
     }
 }

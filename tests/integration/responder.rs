@@ -83,7 +83,7 @@ async fn windows_follow_the_injected_clock_and_presigned_answers_need_no_signing
     assert_eq!(b.this_update, next.start);
     assert_ne!(a.etag, b.etag);
     assert_eq!(signings(&s.responder, "on_demand"), 0);
-    let v = revocd::query::verify(&b.der, &s.ca, &s.good, s.clock.now()).expect("verify");
+    let v = revocd::query::verify(&b.to_der(), &s.ca, &s.good, s.clock.now()).expect("verify");
     assert_eq!(v.status, "good");
 }
 
@@ -105,7 +105,7 @@ async fn a_miss_is_signed_once_however_many_requests_wait() {
     assert_eq!(etags.len(), 1);
     assert_eq!(signings(&s.responder, "on_demand"), 1);
     let a = signed(s.responder.respond(&req).await);
-    let v = revocd::query::verify(&a.der, &s.ca, &s.good, s.clock.now()).expect("verify");
+    let v = revocd::query::verify(&a.to_der(), &s.ca, &s.good, s.clock.now()).expect("verify");
     assert_eq!(v.status, "good");
 }
 
@@ -145,7 +145,7 @@ async fn a_revocation_replaces_cached_answers_at_once() {
     assert_ne!(before.etag, after.etag);
     // Served from the bytes the change signed, not signed on the request.
     assert_eq!(signings(&s.responder, "on_demand"), on_demand);
-    let v = revocd::query::verify(&after.der, &s.ca, &s.good, s.clock.now()).expect("verify");
+    let v = revocd::query::verify(&after.to_der(), &s.ca, &s.good, s.clock.now()).expect("verify");
     assert_eq!(v.status, "revoked");
     assert!(v.lines.iter().any(|l| l.contains("KeyCompromise")), "{v:?}");
 }
