@@ -206,7 +206,9 @@ impl Pass {
             let responses = signed.len();
             self.responder.store(signed).await;
             self.account(idx, n, responses, busy);
-            let rest = pace.rest_after(busy);
+            // Rest, but not past the end of the pass.
+            let left = Duration::from_secs(u64::try_from(self.stop_at - clock.now()).unwrap_or(0));
+            let rest = pace.rest_after(busy).min(left);
             if !rest.is_zero() && !sleep_or_stop(&mut shutdown, rest).await {
                 return;
             }

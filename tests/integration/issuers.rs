@@ -11,7 +11,7 @@ use crate::support::*;
 
 /// An RSA-2048 CA and one leaf made by openssl; index.txt lists the leaf as
 /// valid; the config has the CA sign its own responses.
-fn rsa_ca(dir: &Path) -> String {
+pub(crate) fn rsa_ca(dir: &Path) -> String {
     openssl(
         dir,
         &[

@@ -16,6 +16,7 @@ mod lifecycle;
 mod metrics;
 mod nginx;
 mod openssl_client;
+mod presign;
 mod properties;
 mod python_client;
 mod responder;
