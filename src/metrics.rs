@@ -30,6 +30,9 @@ pub struct Metrics {
     pub ocsp_presign_missed: IntGaugeVec,
     /// Wall time the pre-signer's workers spent signing.
     pub ocsp_presign_busy_seconds: prometheus::Counter,
+    /// Responses in the cache and what they are charged, set at scrape.
+    pub ocsp_cached_responses: IntGauge,
+    pub ocsp_cache_bytes: IntGauge,
     pub ready: IntGauge,
     /// Durable changes by kind: register, revoke, release.
     pub ledger_changes: IntCounterVec,
@@ -177,6 +180,16 @@ impl Metrics {
             ocsp_presign_busy_seconds: prometheus::Counter::new(
                 "revocd_ocsp_presign_busy_seconds_total",
                 "Wall time the pre-signer spent signing (rate / cores = its CPU share)",
+            )
+            .expect("static metric"),
+            ocsp_cached_responses: IntGauge::new(
+                "revocd_ocsp_cached_responses",
+                "Signed responses held in the cache",
+            )
+            .expect("static metric"),
+            ocsp_cache_bytes: IntGauge::new(
+                "revocd_ocsp_cache_bytes",
+                "Bytes the cached responses are charged against ocsp.cache-max-bytes (own bytes + 160 per entry; the responder certificate is shared)",
             )
             .expect("static metric"),
             ready: IntGauge::new(
@@ -396,6 +409,8 @@ impl Metrics {
             Box::new(m.ocsp_presign_degraded.clone()),
             Box::new(m.ocsp_presign_missed.clone()),
             Box::new(m.ocsp_presign_busy_seconds.clone()),
+            Box::new(m.ocsp_cached_responses.clone()),
+            Box::new(m.ocsp_cache_bytes.clone()),
             Box::new(m.ready.clone()),
             Box::new(m.ledger_changes.clone()),
             Box::new(m.ledger_append_seconds.clone()),

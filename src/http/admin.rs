@@ -78,6 +78,11 @@ impl AdminService {
                 .with_label_values(&[&issuer.id, "revoked"])
                 .set(revoked as i64);
         }
+        let (entries, bytes) = self.responder.cache_usage();
+        m.ocsp_cached_responses
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
+        m.ocsp_cache_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
         if let Some(ledger) = &self.ledger {
             use std::sync::atomic::Ordering;
             let at = ledger.stats().snapshot_at.load(Ordering::Acquire);

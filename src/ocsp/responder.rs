@@ -678,6 +678,12 @@ impl Responder {
         total
     }
 
+    /// Responses in the cache and the bytes they are charged (their own
+    /// bytes plus a fixed overhead per entry); approximate, without waiting.
+    pub fn cache_usage(&self) -> (u64, u64) {
+        (self.cache.entry_count(), self.cache.weighted_size())
+    }
+
     /// Number of responses held in the cache (approximate, for tests and metrics).
     pub async fn cached_responses(&self) -> u64 {
         self.cache.run_pending_tasks().await;

@@ -372,8 +372,20 @@ pub struct Server {
 }
 
 impl Server {
+    /// SIGTERM, then SIGKILL after 5 s: a server with worker processes
+    /// (nginx's master) stops its workers on TERM; KILL would orphan them.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
