@@ -170,7 +170,7 @@ impl Pass {
         loop {
             let pace = *pace_changes.borrow_and_update();
             let now = clock.now();
-            if now >= self.stop_at {
+            if now >= self.stop_at || *shutdown.borrow() {
                 return;
             }
             if worker >= pace.workers() {
@@ -362,6 +362,9 @@ pub async fn run(responder: Arc<Responder>, mut shutdown: watch::Receiver<bool>)
     let _ = pace_tx.send(pace);
     if !finished {
         let _ = first.await;
+    }
+    if *shutdown.borrow() {
+        return;
     }
     // Cost per response per issuer: measured from the passes, first guessed
     // from a few throwaway signatures.

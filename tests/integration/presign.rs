@@ -187,3 +187,38 @@ fn a_window_that_does_not_fit_the_cpu_share_presigns_recently_requested_serials_
         "some cold serial was left to on-demand signing"
     );
 }
+
+#[test]
+fn sigterm_during_a_long_startup_presign_exits_promptly() {
+    // 40,000 serials of an RSA issuer: the start-up pass needs tens of
+    // seconds of both cores; revocd is ready after 1 s and must still stop
+    // at once on SIGTERM, not when the pass is done.
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = dir.path();
+    rsa_ca(p);
+    let mut index = std::fs::read_to_string(p.join("index.txt")).expect("index");
+    for n in 1..=40_000u32 {
+        index.push_str(&format!(
+            "V\t301231235959Z\t\t{:X}\tunknown\t/CN=s{n}\n",
+            0x6000_0000 + n
+        ));
+    }
+    std::fs::write(p.join("index.txt"), index).expect("index");
+    let config = std::fs::read_to_string(p.join("revocd.toml")).expect("config");
+    std::fs::write(
+        p.join("revocd.toml"),
+        format!("data-dir = \"data\"\n[ocsp]\nstartup-presign = \"1s\"\n\n{config}"),
+    )
+    .expect("config");
+    let mut d = Daemon::start(&p.join("revocd.toml"));
+    assert!(
+        d.logs().contains("pre-signed in part"),
+        "ready before the pass is done: {}",
+        d.logs()
+    );
+    d.signal("TERM");
+    let status = d
+        .wait_exit(15)
+        .expect("revocd still running 15 s after SIGTERM");
+    assert!(status.success(), "{status:?}: {}", d.logs());
+}
