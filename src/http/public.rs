@@ -200,7 +200,7 @@ pub fn to_http(
         .is_some_and(|v| {
             v.split(',')
                 .map(|t| t.trim().trim_start_matches("W/"))
-                .any(|t| t == "*" || signed.etag == t.as_bytes())
+                .any(|t| t == "*" || signed.etag() == t.as_bytes())
         });
     let mut response = if matches {
         let mut r = Response::new(body_of(Bytes::new()));
@@ -233,7 +233,7 @@ pub fn to_http(
         memo(&EXPIRES, now.saturating_add(max_age), http_date),
     );
     h.insert(header::DATE, memo(&DATE, now, http_date));
-    if let Ok(etag) = HeaderValue::from_maybe_shared(signed.etag.clone()) {
+    if let Ok(etag) = HeaderValue::from_maybe_shared(signed.etag()) {
         h.insert(header::ETAG, etag);
     }
     if !matches {
