@@ -189,7 +189,7 @@ impl Metrics {
             .expect("static metric"),
             ocsp_cache_bytes: IntGauge::new(
                 "revocd_ocsp_cache_bytes",
-                "Bytes the cached responses are charged against ocsp.cache-max-bytes (own bytes + 160 per entry; the responder certificate is shared)",
+                "Bytes the cached responses are charged against ocsp.cache-max-bytes (own bytes and ETag + 600 per entry for the key and the cache's bookkeeping; the responder certificate is shared)",
             )
             .expect("static metric"),
             ready: IntGauge::new(
