@@ -129,26 +129,39 @@ pub const NULL: [u8; 2] = [TAG_NULL, 0];
 
 /// GeneralizedTime `YYYYMMDDHHMMSSZ`, whole seconds, Zulu (RFC 5280 4.1.2.5.2).
 pub fn generalized_time(unix: i64) -> Vec<u8> {
-    tlv(TAG_GENERALIZED_TIME, generalized_time_text(unix).as_bytes())
+    tlv(TAG_GENERALIZED_TIME, &generalized_time_digits(unix))
 }
 
 pub fn generalized_time_text(unix: i64) -> String {
-    let t = OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}{:02}{:02}{:02}{:02}{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    generalized_time_digits(unix)
+        .iter()
+        .map(|b| char::from(*b))
+        .collect()
 }
 
-/// Appends the content octets of the OID given in dotted form; used for
-/// constants only, so a malformed literal is a programming error caught by tests.
-pub fn oid_content(dotted: &str) -> Vec<u8> {
-    let arcs: Vec<u64> = dotted.split('.').filter_map(|a| a.parse().ok()).collect();
+/// The 15 characters, written digit by digit (the signing path makes three
+/// per answer; `format!` cost more than the rest of the encoding).
+fn generalized_time_digits(unix: i64) -> [u8; 15] {
+    let t = OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let mut out = [b'0'; 15];
+    let mut put = |at: usize, width: usize, mut v: u32| {
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, u32::try_from(t.year()).unwrap_or(0).min(9999));
+    put(4, 2, u32::from(u8::from(t.month())));
+    put(6, 2, u32::from(t.day()));
+    put(8, 2, u32::from(t.hour()));
+    put(10, 2, u32::from(t.minute()));
+    put(12, 2, u32::from(t.second()));
+    out[14] = b'Z';
+    out
+}
+
+/// OID content octets from its arcs.
+pub fn oid_content_of_arcs(arcs: &[u64]) -> Vec<u8> {
     let mut out = Vec::new();
     if arcs.len() < 2 {
         return out;
@@ -158,6 +171,13 @@ pub fn oid_content(dotted: &str) -> Vec<u8> {
         push_base128(&mut out, *arc);
     }
     out
+}
+
+/// Appends the content octets of the OID given in dotted form; used for
+/// constants only, so a malformed literal is a programming error caught by tests.
+pub fn oid_content(dotted: &str) -> Vec<u8> {
+    let arcs: Vec<u64> = dotted.split('.').filter_map(|a| a.parse().ok()).collect();
+    oid_content_of_arcs(&arcs)
 }
 
 fn push_base128(out: &mut Vec<u8>, mut v: u64) {
@@ -274,6 +294,8 @@ mod tests {
     fn generalized_time_has_whole_seconds_and_zulu() {
         assert_eq!(generalized_time_text(0), "19700101000000Z");
         assert_eq!(generalized_time_text(1_700_000_000), "20231114221320Z");
+        assert_eq!(generalized_time_text(253_402_300_799), "99991231235959Z");
+        assert_eq!(generalized_time_text(951_782_400), "20000229000000Z");
         assert_eq!(&generalized_time(0)[..2], &[TAG_GENERALIZED_TIME, 15]);
     }
 

@@ -383,23 +383,14 @@ pub async fn run(responder: Arc<Responder>, mut shutdown: watch::Receiver<bool>)
         let next = windows.next(window);
         let now = clock.now();
         let spread_end = window.start + (window.end - window.start) * SPREAD_NUM / SPREAD_DEN;
-        let mut plan: Vec<Item> = Vec::new();
-        let mut estimate = 0.0;
-        for (idx, issuer) in responder.issuers().iter().enumerate() {
-            let serials = issuer.state.serials();
-            estimate += serials.len() as f64 * responder.presign_hashes().len() as f64 * cost[idx];
-            plan.extend(serials.into_iter().map(|serial| Item {
-                due: due_time(window, &issuer.id, &serial),
-                issuer: idx,
-                serial,
-            }));
-        }
+        // Drawing the plan walks every serial (about a second at 1M): off
+        // the reactor.
         let capacity = pace.capacity() * (spread_end - now).max(0) as f64;
-        let degraded = estimate > capacity;
-        let hot_count;
-        (plan, hot_count) = order(plan, degraded, |i| {
-            responder.requested(i.issuer).recently(&i.serial)
-        });
+        let (r, costs) = (Arc::clone(&responder), cost.clone());
+        let drawn = tokio::task::spawn_blocking(move || draw(&r, window, &costs, capacity)).await;
+        let Ok((plan, hot_count, estimate, degraded)) = drawn else {
+            return;
+        };
         if degraded {
             tracing::warn!(
                 serials = plan.len(),
@@ -466,6 +457,34 @@ pub async fn run(responder: Arc<Responder>, mut shutdown: watch::Receiver<bool>)
         // on demand.
         window = windows.at(clock.now());
     }
+}
+
+/// The plan for the window after `window`: every serial with its due time,
+/// ordered (see `order`); also how many recently requested serials lead it,
+/// the estimated signing cost in CPU-seconds and whether it exceeds
+/// `capacity`.
+fn draw(
+    responder: &Responder,
+    window: Window,
+    cost: &[f64],
+    capacity: f64,
+) -> (Vec<Item>, usize, f64, bool) {
+    let mut plan: Vec<Item> = Vec::new();
+    let mut estimate = 0.0;
+    for (idx, issuer) in responder.issuers().iter().enumerate() {
+        let serials = issuer.state.serials();
+        estimate += serials.len() as f64 * responder.presign_hashes().len() as f64 * cost[idx];
+        plan.extend(serials.into_iter().map(|serial| Item {
+            due: due_time(window, &issuer.id, &serial),
+            issuer: idx,
+            serial,
+        }));
+    }
+    let degraded = estimate > capacity;
+    let (plan, hot_count) = order(plan, degraded, |i| {
+        responder.requested(i.issuer).recently(&i.serial)
+    });
+    (plan, hot_count, estimate, degraded)
 }
 
 /// The order a window's plan is signed in. Normally by due time (the

@@ -60,8 +60,12 @@ impl Signed {
         digest.update(own);
         digest.update(certs);
         let mut buf = Vec::with_capacity(ETAG_LEN + own.len());
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         buf.push(b'"');
-        buf.extend_from_slice(hex::encode(digest.finish()).as_bytes());
+        for b in digest.finish().as_ref() {
+            buf.push(HEX[usize::from(b >> 4)]);
+            buf.push(HEX[usize::from(b & 0xf)]);
+        }
         buf.push(b'"');
         buf.extend_from_slice(own);
         Self {

@@ -13,6 +13,12 @@ const OCSP_BASIC: &str = "1.3.6.1.5.5.7.48.1.1";
 /// id-pkix-ocsp-extended-revoke (RFC 6960 4.4.8).
 const EXTENDED_REVOKE: &str = "1.3.6.1.5.5.7.48.1.9";
 
+/// The two OIDs every response carries, encoded once.
+static OCSP_BASIC_OID: std::sync::LazyLock<Vec<u8>> =
+    std::sync::LazyLock::new(|| asn1::oid(&asn1::oid_content(OCSP_BASIC)));
+static EXTENDED_REVOKE_OID: std::sync::LazyLock<Vec<u8>> =
+    std::sync::LazyLock::new(|| asn1::oid(&asn1::oid_content(EXTENDED_REVOKE)));
+
 /// The unsigned error statuses (CONFORMANCE 12).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorStatus {
@@ -188,10 +194,7 @@ pub fn encode_signed_own(
     let single_refs: Vec<&[u8]> = singles.iter().map(Vec::as_slice).collect();
     let responses = asn1::sequence(&single_refs);
     let extensions = if body.extended_revoke {
-        let ext = asn1::sequence(&[
-            &asn1::oid(&asn1::oid_content(EXTENDED_REVOKE)),
-            &asn1::octet_string(&asn1::NULL),
-        ]);
+        let ext = asn1::sequence(&[&EXTENDED_REVOKE_OID, &asn1::octet_string(&asn1::NULL)]);
         asn1::tlv(context_constructed(1), &asn1::sequence(&[&ext]))
     } else {
         Vec::new()
@@ -204,7 +207,7 @@ pub fn encode_signed_own(
     // outside in with the lengths counting the certs that follow.
     let basic = tbs.len() + algorithm.len() + signature.len() + signer.certs_field.len();
     let octets = asn1::header_len(basic) + basic;
-    let oid = asn1::oid(&asn1::oid_content(OCSP_BASIC));
+    let oid = &*OCSP_BASIC_OID;
     let response_bytes = oid.len() + asn1::header_len(octets) + octets;
     let explicit = asn1::header_len(response_bytes) + response_bytes;
     let status = [asn1::TAG_ENUMERATED, 1, 0];
@@ -214,7 +217,7 @@ pub fn encode_signed_own(
     out.extend_from_slice(&status);
     asn1::push_header(&mut out, context_constructed(0), explicit);
     asn1::push_header(&mut out, asn1::TAG_SEQUENCE, response_bytes);
-    out.extend_from_slice(&oid);
+    out.extend_from_slice(oid);
     asn1::push_header(&mut out, asn1::TAG_OCTET_STRING, octets);
     asn1::push_header(&mut out, asn1::TAG_SEQUENCE, basic);
     out.extend_from_slice(&tbs);

@@ -59,8 +59,8 @@ impl HashAlg {
     /// `AlgorithmIdentifier { algorithm, parameters NULL }` as DER, the form
     /// openssl sends and revocd pre-signs.
     pub fn algorithm_identifier_der(self) -> Vec<u8> {
-        let dotted: Vec<String> = self.arcs().iter().map(u32::to_string).collect();
-        let oid = crate::asn1::oid(&crate::asn1::oid_content(&dotted.join(".")));
+        let arcs: Vec<u64> = self.arcs().iter().map(|a| u64::from(*a)).collect();
+        let oid = crate::asn1::oid(&crate::asn1::oid_content_of_arcs(&arcs));
         crate::asn1::sequence(&[&oid, &crate::asn1::NULL])
     }
 }

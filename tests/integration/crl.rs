@@ -497,16 +497,29 @@ fn sharded_crls_carry_their_idp_and_a_manifest_lists_them() {
     revoked.insert(serial_of(&p.join("leaf-revoked.pem")));
     let ca = load_cert(&p.join("ca.pem"));
     let mut union = std::collections::BTreeSet::new();
-    let manifest = eventually(30, "a manifest listing 21 entries", || {
-        let (s, _, m) = http_get(d.public, "/crl/demo/manifest.json")?;
-        let v: serde_json::Value = serde_json::from_slice(&m).ok()?;
-        let total: u64 = v["shards"]
-            .as_array()?
-            .iter()
-            .filter_map(|s| s["entries"].as_u64())
-            .sum();
-        (s == 200 && total == 21).then_some(v)
-    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut last = String::new();
+    let manifest = loop {
+        let got = http_get(d.public, "/crl/demo/manifest.json").and_then(|(s, _, m)| {
+            last = String::from_utf8_lossy(&m).into_owned();
+            let v: serde_json::Value = serde_json::from_slice(&m).ok()?;
+            let total: u64 = v["shards"]
+                .as_array()?
+                .iter()
+                .filter_map(|s| s["entries"].as_u64())
+                .sum();
+            (s == 200 && total == 21).then_some(v)
+        });
+        if let Some(v) = got {
+            break v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no manifest listing 21 entries after 30 s; last manifest: {last}\nrevocd log:\n{}",
+            d.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
     let shards = manifest["shards"].as_array().expect("shards");
     assert_eq!(shards.len(), 4);
     for (k, entry) in shards.iter().enumerate() {
