@@ -366,10 +366,20 @@ pub async fn run(responder: Arc<Responder>, mut shutdown: watch::Receiver<bool>)
     if *shutdown.borrow() {
         return;
     }
-    // Cost per response per issuer: measured from the passes, first guessed
-    // from a few throwaway signatures.
-    let mut cost: Vec<f64> = (0..issuers).map(|i| responder.calibrate(i)).collect();
+    // Cost per response per issuer: measured by the passes; where the
+    // start-up pass signed too little to tell, timed on a few throwaway
+    // signatures (off the reactor: RSA takes milliseconds).
+    let mut cost = vec![f64::NAN; issuers];
     update_cost(&mut cost, &pass.progress);
+    let r = Arc::clone(&responder);
+    cost = tokio::task::spawn_blocking(move || {
+        cost.iter()
+            .enumerate()
+            .map(|(i, c)| if c.is_nan() { r.calibrate(i) } else { *c })
+            .collect()
+    })
+    .await
+    .unwrap_or_else(|_| vec![0.0; issuers]);
 
     let mut window = current;
     let mut first_window = true;

@@ -374,7 +374,8 @@ impl Responder {
         started.elapsed().as_secs_f64() / f64::from(ROUNDS)
     }
 
-    /// Ready once the current window is pre-signed.
+    /// Ready once the current window is pre-signed, or `startup_presign`
+    /// has passed (see `ocsp::presign::run`).
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
     }
@@ -738,7 +739,8 @@ impl Responder {
 /// A cached answer is dropped when its window ends: the window is part of
 /// its key, so nothing can reach it after that. Without this, answers
 /// pre-signed for the next window would outlive it by up to a window under
-/// a fixed time-to-live (a third more memory at steady state).
+/// a fixed time-to-live (at 1M serials: 4.88M answers in 5.4 GB at a
+/// rollover, against 4.04M in 4.6 GB).
 struct UntilWindowEnd {
     clock: Arc<dyn Clock>,
 }

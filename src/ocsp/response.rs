@@ -267,8 +267,8 @@ mod tests {
         assert_eq!(&with[with.len() - 5..], &[0xa0, 3, 0x0a, 1, 1]);
     }
 
-    #[test]
-    fn signed_response_decodes_with_rasn() {
+    /// A fresh P-256 key signing itself, without certificates.
+    fn test_signer() -> ResponseSigner {
         let rng = ring::rand::SystemRandom::new();
         let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
             &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
@@ -276,12 +276,17 @@ mod tests {
         )
         .expect("gen");
         let key = SigningKey::from_pkcs8_der(pkcs8.as_ref()).expect("key");
-        let signer = ResponseSigner {
+        ResponseSigner {
             key_hash: HashAlg::Sha1.digest(key.public_key()),
             key,
             certs_field: Bytes::new(),
             not_after: i64::MAX,
-        };
+        }
+    }
+
+    #[test]
+    fn signed_response_decodes_with_rasn() {
+        let signer = test_signer();
         let serial = Serial::from_hex("1001").expect("hex");
         let body = ResponseBody {
             produced_at: 1_700_000_000,
@@ -322,14 +327,6 @@ mod tests {
     /// not copy: the lengths must count it, short and long forms alike.
     #[test]
     fn own_bytes_then_certs_field_form_one_well_formed_response() {
-        let rng = ring::rand::SystemRandom::new();
-        let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
-            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
-            &rng,
-        )
-        .expect("gen");
-        let key = SigningKey::from_pkcs8_der(pkcs8.as_ref()).expect("key");
-        let key_hash = HashAlg::Sha1.digest(key.public_key());
         let body = ResponseBody {
             produced_at: 1_700_000_000,
             answers: vec![SingleAnswer {
@@ -345,12 +342,7 @@ mod tests {
             }],
             extended_revoke: false,
         };
-        let mut signer = ResponseSigner {
-            key_hash,
-            key,
-            certs_field: Bytes::new(),
-            not_after: i64::MAX,
-        };
+        let mut signer = test_signer();
         for filler in [0usize, 10, 200, 70_000] {
             let fake_cert = asn1::sequence(&[&asn1::octet_string(&vec![7u8; filler])]);
             signer.certs_field = Bytes::from(asn1::tlv(

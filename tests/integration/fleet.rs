@@ -114,15 +114,6 @@ fn revoked_count(d: &Daemon) -> u64 {
         .unwrap_or(0)
 }
 
-fn metric(d: &Daemon, name: &str) -> f64 {
-    let (_, _, body) = d.http_admin("GET", "/metrics").unwrap_or_default();
-    String::from_utf8_lossy(&body)
-        .lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[test]
 fn a_revocation_through_any_replica_is_answered_as_revoked_by_all_three_within_two_seconds() {
     let f = fleet();

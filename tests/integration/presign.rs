@@ -12,15 +12,6 @@ use revocd::state::Serial;
 use crate::issuers::rsa_ca;
 use crate::support::*;
 
-fn metric(d: &Daemon, name: &str) -> f64 {
-    let (_, _, body) = d.http_admin("GET", "/metrics").unwrap_or_default();
-    String::from_utf8_lossy(&body)
-        .lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// Asks over OCSP POST (SHA-1 CertID) and returns the verified status.
 fn status(d: &Daemon, ca: &revocd::pki::Cert, serial: &Serial) -> String {
     ocsp_status(d, ca, serial).status

@@ -341,6 +341,17 @@ pub fn try_ocsp_status_at(
     revocd::query::verify(&body, ca, serial, now)
 }
 
+/// The sum of every sample of the daemon's /metrics whose line starts with
+/// `name` (a metric name, or a name with labels).
+pub fn metric(d: &Daemon, name: &str) -> f64 {
+    let (_, _, body) = d.http_admin("GET", "/metrics").unwrap_or_default();
+    String::from_utf8_lossy(&body)
+        .lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 pub fn load_cert(path: &Path) -> revocd::pki::Cert {
     revocd::pki::Cert::parse(&std::fs::read(path).expect("read cert")).expect("parse cert")
 }
