@@ -85,6 +85,17 @@ fn benches(c: &mut Criterion) {
             }
         })
     });
+    // The whole hit path short of the socket: GET path decode, the
+    // responder, and the HTTP response with its caching headers.
+    let path = format!("/{b64}");
+    g.bench_function("cache_hit_get_with_headers", |b| {
+        b.to_async(&f.runtime).iter(|| async {
+            let der = ocsp::decode_get_path(std::hint::black_box(&path)).expect("path");
+            let answer = f.responder.respond(&der).await;
+            assert!(matches!(answer, Answer::Signed(_)));
+            revocd::http::public::to_http(&answer, SystemClock.now(), false, None)
+        })
+    });
     g.finish();
 
     let mut g = c.benchmark_group("sign");
