@@ -400,3 +400,62 @@ fn time_field(v: &Value, field: &'static str) -> Result<Option<i64>, Bad> {
         Some(_) => Err(Bad::field(field, "must be an RFC 3339 string")),
     }
 }
+
+/// One JSON line of `revocd ledger dump` (and of the changes `repair` cut).
+pub fn dump_line(line: &crate::ledger::tools::DumpLine<'_>) -> String {
+    use crate::ledger::tools::DumpLine;
+    use crate::state::Change;
+    let v = match line {
+        DumpLine::Entry {
+            snapshot,
+            issuer,
+            serial,
+            entry,
+        } => {
+            let mut v = json!({
+                "source": "snapshot",
+                "seq": snapshot,
+                "issuer": issuer,
+                "serial": serial.to_hex(),
+                "status": match entry.status { Status::Good => "good", Status::Revoked { .. } => "revoked" },
+                "not_after": entry.not_after.map(rfc3339),
+            });
+            if let Status::Revoked {
+                at,
+                reason,
+                invalidity_date,
+            } = entry.status
+            {
+                v["revoked_at"] = json!(rfc3339(at));
+                v["reason"] = json!(reason.name());
+                v["invalidity_date"] = json!(invalidity_date.map(rfc3339));
+            }
+            v
+        }
+        DumpLine::Record(rec) => {
+            let mut v = json!({
+                "source": "log",
+                "seq": rec.seq,
+                "issuer": rec.issuer,
+                "change": rec.change.kind(),
+                "serial": rec.change.serial().to_hex(),
+            });
+            match &rec.change {
+                Change::Register { not_after, .. } => v["not_after"] = json!(rfc3339(*not_after)),
+                Change::Revoke {
+                    at,
+                    reason,
+                    invalidity_date,
+                    ..
+                } => {
+                    v["revoked_at"] = json!(rfc3339(*at));
+                    v["reason"] = json!(reason.name());
+                    v["invalidity_date"] = json!(invalidity_date.map(rfc3339));
+                }
+                Change::Release { .. } => {}
+            }
+            v
+        }
+    };
+    v.to_string()
+}

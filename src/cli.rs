@@ -23,6 +23,33 @@ pub enum LogFormat {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum LedgerAction {
+    /// Check every segment and snapshot (fleet mode: every batch and
+    /// snapshot in the store); print the sequence ranges and the first
+    /// problem. Exit 0 when start-up would accept it, 1 otherwise.
+    Verify {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Write the ledger as JSON lines: the state of the snapshot start-up
+    /// uses (`"source":"snapshot"`), then every change after it in order
+    /// (`"source":"log"`, the audit trail). Exit 1 if it stops at a problem.
+    Dump {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Cut every change after SEQ, the one explicit way out of a corrupt
+    /// ledger. The cut files and bytes are kept in `ledger/cut-<time>/`, and
+    /// every acknowledged change that is lost is printed as a JSON line.
+    Repair {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long, value_name = "SEQ")]
+        truncate_after: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum Command {
     /// Write a throw-away demo PKI and a working config into DIR.
     Init {
@@ -52,6 +79,12 @@ pub enum Command {
         /// Override listen.admin.
         #[arg(long)]
         admin_listen: Option<SocketAddr>,
+    },
+    /// Check, export or repair the ledger (the daemon must not be running
+    /// for `repair`).
+    Ledger {
+        #[command(subcommand)]
+        action: LedgerAction,
     },
     /// Load and validate the configuration, certificates and keys; bind nothing.
     CheckConfig {

@@ -60,6 +60,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             .await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Ledger { action } => ledger(action).await,
         Command::CheckConfig { config } => {
             let now = crate::clock::Clock::now(&crate::clock::SystemClock);
             let (cfg, issuers) = crate::daemon::load(&config, now)?;
@@ -280,4 +281,86 @@ async fn register(
         .await?;
     crate::client::expect_ok(status, &v)?;
     Ok(v)
+}
+
+/// `revocd ledger verify | dump | repair`.
+async fn ledger(action: crate::cli::LedgerAction) -> anyhow::Result<ExitCode> {
+    use crate::cli::LedgerAction;
+    use crate::ledger::tools;
+    use std::io::Write;
+    let path = match &action {
+        LedgerAction::Verify { config }
+        | LedgerAction::Dump { config }
+        | LedgerAction::Repair { config, .. } => config.clone(),
+    };
+    let config = crate::config::Config::load(&path)?;
+    let dir = config.data_dir.join("ledger");
+    let code = |ok: bool| {
+        if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    match action {
+        LedgerAction::Verify { .. } => {
+            let ok = match &config.fleet {
+                Some(fleet) => {
+                    let store = std::sync::Arc::new(crate::publish::Publisher::new(&fleet.store)?);
+                    crate::ledger::fleet::verify(&store, &mut stdout).await?
+                }
+                None => tools::verify(&dir, &mut stdout)?,
+            };
+            Ok(code(ok))
+        }
+        LedgerAction::Dump { .. } => {
+            anyhow::ensure!(
+                config.fleet.is_none(),
+                "ledger dump reads the file ledger; in fleet mode the batch objects in the store are the audit trail"
+            );
+            let mut failed = None;
+            let scan = tools::dump(&dir, &mut |line| {
+                if failed.is_none() {
+                    if let Err(e) = writeln!(stdout, "{}", crate::admin::dump_line(&line)) {
+                        failed = Some(e);
+                    }
+                }
+            })?;
+            if let Some(e) = failed {
+                return Err(e.into());
+            }
+            if let Some(p) = &scan.problem {
+                eprintln!("revocd: the dump stops at a problem: {p}");
+                return Ok(ExitCode::FAILURE);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        LedgerAction::Repair { truncate_after, .. } => {
+            anyhow::ensure!(
+                config.fleet.is_none(),
+                "ledger repair works on the file ledger; in fleet mode batch objects are immutable"
+            );
+            let now = crate::clock::Clock::now(&crate::clock::SystemClock);
+            let done = tools::repair(&dir, truncate_after, now)?;
+            for rec in &done.lost {
+                writeln!(
+                    stdout,
+                    "{}",
+                    crate::admin::dump_line(&tools::DumpLine::Record(rec))
+                )?;
+            }
+            eprintln!(
+                "revocd: cut the ledger after seq {truncate_after}; kept the cut bytes in {}",
+                done.kept_in.display()
+            );
+            eprintln!(
+                "revocd: {} acknowledged change(s) that could still be read are LOST from the ledger (printed above as JSON lines: submit them again if they are still wanted); {} byte(s) could not be read as records",
+                done.lost.len(),
+                done.unreadable_bytes
+            );
+            let ok = tools::verify(&dir, &mut std::io::stderr())?;
+            Ok(code(ok))
+        }
+    }
 }

@@ -82,7 +82,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             };
             let recover_opts = ledger_opts.clone();
             let recover_responder = Arc::clone(&responder);
-            let (recovery, file, last_seq) = tokio::task::spawn_blocking(move || {
+            let (recovery, file, _) = tokio::task::spawn_blocking(move || {
                 ledger::recover(&recover_opts, recover_responder.as_ref())
             })
             .await??;
@@ -97,10 +97,13 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
                 seconds = started.elapsed().as_secs_f64(),
                 "state rebuilt from the ledger"
             );
+            metrics
+                .ledger_unreadable_snapshots
+                .set(recovery.unreadable_snapshots.len() as i64);
             Ledger::start(
                 ledger_opts,
                 file,
-                last_seq,
+                &recovery,
                 applier,
                 metrics.clone(),
                 Arc::clone(&clock),

@@ -79,6 +79,11 @@ pub struct Metrics {
     /// Batch creates that lost the race for a sequence number (412).
     pub fleet_write_conflicts: IntCounter,
     pub fleet_store_errors: IntCounter,
+    /// Sequence of a batch in the store that fails its checksum (0: none).
+    pub fleet_corrupt_batch: IntGauge,
+    pub ledger_unreadable_snapshots: IntGauge,
+    pub crl_entries_kept: IntCounterVec,
+    pub crl_reconciled_missing: IntCounterVec,
 }
 
 impl Metrics {
@@ -236,6 +241,15 @@ impl Metrics {
                 "Sequence number of the newest durable ledger record",
             )
             .expect("static metric"),
+            ledger_unreadable_snapshots: IntGauge::new(
+                "revocd_ledger_unreadable_snapshots",
+                "Ledger snapshots start-up found unreadable (it recovered from an older one; run revocd ledger verify)",
+            )
+            .expect("static metric"),
+            fleet_corrupt_batch: fleet_gauge(
+                "revocd_fleet_corrupt_batch",
+                "Sequence of a ledger batch in the store that fails its checksum; the replica stops applying there (0: none)",
+            ),
             ledger_replay_seconds: prometheus::Gauge::new(
                 "revocd_ledger_replay_seconds",
                 "Time start-up took to rebuild state from snapshot and ledger",
@@ -299,6 +313,22 @@ impl Metrics {
             .expect("static metric"),
             crl_skipped: IntCounterVec::new(
                 Opts::new("revocd_crl_uploads_skipped_total", "Uploads skipped because the live CRL was current"),
+                &["issuer"],
+            )
+            .expect("static metric"),
+            crl_entries_kept: IntCounterVec::new(
+                Opts::new(
+                    "revocd_crl_entries_kept_total",
+                    "Entries the live CRL lists that a new CRL would have dropped without a certificateHold release: kept on the CRL by the safety gate",
+                ),
+                &["issuer"],
+            )
+            .expect("static metric"),
+            crl_reconciled_missing: IntCounterVec::new(
+                Opts::new(
+                    "revocd_crl_reconcile_differences_total",
+                    "Times the live CRL was found to differ from the state (a revocation missing after a crash, another writer's CRL): counted as an unpublished change",
+                ),
                 &["issuer"],
             )
             .expect("static metric"),
@@ -444,6 +474,10 @@ impl Metrics {
             Box::new(m.fleet_batches_applied.clone()),
             Box::new(m.fleet_write_conflicts.clone()),
             Box::new(m.fleet_store_errors.clone()),
+            Box::new(m.fleet_corrupt_batch.clone()),
+            Box::new(m.ledger_unreadable_snapshots.clone()),
+            Box::new(m.crl_entries_kept.clone()),
+            Box::new(m.crl_reconciled_missing.clone()),
             Box::new(build),
         ] {
             m.registry.register(c).expect("unique metric names");

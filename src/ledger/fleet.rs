@@ -57,18 +57,38 @@ pub struct FleetOptions {
     pub replica: String,
 }
 
+/// Why a batch could not be had.
+#[derive(Debug, thiserror::Error)]
+enum FetchError {
+    /// The object exists and is not a valid batch `seq`: never skipped.
+    #[error("ledger batch {seq} in the store is corrupt: {why}")]
+    Corrupt { seq: u64, why: String },
+    #[error("reading ledger batch {seq}: {error}")]
+    Store { seq: u64, error: String },
+}
+
 /// Reads and decodes batch `seq`; `None` when it does not exist yet.
-async fn fetch(store: &Publisher, seq: u64) -> anyhow::Result<Option<Batch>> {
+async fn fetch(store: &Publisher, seq: u64) -> Result<Option<Batch>, FetchError> {
     let key = store.key(&batch_key(seq));
-    match store.read_if_changed(&key, None).await? {
+    let fetched = store
+        .read_if_changed(&key, None)
+        .await
+        .map_err(|e| FetchError::Store {
+            seq,
+            error: e.to_string(),
+        })?;
+    match fetched {
         Fetched::Found { bytes, .. } => {
-            let batch = record::decode_batch(&bytes)
-                .with_context(|| format!("ledger batch {seq} in the store is unreadable"))?;
-            anyhow::ensure!(
-                batch.seq == seq,
-                "ledger batch object {seq} holds batch {}",
-                batch.seq
-            );
+            let batch = record::decode_batch(&bytes).map_err(|e| FetchError::Corrupt {
+                seq,
+                why: e.to_string(),
+            })?;
+            if batch.seq != seq {
+                return Err(FetchError::Corrupt {
+                    seq,
+                    why: format!("the object holds batch {}", batch.seq),
+                });
+            }
             Ok(Some(batch))
         }
         Fetched::Absent | Fetched::Unchanged => Ok(None),
@@ -80,7 +100,7 @@ async fn fetch_range(
     store: &Arc<Publisher>,
     from: u64,
     count: u64,
-) -> Vec<anyhow::Result<Option<Batch>>> {
+) -> Vec<Result<Option<Batch>, FetchError>> {
     let tasks: Vec<_> = (from..from + count)
         .map(|seq| {
             let store = Arc::clone(store);
@@ -89,10 +109,12 @@ async fn fetch_range(
         .collect();
     let mut out = Vec::with_capacity(tasks.len());
     for t in tasks {
-        out.push(
-            t.await
-                .unwrap_or_else(|e| Err(anyhow::anyhow!("fetch task: {e}"))),
-        );
+        out.push(t.await.unwrap_or_else(|e| {
+            Err(FetchError::Store {
+                seq: from,
+                error: format!("fetch task: {e}"),
+            })
+        }));
     }
     out
 }
@@ -109,6 +131,7 @@ pub async fn recover(store: &Arc<Publisher>, applier: &dyn Applier) -> anyhow::R
         .filter_map(|n| n.strip_suffix(".rvs")?.parse().ok())
         .collect();
     snapshots.sort_unstable();
+    let newest_snapshot = snapshots.last().copied();
     let mut base = 0;
     for seq in snapshots.into_iter().rev() {
         let key = store.key(&snapshot_key(seq));
@@ -126,7 +149,10 @@ pub async fn recover(store: &Arc<Publisher>, applier: &dyn Applier) -> anyhow::R
             }
             Ok(_) => tracing::warn!(seq, "fleet snapshot name and content disagree; skipped"),
             Err(e) => {
-                tracing::warn!(seq, error = %e, "fleet snapshot unreadable; trying an older one")
+                report
+                    .unreadable_snapshots
+                    .push(format!("{}: {e}", snapshot_key(seq)));
+                tracing::error!(seq, error = %e, "fleet snapshot unreadable; trying an older one")
             }
         }
     }
@@ -147,6 +173,14 @@ pub async fn recover(store: &Arc<Publisher>, applier: &dyn Applier) -> anyhow::R
         }
     }
     report.last_seq = next - 1;
+    // A snapshot promises that its batches exist.
+    if let Some(newest) = newest_snapshot {
+        anyhow::ensure!(
+            newest <= report.last_seq,
+            "fleet snapshot {newest} exists, but the readable snapshots and batches in the store reach only batch {}; refusing to start (run `revocd ledger verify`)",
+            report.last_seq
+        );
+    }
     Ok(report)
 }
 
@@ -299,6 +333,7 @@ impl FleetBackend {
             for result in fetched {
                 match result {
                     Ok(Some(batch)) => {
+                        self.metrics.fleet_corrupt_batch.set(0);
                         let delay = (self.clock.now() - batch.written_at).max(0);
                         self.metrics.fleet_batch_delay_seconds.observe(delay as f64);
                         self.metrics
@@ -312,6 +347,20 @@ impl FleetBackend {
                     }
                     Ok(None) => {
                         self.caught_up_at = self.clock.now();
+                        break 'fetch;
+                    }
+                    Err(e @ FetchError::Corrupt { seq, .. }) => {
+                        // Never skipped: stop applying here, alert, and keep
+                        // serving the state this replica has.
+                        self.metrics.fleet_corrupt_batch.set(seq as i64);
+                        self.metrics.fleet_store_errors.inc();
+                        if self
+                            .last_error_log
+                            .is_none_or(|t| t.elapsed() >= Duration::from_secs(30))
+                        {
+                            self.last_error_log = Some(Instant::now());
+                            tracing::error!(error = %e, "the fleet ledger has a corrupt batch; this replica stops applying at it and serves what it has");
+                        }
                         break 'fetch;
                     }
                     Err(e) => {
@@ -432,4 +481,68 @@ impl Backend for FleetBackend {
             }
         });
     }
+}
+
+/// `revocd ledger verify` in fleet mode: every snapshot and every batch in
+/// the store, in order. True when all are readable and there is no gap.
+pub async fn verify(store: &Arc<Publisher>, out: &mut dyn std::io::Write) -> anyhow::Result<bool> {
+    let mut snapshots: Vec<u64> = store
+        .list("snapshots")
+        .await
+        .context("listing snapshots in the fleet store")?
+        .iter()
+        .filter_map(|n| n.strip_suffix(".rvs")?.parse().ok())
+        .collect();
+    snapshots.sort_unstable();
+    let mut ok = true;
+    writeln!(out, "fleet ledger {}", store.describe())?;
+    for seq in &snapshots {
+        let key = store.key(&snapshot_key(*seq));
+        let verdict = match store.read_if_changed(&key, None).await? {
+            Fetched::Found { bytes, .. } => match record::decode_snapshot(&bytes) {
+                Ok((s, _)) if s == *seq => "ok".to_string(),
+                Ok((s, _)) => format!("UNREADABLE: holds snapshot {s}"),
+                Err(e) => format!("UNREADABLE: {e}"),
+            },
+            _ => "UNREADABLE: vanished while listing".to_string(),
+        };
+        ok &= verdict == "ok";
+        writeln!(out, "snapshot {seq:>10}  {}  {verdict}", snapshot_key(*seq))?;
+    }
+    let mut next = 1;
+    let mut n_records = 0u64;
+    let mut problem = None;
+    'fetch: loop {
+        for fetched in fetch_range(store, next, PREFETCH).await {
+            match fetched {
+                Ok(Some(batch)) => {
+                    n_records += batch.records.len() as u64;
+                    next = batch.seq + 1;
+                }
+                Ok(None) => break 'fetch,
+                Err(e) => {
+                    problem = Some(e.to_string());
+                    break 'fetch;
+                }
+            }
+        }
+    }
+    let last = next - 1;
+    writeln!(out, "batches 1..={last}: {n_records} records")?;
+    if problem.is_none() {
+        if let Some(s) = snapshots.last().filter(|s| **s > last) {
+            problem = Some(format!("snapshot {s} exists but the batches end at {last}"));
+        }
+    }
+    if let Some(p) = &problem {
+        writeln!(out, "PROBLEM: {p}")?;
+        return Ok(false);
+    }
+    if !ok {
+        writeln!(
+            out,
+            "PROBLEM: unreadable snapshot(s); start-up replays from an older one"
+        )?;
+    }
+    Ok(ok)
 }

@@ -7,22 +7,34 @@
 //! everything queued is written with a single fsync (group commit). Only after
 //! the fsync are the changes applied to the in-memory state and acknowledged.
 
+//!
+//! Files: `writer` (the writer thread and the `Backend` seam), `file` (the
+//! embedded backend and snapshots), `recover` (start-up recovery: the one
+//! place that decides what is a torn write and what is corruption), `tools`
+//! (`revocd ledger verify | dump | repair`), `fleet` (the object-storage
+//! backend), `record` (the format, pure).
+
+mod file;
 pub mod fleet;
 pub mod record;
+pub mod recover;
+pub mod tools;
+mod writer;
 
-use std::collections::HashSet;
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use tokio::sync::oneshot;
 
 use crate::metrics::Metrics;
 use crate::state::{Applied, Change, Conflict, Entry, Serial};
 use record::{IssuerEntries, Record};
+
+pub use file::write_snapshot;
+pub use recover::recover;
+pub(crate) use writer::{Backend, WriteError};
 
 /// What the ledger applies durable changes to: the in-memory state.
 pub trait Applier: Send + Sync + 'static {
@@ -107,6 +119,8 @@ pub struct Recovery {
     /// Bytes cut from the end of the last segment (a torn final write).
     pub dropped_bytes: u64,
     pub dropped_reason: Option<String>,
+    /// Snapshots that did not verify (start-up went on from an older one).
+    pub unreadable_snapshots: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -162,136 +176,17 @@ pub(crate) fn replay(applier: &dyn Applier, rec: &Record) -> bool {
     }
 }
 
-/// Rebuilds state from `dir` into `applier`. Returns what it found and the
-/// segment to append to (opened, positioned at its end).
-pub fn recover(opts: &Options, applier: &dyn Applier) -> anyhow::Result<(Recovery, File, u64)> {
-    use anyhow::Context;
-    fs::create_dir_all(&opts.dir).with_context(|| format!("creating {}", opts.dir.display()))?;
-    // A snapshot whose writer died before the rename is garbage.
-    for entry in fs::read_dir(&opts.dir)?.flatten() {
-        if entry.path().extension().is_some_and(|e| e == "tmp") {
-            let _ = fs::remove_file(entry.path());
-        }
-    }
-    let mut report = Recovery::default();
-    let mut base = 0u64;
-    for (seq, path) in numbered(&opts.dir, "snap-", ".rvs")?.into_iter().rev() {
-        let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        match record::decode_snapshot(&bytes) {
-            Ok((s, issuers)) if s == seq => {
-                for (id, entries) in issuers {
-                    applier.restore(&id, entries);
-                }
-                base = seq;
-                report.snapshot_seq = Some(seq);
-                break;
-            }
-            Ok(_) => {
-                tracing::warn!(file = %path.display(), "snapshot name and content disagree; skipped")
-            }
-            Err(e) => {
-                tracing::warn!(file = %path.display(), error = %e, "snapshot unreadable; trying an older one")
-            }
-        }
-    }
-    let segments = numbered(&opts.dir, "log-", ".rvl")?;
-    let mut last_seq = base;
-    let n_segments = segments.len();
-    let mut tail: Option<(PathBuf, u64)> = None;
-    for (i, (_, path)) in segments.iter().enumerate() {
-        let is_last = i + 1 == n_segments;
-        let mut bytes = Vec::new();
-        File::open(path)
-            .and_then(|mut f| f.read_to_end(&mut bytes))
-            .with_context(|| format!("reading {}", path.display()))?;
-        if bytes.len() < record::LOG_MAGIC.len() || !bytes.starts_with(record::LOG_MAGIC) {
-            if is_last && bytes.len() < record::LOG_MAGIC.len() {
-                // Created but its header never reached the disk.
-                report.dropped_bytes += bytes.len() as u64;
-                report.dropped_reason = Some("segment header cut short".into());
-                tail = Some((path.clone(), 0));
-                continue;
-            }
-            anyhow::bail!(
-                "{} is not a revocd ledger segment (version 1)",
-                path.display()
-            );
-        }
-        let mut at = record::LOG_MAGIC.len();
-        while at < bytes.len() {
-            match record::decode(&bytes[at..]) {
-                Ok((rec, n)) => {
-                    if rec.seq > base {
-                        if rec.seq != last_seq + 1 {
-                            tracing::warn!(
-                                expected = last_seq + 1,
-                                found = rec.seq,
-                                "gap in ledger sequence"
-                            );
-                        }
-                        replay(applier, &rec);
-                        last_seq = rec.seq;
-                        report.records_replayed += 1;
-                    }
-                    at += n;
-                }
-                Err(e) if is_last => {
-                    report.dropped_bytes = (bytes.len() - at) as u64;
-                    report.dropped_reason = Some(e.to_string());
-                    tracing::warn!(
-                        file = %path.display(),
-                        offset = at,
-                        dropped_bytes = bytes.len() - at,
-                        error = %e,
-                        "ledger ends in a torn record; it was never acknowledged and is dropped"
-                    );
-                    break;
-                }
-                Err(e) => anyhow::bail!(
-                    "{} is corrupt at byte {at} ({e}), and later segments exist; refusing to start",
-                    path.display()
-                ),
-            }
-        }
-        if is_last {
-            tail = Some((path.clone(), at as u64));
-        }
-    }
-    report.last_seq = last_seq;
-    let (path, len) = match tail {
-        Some(t) => t,
-        None => (opts.dir.join(segment_name(last_seq + 1)), 0),
-    };
-    let mut file = OpenOptions::new()
-        .create(true)
-        .read(true)
-        .write(true)
-        .truncate(false)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    if len == 0 {
-        file.set_len(0)?;
-        file.write_all(record::LOG_MAGIC)?;
-        file.sync_all()?;
-        sync_dir(&opts.dir)?;
-    } else {
-        file.set_len(len)?;
-        file.sync_all()?;
-    }
-    file.seek(SeekFrom::End(0))?;
-    Ok((report, file, last_seq))
-}
-
 impl Ledger {
     /// Starts the writer thread on the segment `recover` returned.
     pub fn start(
         opts: Options,
         file: File,
-        last_seq: u64,
+        recovery: &Recovery,
         applier: Arc<dyn Applier>,
         metrics: Metrics,
         clock: Arc<dyn crate::clock::Clock>,
     ) -> Self {
+        let last_seq = recovery.last_seq;
         let stats = Arc::new(Stats::default());
         stats.last_seq.store(last_seq, Ordering::Release);
         // An existing snapshot counts for the age metric.
@@ -306,16 +201,15 @@ impl Ledger {
                 stats.snapshot_at.store(mtime, Ordering::Release);
             }
         }
-        let backend = FileBackend {
+        let backend = file::FileBackend::new(
             opts,
             file,
-            seq: last_seq,
-            since_snapshot: 0,
-            metrics: metrics.clone(),
-            stats: Arc::clone(&stats),
+            last_seq,
+            recovery.snapshot_seq,
+            metrics.clone(),
+            Arc::clone(&stats),
             clock,
-            failed: None,
-        };
+        );
         Self::with_backend(Box::new(backend), applier, metrics, stats)
     }
 
@@ -328,7 +222,7 @@ impl Ledger {
         stats: Arc<Stats>,
     ) -> Self {
         let (tx, rx) = std::sync::mpsc::channel();
-        let writer = Writer {
+        let writer = writer::Writer {
             backend,
             applier,
             metrics,
@@ -358,403 +252,14 @@ impl Ledger {
     }
 }
 
-/// Why a backend did not record a group.
-#[derive(Debug)]
-pub(crate) enum WriteError {
-    /// Nothing was recorded; every change in the group is refused with 503.
-    Io(String),
-    /// Another writer took the next position first: catch up and re-check.
-    Behind,
-}
-
-/// Where the writer makes changes durable. The writer thread owns it, checks
-/// changes against the state, and applies what the backend recorded.
-pub(crate) trait Backend: Send {
-    /// Records `records` durably as the next entry of the log, setting each
-    /// record's sequence number.
-    fn write(&mut self, records: &mut [Record]) -> Result<(), WriteError>;
-
-    /// Records other writers made since this one last looked, in order, for
-    /// the writer to apply; `force` looks even when the head pointer has not
-    /// moved (after losing a race). The file ledger has no other writers.
-    fn poll(&mut self, _force: bool) -> Vec<Record> {
-        Vec::new()
-    }
-
-    /// How often to poll while no change arrives.
-    fn poll_every(&self) -> Option<std::time::Duration> {
-        None
-    }
-
-    /// After each group of requests: take a snapshot when one is due.
-    fn after_batch(&mut self, applier: &dyn Applier);
-}
-
-struct Writer {
-    backend: Box<dyn Backend>,
-    applier: Arc<dyn Applier>,
-    metrics: Metrics,
-}
-
-/// A change accepted into the group being written.
-struct Pending {
-    request: usize,
-    index: usize,
-    record: Record,
-}
-
-/// A group lost the race for the next log position.
-struct Behind;
-
-/// After this many lost races in a row a request fails (503) rather than
-/// spin; each round applied another writer's batch, so progress is made.
-const MAX_ROUNDS: usize = 64;
-
-impl Writer {
-    fn run(mut self, rx: std::sync::mpsc::Receiver<Request>) {
-        use std::sync::mpsc::RecvTimeoutError;
-        let mut last_poll = Instant::now();
-        loop {
-            let first = match self.backend.poll_every() {
-                Some(every) => {
-                    if last_poll.elapsed() >= every {
-                        last_poll = Instant::now();
-                        let records = self.backend.poll(false);
-                        self.apply_foreign(&records);
-                    }
-                    let wait = every.saturating_sub(last_poll.elapsed());
-                    match rx.recv_timeout(wait) {
-                        Ok(r) => r,
-                        Err(RecvTimeoutError::Timeout) => continue,
-                        Err(RecvTimeoutError::Disconnected) => break,
-                    }
-                }
-                None => match rx.recv() {
-                    Ok(r) => r,
-                    Err(_) => break,
-                },
-            };
-            let mut batch = vec![first];
-            while batch.len() < 4096 {
-                match rx.try_recv() {
-                    Ok(r) => batch.push(r),
-                    Err(_) => break,
-                }
-            }
-            self.process(batch);
-            self.backend.after_batch(self.applier.as_ref());
-        }
-    }
-
-    /// Applies records another writer made (they were checked when written;
-    /// one that no longer applies is logged and skipped, as in recovery).
-    fn apply_foreign(&self, records: &[Record]) {
-        for rec in records {
-            if !replay(self.applier.as_ref(), rec) {
-                continue;
-            }
-            tracing::info!(
-                target: "audit",
-                event = rec.change.kind(),
-                issuer = %rec.issuer,
-                serial = %rec.change.serial(),
-                seq = rec.seq,
-                detail = ?rec.change,
-                "change applied from a peer"
-            );
-        }
-    }
-
-    fn process(&mut self, batch: Vec<Request>) {
-        let received = Instant::now();
-        let mut outcomes: Vec<Vec<Option<Outcome>>> =
-            batch.iter().map(|r| vec![None; r.changes.len()]).collect();
-        let mut rounds = 0;
-        while self.plan(&batch, &mut outcomes, received).is_err() {
-            rounds += 1;
-            if rounds >= MAX_ROUNDS {
-                tracing::error!(
-                    rounds,
-                    "lost the race for the next ledger position too often"
-                );
-                break;
-            }
-            let records = self.backend.poll(true);
-            self.apply_foreign(&records);
-        }
-        for (req, out) in batch.into_iter().zip(outcomes) {
-            let out = out
-                .into_iter()
-                .map(|o| {
-                    o.unwrap_or_else(|| {
-                        Outcome::Failed(LedgerError::Io("too many concurrent writers".into()))
-                    })
-                })
-                .collect();
-            let _ = req.reply.send(out);
-        }
-    }
-
-    /// Checks every undecided change against the state and writes the ones
-    /// that change something; two changes to one serial go in separate
-    /// groups, so the second is checked against the state the first leaves.
-    fn plan(
-        &mut self,
-        batch: &[Request],
-        outcomes: &mut [Vec<Option<Outcome>>],
-        received: Instant,
-    ) -> Result<(), Behind> {
-        let mut pending: Vec<Pending> = Vec::new();
-        let mut keys: HashSet<(&str, &Serial)> = HashSet::new();
-        for (ri, req) in batch.iter().enumerate() {
-            for (ci, sub) in req.changes.iter().enumerate() {
-                if outcomes[ri][ci].is_some() {
-                    continue;
-                }
-                let key = (sub.issuer.as_str(), sub.change.serial());
-                if keys.contains(&key) {
-                    self.flush(&mut pending, outcomes, received)?;
-                    keys.clear();
-                }
-                match self.applier.check(&sub.issuer, &sub.change) {
-                    Ok(Applied::Changed { .. }) => {
-                        keys.insert(key);
-                        pending.push(Pending {
-                            request: ri,
-                            index: ci,
-                            record: Record {
-                                seq: 0,
-                                issuer: sub.issuer.clone(),
-                                change: sub.change.clone(),
-                            },
-                        });
-                    }
-                    Ok(Applied::Unchanged) => outcomes[ri][ci] = Some(Outcome::Unchanged),
-                    Err(e) => outcomes[ri][ci] = Some(Outcome::Refused(e)),
-                }
-            }
-        }
-        self.flush(&mut pending, outcomes, received)
-    }
-
-    /// Has the backend record `pending`, then applies and acknowledges them.
-    fn flush(
-        &mut self,
-        pending: &mut Vec<Pending>,
-        outcomes: &mut [Vec<Option<Outcome>>],
-        received: Instant,
-    ) -> Result<(), Behind> {
-        if pending.is_empty() {
-            return Ok(());
-        }
-        let mut records: Vec<Record> = pending.iter().map(|p| p.record.clone()).collect();
-        let result = self.backend.write(&mut records);
-        if matches!(result, Err(WriteError::Behind)) {
-            pending.clear();
-            return Err(Behind);
-        }
-        for (p, rec) in pending.drain(..).zip(records) {
-            outcomes[p.request][p.index] = Some(match &result {
-                Ok(()) => {
-                    self.applier.apply(&rec.issuer, &rec.change);
-                    if matches!(rec.change, Change::Revoke { .. }) {
-                        self.metrics
-                            .ocsp_revocation_visible_seconds
-                            .observe(received.elapsed().as_secs_f64());
-                    }
-                    let kind = rec.change.kind();
-                    self.metrics.ledger_changes.with_label_values(&[kind]).inc();
-                    tracing::info!(
-                        target: "audit",
-                        event = kind,
-                        issuer = %rec.issuer,
-                        serial = %rec.change.serial(),
-                        seq = rec.seq,
-                        detail = ?rec.change,
-                        "change recorded"
-                    );
-                    Outcome::Recorded { seq: rec.seq }
-                }
-                Err(WriteError::Io(e)) => Outcome::Failed(LedgerError::Io(e.clone())),
-                Err(WriteError::Behind) => Outcome::Failed(LedgerError::Closed),
-            });
-        }
-        Ok(())
-    }
-}
-
-/// The embedded default: segment files and snapshots in `data-dir/ledger`.
-struct FileBackend {
-    opts: Options,
-    file: File,
-    seq: u64,
-    since_snapshot: u64,
-    metrics: Metrics,
-    stats: Arc<Stats>,
-    clock: Arc<dyn crate::clock::Clock>,
-    /// Set after a write could not be undone; every later append fails.
-    failed: Option<String>,
-}
-
-impl Backend for FileBackend {
-    fn write(&mut self, records: &mut [Record]) -> Result<(), WriteError> {
-        for (i, r) in records.iter_mut().enumerate() {
-            r.seq = self.seq + i as u64 + 1;
-        }
-        self.append(records).map_err(|e| match e {
-            LedgerError::Io(e) => WriteError::Io(e),
-            LedgerError::Closed => WriteError::Io("ledger is closed".into()),
-        })
-    }
-
-    fn after_batch(&mut self, applier: &dyn Applier) {
-        if self.since_snapshot >= self.opts.snapshot_every {
-            self.snapshot(applier);
-        }
-    }
-}
-
-impl FileBackend {
-    /// Appends and fsyncs; on failure truncates the partial write away.
-    fn append(&mut self, records: &[Record]) -> Result<(), LedgerError> {
-        if let Some(why) = &self.failed {
-            return Err(LedgerError::Io(why.clone()));
-        }
-        let mut buf = Vec::with_capacity(records.len() * 48);
-        for r in records {
-            record::encode(r, &mut buf);
-        }
-        let started = Instant::now();
-        let before = self.file.stream_position().map_err(io)?;
-        let wrote = self.file.write_all(&buf);
-        self.metrics
-            .ledger_append_seconds
-            .observe(started.elapsed().as_secs_f64());
-        let synced = wrote.and_then(|()| {
-            let t = Instant::now();
-            let r = self.file.sync_data();
-            self.metrics
-                .ledger_fsync_seconds
-                .observe(t.elapsed().as_secs_f64());
-            r
-        });
-        if let Err(e) = synced {
-            // Undo the partial write so the log stays a clean prefix; if even
-            // that fails, refuse every later append until restart.
-            let undo = self
-                .file
-                .set_len(before)
-                .and_then(|()| self.file.seek(SeekFrom::Start(before)).map(|_| ()))
-                .and_then(|()| self.file.sync_data());
-            if let Err(u) = undo {
-                self.failed = Some(format!("{e}; undo failed: {u}"));
-            }
-            self.metrics.ledger_write_errors.inc();
-            tracing::error!(error = %e, "ledger write failed; changes refused");
-            return Err(LedgerError::Io(e.to_string()));
-        }
-        self.seq += records.len() as u64;
-        self.since_snapshot += records.len() as u64;
-        self.stats.last_seq.store(self.seq, Ordering::Release);
-        Ok(())
-    }
-
-    /// Copies the state at `seq`, starts a new segment, and writes the
-    /// snapshot in the background; older files go once it is installed.
-    fn snapshot(&mut self, applier: &dyn Applier) {
-        let seq = self.seq;
-        let entries = applier.snapshot();
-        let new_segment = self.opts.dir.join(segment_name(seq + 1));
-        let opened = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .read(true)
-            .open(&new_segment)
-            .and_then(|mut f| {
-                f.write_all(record::LOG_MAGIC)?;
-                f.sync_all()?;
-                sync_dir(&self.opts.dir)?;
-                Ok(f)
-            });
-        match opened {
-            Ok(f) => self.file = f,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot start a new ledger segment; snapshot postponed");
-                return;
-            }
-        }
-        self.since_snapshot = 0;
-        let dir = self.opts.dir.clone();
-        let stats = Arc::clone(&self.stats);
-        let now = self.clock.now();
-        let _ = std::thread::Builder::new()
-            .name("revocd-snapshot".into())
-            .spawn(move || match write_snapshot(&dir, seq, &entries) {
-                Ok(()) => {
-                    stats.snapshot_at.store(now, Ordering::Release);
-                    tracing::info!(seq, "ledger snapshot installed");
-                }
-                Err(e) => tracing::warn!(seq, error = %e, "ledger snapshot failed; the log still holds everything"),
-            });
-    }
-}
-
-fn io(e: std::io::Error) -> LedgerError {
-    LedgerError::Io(e.to_string())
-}
-
-/// Fault injection for the crash tests: `REVOCD_FAULT_SNAPSHOT_PAUSE_MS`
-/// holds every snapshot between writing its temp file and installing it, so
-/// a test can SIGKILL the daemon at exactly that point. Unset in production.
-fn fault_pause() -> Option<std::time::Duration> {
-    std::env::var("REVOCD_FAULT_SNAPSHOT_PAUSE_MS")
-        .ok()?
-        .parse()
-        .ok()
-        .map(std::time::Duration::from_millis)
-}
-
-/// Writes `snap-<seq>` atomically (temp file, fsync, rename, fsync dir), then
-/// removes older snapshots and the segments it covers.
-pub fn write_snapshot(dir: &Path, seq: u64, entries: &[IssuerEntries]) -> std::io::Result<()> {
-    let bytes = record::encode_snapshot(seq, entries);
-    let tmp = dir.join(format!("{}.tmp", snapshot_name(seq)));
-    let written = File::create(&tmp).and_then(|mut f| {
-        f.write_all(&bytes)?;
-        if let Some(pause) = fault_pause() {
-            std::thread::sleep(pause);
-        }
-        f.sync_all()
-    });
-    if let Err(e) = written {
-        // A full disk must not also keep the half-written copy.
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    fs::rename(&tmp, dir.join(snapshot_name(seq)))?;
-    sync_dir(dir)?;
-    for (s, path) in numbered(dir, "snap-", ".rvs")? {
-        if s < seq {
-            let _ = fs::remove_file(path);
-        }
-    }
-    // A segment is covered when the next one starts at or before seq + 1.
-    let segments = numbered(dir, "log-", ".rvl")?;
-    for pair in segments.windows(2) {
-        if pair[1].0 <= seq + 1 {
-            let _ = fs::remove_file(&pair[0].1);
-        }
-    }
-    sync_dir(dir)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::state::{IssuerState, Reason};
     use std::collections::HashMap;
+    use std::fs::OpenOptions;
+    use std::time::Instant;
 
     /// State for one issuer "demo", as the ledger sees it.
     #[derive(Default)]
@@ -818,10 +323,11 @@ mod tests {
             snapshot_every: every,
         };
         let (rec, file, last) = recover(&opts, mem.as_ref()).expect("recover");
+        let _ = last;
         let ledger = Ledger::start(
             opts,
             file,
-            last,
+            &rec,
             mem.clone(),
             Metrics::new(),
             ManualClock::new(0),
@@ -924,5 +430,208 @@ mod tests {
         );
         assert_eq!(ledger.stats().last_seq.load(Ordering::Acquire), 201);
         assert!(mem.status("C8").is_some());
+    }
+
+    /// Writes `n` revocations with snapshots every `every`, waits for the
+    /// snapshot at `snap` (if any), and returns the ledger files' bytes.
+    async fn written(dir: &Path, n: u32, every: u64, snap: Option<u64>) {
+        {
+            let (_, _, ledger) = open(dir, every);
+            for chunk in (1..=n).collect::<Vec<_>>().chunks(5) {
+                let out = ledger
+                    .submit(chunk.iter().map(|n| revoke(*n)).collect())
+                    .await;
+                assert!(out.iter().all(|o| matches!(o, Outcome::Recorded { .. })));
+            }
+        }
+        if let Some(want) = snap {
+            let deadline = Instant::now() + std::time::Duration::from_secs(10);
+            while numbered(dir, "snap-", ".rvs")
+                .expect("ls")
+                .last()
+                .map(|s| s.0)
+                != Some(want)
+            {
+                assert!(Instant::now() < deadline, "no snapshot at {want}");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            // Let the pruning after the rename finish.
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out: Vec<_> = fs::read_dir(dir)
+            .expect("ls")
+            .flatten()
+            .filter(|e| e.path().is_file())
+            .map(|e| (e.path(), fs::read(e.path()).expect("read")))
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn recover_only(dir: &Path) -> anyhow::Result<(Arc<Mem>, Recovery)> {
+        let mem = Mem::new();
+        let opts = Options {
+            dir: dir.to_path_buf(),
+            snapshot_every: 1_000_000,
+        };
+        recover(&opts, mem.as_ref()).map(|(rec, _, _)| (mem, rec))
+    }
+
+    #[tokio::test]
+    async fn a_flipped_byte_in_the_middle_of_the_last_segment_refuses_start_and_changes_nothing() {
+        let dir = tempfile::tempdir().expect("tmp");
+        written(dir.path(), 40, 1_000_000, None).await;
+        let seg = dir.path().join(segment_name(1));
+        let mut bytes = fs::read(&seg).expect("read");
+        // Record 20's payload (records are the same size: 8 + 12 + issuer
+        // "demo" + a 1-byte serial + 10 bytes of body).
+        let len = (bytes.len() - 8) / 40;
+        bytes[8 + 19 * len + 14] ^= 0x40;
+        fs::write(&seg, &bytes).expect("write");
+        let before = files(dir.path());
+        let err = recover_only(dir.path()).err().expect("must refuse");
+        let msg = format!("{err:#}");
+        assert!(msg.contains(&seg.display().to_string()), "{msg}");
+        assert!(msg.contains(&format!("byte {}", 8 + 19 * len)), "{msg}");
+        assert!(msg.contains("last good record is seq 19"), "{msg}");
+        assert!(msg.contains("20 valid records follow"), "{msg}");
+        assert!(msg.contains("--truncate-after 19"), "{msg}");
+        assert_eq!(files(dir.path()), before, "a refusal changes no byte");
+        // verify says the same and exits 1.
+        let mut out = Vec::new();
+        assert!(!tools::verify(dir.path(), &mut out).expect("verify"));
+        let out = String::from_utf8(out).expect("utf8");
+        assert!(out.contains("PROBLEM:") && out.contains("seq 19"), "{out}");
+        // The way out: repair cuts after 19, keeps the bytes, lists what is lost.
+        let done = tools::repair(dir.path(), 19, 1).expect("repair");
+        assert_eq!(
+            done.lost.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            (21..=40).collect::<Vec<_>>(),
+            "the readable records after the damage are listed as lost"
+        );
+        assert!(done.unreadable_bytes > 0);
+        let kept: usize = done
+            .moved_files
+            .iter()
+            .map(|f| fs::read(f).expect("read").len())
+            .sum();
+        assert_eq!(kept, bytes.len() - (8 + 19 * len), "the cut bytes are kept");
+        let (mem, rec) = recover_only(dir.path()).expect("recovers after repair");
+        assert_eq!(rec.last_seq, 19);
+        assert!(mem.status("13").is_some() && mem.status("14").is_none());
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_newest_snapshot_recovers_from_the_older_one_with_nothing_lost() {
+        let dir = tempfile::tempdir().expect("tmp");
+        written(dir.path(), 250, 100, Some(200)).await;
+        let snap = dir.path().join(snapshot_name(200));
+        assert!(
+            dir.path().join(snapshot_name(100)).exists(),
+            "the previous snapshot is kept"
+        );
+        let mut bytes = fs::read(&snap).expect("read");
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x01;
+        fs::write(&snap, &bytes).expect("write");
+        let (mem, rec) = recover_only(dir.path()).expect("survivable");
+        assert_eq!(rec.snapshot_seq, Some(100));
+        assert_eq!(rec.last_seq, 250);
+        assert_eq!(rec.unreadable_snapshots.len(), 1);
+        for n in 1..=250u32 {
+            assert!(mem.status(&format!("{n:X}")).is_some(), "{n} lost");
+        }
+        let mut out = Vec::new();
+        assert!(
+            !tools::verify(dir.path(), &mut out).expect("verify"),
+            "verify reports it"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_gap_in_the_ledger_sequence_refuses_start() {
+        let dir = tempfile::tempdir().expect("tmp");
+        written(dir.path(), 250, 100, Some(200)).await;
+        // The older snapshot gone and the newer one unreadable: the log
+        // starts at 101 with nothing to start it from.
+        fs::remove_file(dir.path().join(snapshot_name(100))).expect("rm");
+        let snap = dir.path().join(snapshot_name(200));
+        let mut bytes = fs::read(&snap).expect("read");
+        bytes[20] ^= 0x01;
+        fs::write(&snap, &bytes).expect("write");
+        let before = files(dir.path());
+        let msg = format!("{:#}", recover_only(dir.path()).err().expect("must refuse"));
+        assert!(msg.contains("gap in the ledger sequence"), "{msg}");
+        assert!(msg.contains("expected seq 1, found 101"), "{msg}");
+        assert_eq!(files(dir.path()), before);
+    }
+
+    #[tokio::test]
+    async fn every_cut_of_the_final_write_is_a_torn_tail_and_everything_acknowledged_survives() {
+        let dir = tempfile::tempdir().expect("tmp");
+        written(dir.path(), 10, 1_000_000, None).await;
+        let seg = dir.path().join(segment_name(1));
+        let whole = fs::read(&seg).expect("read");
+        let len = (whole.len() - 8) / 10;
+        // Record 10 was never acknowledged if it is not whole.
+        for cut in 1..len {
+            fs::write(&seg, &whole[..whole.len() - cut]).expect("write");
+            let (mem, rec) = recover_only(dir.path()).expect("a torn tail is recovered");
+            assert_eq!(rec.last_seq, 9, "cut {cut}");
+            assert!(mem.status("9").is_some());
+            assert_eq!(
+                fs::metadata(&seg).expect("meta").len() as usize,
+                whole.len() - len
+            );
+        }
+        // The disk padded a torn write with zeros from a sector boundary.
+        let mut padded = whole.clone();
+        padded.resize(1024, 0);
+        fs::write(&seg, &padded).expect("write");
+        assert_eq!(recover_only(dir.path()).expect("zeros").1.last_seq, 10);
+    }
+
+    /// The harness's byte flips: every byte of every ledger file, one at a
+    /// time. Start-up either recovers every acknowledged change or refuses;
+    /// it never starts with one missing.
+    #[tokio::test]
+    async fn flipping_any_byte_of_any_ledger_file_never_starts_with_an_acknowledged_change_missing()
+    {
+        let dir = tempfile::tempdir().expect("tmp");
+        written(dir.path(), 60, 25, Some(50)).await;
+        let originals = files(dir.path());
+        let (mut refused, mut recovered, mut lost) = (0, 0, 0);
+        for (path, bytes) in &originals {
+            for at in 0..bytes.len() {
+                let mut bad = bytes.clone();
+                bad[at] ^= 0x5a;
+                fs::write(path, &bad).expect("write");
+                match recover_only(dir.path()) {
+                    Err(_) => refused += 1,
+                    Ok((mem, rec)) => {
+                        recovered += 1;
+                        let missing = (1..=60u32)
+                            .filter(|n| mem.status(&format!("{n:X}")).is_none())
+                            .count();
+                        if missing > 0 || rec.last_seq != 60 {
+                            lost += 1;
+                            eprintln!(
+                                "silent loss: {} byte {at}: {missing} missing",
+                                path.display()
+                            );
+                        }
+                    }
+                }
+                for (p, b) in &originals {
+                    fs::write(p, b).expect("restore");
+                }
+            }
+        }
+        eprintln!("byte flips: {refused} refused, {recovered} recovered, {lost} silent losses");
+        assert!(refused > 0 && recovered > 0);
+        assert_eq!(lost, 0, "silent losses");
     }
 }
