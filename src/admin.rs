@@ -21,7 +21,6 @@ use crate::pki::Cert;
 use crate::state::{Change, Reason, Serial, Status};
 
 /// How far in the future a revocation time may be (clock skew).
-const FUTURE_SKEW: i64 = 300;
 /// Most certificates one registration request may carry.
 const MAX_BATCH: usize = 10_000;
 
@@ -345,10 +344,9 @@ pub fn parse_revocation(body: &[u8], now: i64) -> Result<Change, FieldError> {
         Some(_) => return Err(err(Bad::field("reason", "must be a string"))),
     };
     let at = time_field(&v, "revoked_at").map_err(err)?.unwrap_or(now);
-    if at > now.saturating_add(FUTURE_SKEW) {
-        return Err(err(Bad::field("revoked_at", "is in the future")));
-    }
     let invalidity_date = time_field(&v, "invalidity_date").map_err(err)?;
+    crate::state::check_revocation_times(at, invalidity_date, now)
+        .map_err(|(field, why)| err(Bad::field(field, why)))?;
     Ok(if reason == Reason::RemoveFromCrl {
         Change::Release { serial }
     } else {

@@ -142,6 +142,8 @@ pub fn generalized_time_text(unix: i64) -> String {
 /// The 15 characters, written digit by digit (the signing path makes three
 /// per answer; `format!` cost more than the rest of the encoding).
 fn generalized_time_digits(unix: i64) -> [u8; 15] {
+    // Years 0001 to 9999: what four digits can say.
+    let unix = unix.clamp(-62_135_596_800, 253_402_300_799);
     let t = OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let mut out = [b'0'; 15];
     let mut put = |at: usize, width: usize, mut v: u32| {

@@ -97,7 +97,7 @@ pub fn expect_ok(status: u16, v: &Value) -> anyhow::Result<String> {
 
 /// An index.txt as admin API calls: one bulk registration, then each revocation.
 pub fn index_requests(text: &str) -> (Vec<Value>, Vec<Value>, Vec<String>) {
-    let parsed = crate::index::parse(text);
+    let parsed = crate::index::parse(text, crate::clock::Clock::now(&crate::clock::SystemClock));
     let mut registrations = Vec::new();
     let mut revocations = Vec::new();
     for c in parsed.changes {

@@ -29,7 +29,7 @@ pub async fn import(
     path: &std::path::Path,
 ) -> std::io::Result<ImportReport> {
     let text = tokio::fs::read_to_string(path).await?;
-    let parsed = crate::index::parse(&text);
+    let parsed = crate::index::parse(&text, responder.clock().now());
     let mut report = ImportReport {
         bad_lines: parsed.errors.len(),
         ..Default::default()

@@ -28,13 +28,15 @@ pub struct Parsed {
     pub errors: Vec<LineError>,
 }
 
-pub fn parse(text: &str) -> Parsed {
+/// `now` bounds revocation times from above (see
+/// [`crate::state::check_revocation_times`]).
+pub fn parse(text: &str, now: i64) -> Parsed {
     let mut out = Parsed::default();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        match parse_line(line) {
+        match parse_line(line, now) {
             Ok(changes) => out.changes.extend(changes),
             Err(message) => out.errors.push(LineError {
                 line: i + 1,
@@ -45,7 +47,7 @@ pub fn parse(text: &str) -> Parsed {
     out
 }
 
-fn parse_line(line: &str) -> Result<Vec<Change>, String> {
+fn parse_line(line: &str, now: i64) -> Result<Vec<Change>, String> {
     let fields: Vec<&str> = line.split('\t').collect();
     if fields.len() < 4 {
         return Err(format!(
@@ -71,6 +73,8 @@ fn parse_line(line: &str) -> Result<Vec<Change>, String> {
                 None | Some("") => (Reason::Unspecified, None),
                 Some(name) => parse_reason(name, parts.next())?,
             };
+            crate::state::check_revocation_times(at, invalidity_date, now)
+                .map_err(|(field, why)| format!("{field} {why}"))?;
             Ok(vec![
                 register,
                 Change::Revoke {
@@ -149,7 +153,7 @@ mod tests {
                     R\t341114221320Z\t231114221320Z,keyTime,231110000000Z\t1003\tunknown\t/CN=k\n\
                     R\t341114221320Z\t231114221320Z\t1004\tunknown\t/CN=u\n\
                     X\t341114221320Z\t\t1005\tunknown\t/CN=x\n";
-        let parsed = parse(text);
+        let parsed = parse(text, i64::MAX);
         assert_eq!(
             parsed.errors.iter().map(|e| e.line).collect::<Vec<_>>(),
             [3, 6]

@@ -204,7 +204,7 @@ fn load(ic: &IssuerConfig, now: i64) -> Result<Issuer, Vec<String>> {
     // read, so check-config reports its bad lines.
     if let Some(index) = &ic.index {
         if let Some(bytes) = read(index, &mut errors, &at) {
-            let parsed = crate::index::parse(&String::from_utf8_lossy(&bytes));
+            let parsed = crate::index::parse(&String::from_utf8_lossy(&bytes), now);
             for e in &parsed.errors {
                 warnings.push(format!("{at}: {}: {e} (skipped)", index.display()));
             }

@@ -197,6 +197,35 @@ pub struct Entry {
     pub revision: u64,
 }
 
+/// 1950-01-01T00:00:00Z: no revocation or invalidity time is earlier
+/// (UTCTime's first year; no certificate in service is older).
+pub const EARLIEST_TIME: i64 = -631_152_000;
+/// How far in the future a revocation time may be (clock skew).
+pub const FUTURE_SKEW: i64 = 300;
+
+/// A time a revocation may carry, checked once at the edge (admin API,
+/// index.txt) so that no implausible time enters the ledger. Returns the
+/// field at fault and why.
+pub fn check_revocation_times(
+    at: i64,
+    invalidity_date: Option<i64>,
+    now: i64,
+) -> Result<(), (&'static str, String)> {
+    if at < EARLIEST_TIME {
+        return Err(("revoked_at", format!("{} is before 1950-01-01", crate::clock::rfc3339(at))));
+    }
+    if at > now.saturating_add(FUTURE_SKEW) {
+        return Err((
+            "revoked_at",
+            format!("{} is more than 5 minutes in the future", crate::clock::rfc3339(at)),
+        ));
+    }
+    if let Some(t) = invalidity_date.filter(|t| *t < EARLIEST_TIME) {
+        return Err(("invalidity_date", format!("{} is before 1950-01-01", crate::clock::rfc3339(t))));
+    }
+    Ok(())
+}
+
 /// One change to an issuer's state: what a ledger record holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {

@@ -41,7 +41,8 @@ pub struct CrlParams<'a> {
     pub delta_of: Option<u64>,
 }
 
-/// UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280 5.1.2.4).
+/// UTCTime for 1950 through 2049, GeneralizedTime outside that range
+/// (RFC 5280 4.1.2.5, 5.1.2.4).
 pub fn time(unix: i64) -> Vec<u8> {
     let g = asn1::generalized_time_text(unix);
     let year: i32 = g[..4].parse().unwrap_or(0);
@@ -66,6 +67,16 @@ fn number(n: u64) -> Vec<u8> {
     asn1::unsigned_integer(&n.to_be_bytes())
 }
 
+/// The earliest time a CRL entry carries (revocationDate, invalidityDate):
+/// 1970-01-01. RFC 5280 can say earlier (UTCTime from 1950, GeneralizedTime
+/// before), but the RustCrypto `der` crate, which revocd's self-check,
+/// `crl-sync` and other Rust consumers parse with, cannot read a time before
+/// 1970, and a CRL they cannot read stops publishing for every entry. The
+/// admin API and index.txt refuse times before 1950; this floor only moves
+/// 1950-1969 times (and older ones in ledgers written before that check)
+/// forward, which no certificate in service is affected by.
+pub const EARLIEST_ENTRY_TIME: i64 = 0;
+
 fn entry(e: &CrlEntry) -> Vec<u8> {
     let mut exts = Vec::new();
     if e.reason != Reason::Unspecified {
@@ -77,10 +88,11 @@ fn entry(e: &CrlEntry) -> Vec<u8> {
         ));
     }
     if let Some(t) = e.invalidity_date {
+        let t = t.max(EARLIEST_ENTRY_TIME);
         exts.push(extension(EXT_INVALIDITY, false, &asn1::generalized_time(t)));
     }
     let serial = asn1::integer_from_content(e.serial.content());
-    let date = time(e.revoked_at);
+    let date = time(e.revoked_at.max(EARLIEST_ENTRY_TIME));
     if exts.is_empty() {
         asn1::sequence(&[&serial, &date])
     } else {

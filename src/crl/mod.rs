@@ -4,6 +4,7 @@
 //! CRL number. The live CRL is also served by revocd at `/crl/<issuer>.crl`.
 
 pub mod build;
+pub mod gate;
 pub mod schedule;
 
 use std::sync::{Arc, Mutex, RwLock};
@@ -307,6 +308,7 @@ impl CrlService {
         };
         let mut live = i.live.write().unwrap_or_else(|p| p.into_inner());
         let newer = live.as_ref().is_none_or(|l| facts.number >= l.number);
+        let changed = live.as_ref().is_none_or(|l| l.der != bytes);
         if newer {
             let first = live.is_none();
             *live = Some(Live {
@@ -329,7 +331,71 @@ impl CrlService {
                     .live(facts.this_update, rev);
             }
         }
+        drop(live);
+        if newer && changed {
+            // Whatever the schedule remembers, the live CRL is what the world
+            // sees: compare it with the state (start-up, another writer).
+            self.reconcile(i);
+        }
         Ok(())
+    }
+
+    /// Compares what the live CRL lists with what the state says it must
+    /// list; a difference is an unpublished change seen now, so it is
+    /// published within max-delay (and after the debounce). Runs at start,
+    /// when the live CRL changes and after a failed publish, not per tick.
+    fn reconcile(&self, i: &IssuerCrl) {
+        let Some(live) = i.live.read().unwrap_or_else(|p| p.into_inner()).clone() else {
+            return;
+        };
+        let state = &self.responder.issuers()[i.idx].state;
+        let expected = match i.kind {
+            Kind::Full { shard } => select_entries(state.snapshot(), Some(live.this_update), shard),
+            Kind::Delta { base } => {
+                let Some(b) = self.issuers[base]
+                    .live
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone()
+                else {
+                    return;
+                };
+                let current = select_entries(state.snapshot(), Some(b.this_update), None);
+                match delta_entries(&b.der, current) {
+                    Ok(e) => e,
+                    Err(_) => return,
+                }
+            }
+        };
+        let listed = match build::entries_of(&live.der) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(issuer = %i.id, crl = %i.name, error = %e, "cannot read the live CRL's entries; republishing");
+                Vec::new()
+            }
+        };
+        let d = gate::differences(&expected, &listed, |s| state.lookup(s));
+        if d.is_empty() {
+            return;
+        }
+        self.metrics
+            .crl_reconciled_missing
+            .with_label_values(&[&i.id])
+            .inc();
+        tracing::warn!(
+            issuer = %i.id,
+            crl = %i.name,
+            missing = d.missing.len(),
+            released = d.released.len(),
+            first_missing = ?d.missing.first().map(|s| s.to_hex()),
+            live_number = live.number,
+            "the live CRL does not list what the state holds; publishing it as an unpublished change"
+        );
+        i.schedule
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .unpublished(self.clock.now());
+        i.wake.notify_one();
     }
 
     /// Runs the per-issuer schedulers until shutdown, then makes one last
@@ -458,6 +524,8 @@ impl CrlService {
                     .with_label_values(&[&i.id, "error"])
                     .inc();
                 tracing::warn!(issuer = %i.id, why = due.label(), failures = s.failures(), error = %e, "CRL publish failed; will retry");
+                drop(s);
+                self.reconcile(i);
             }
         }
     }
@@ -489,6 +557,9 @@ impl CrlService {
                 Some(e) => Expect::ETag(e),
             };
             let bytes = Bytes::from(der);
+            if let Some(pause) = fault_publish_pause() {
+                tokio::time::sleep(pause).await;
+            }
             let written = self
                 .publisher
                 .read()
@@ -545,6 +616,32 @@ impl CrlService {
         // its thisUpdate, so drop only entries that expired before it.
         let keep_after = base.as_ref().or(live).map(|l| l.this_update);
         let mut entries = select_entries(state.snapshot(), keep_after, shard);
+        if let (Kind::Full { .. }, Some(l)) = (i.kind, live) {
+            // The safety gate: nothing the live CRL lists is dropped unless
+            // the state released a hold or the certificate expired.
+            match build::entries_of(&l.der) {
+                Ok(listed) => {
+                    let kept =
+                        gate::keep_listed(listed, &mut entries, l.this_update, |s| state.lookup(s));
+                    for k in &kept {
+                        self.metrics
+                            .crl_entries_kept
+                            .with_label_values(&[&i.id])
+                            .inc();
+                        tracing::error!(
+                            issuer = %i.id,
+                            crl = %i.name,
+                            serial = %k.serial.to_hex(),
+                            why = k.why,
+                            "the new CRL would drop a serial the live CRL lists; it stays listed"
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(issuer = %i.id, error = %e, "cannot read the live CRL's entries for the safety gate")
+                }
+            }
+        }
         if let Some(b) = &base {
             entries = delta_entries(&b.der, entries)?;
         }
@@ -636,6 +733,17 @@ impl CrlService {
             .insert(id.to_string(), body);
         Ok(())
     }
+}
+
+/// Fault injection for the crash harness: `REVOCD_FAULT_CRL_PUBLISH_PAUSE_MS`
+/// holds every publish between building the CRL and uploading it, so a
+/// SIGKILL can land in the middle of one. Unset in production.
+fn fault_publish_pause() -> Option<std::time::Duration> {
+    std::env::var("REVOCD_FAULT_CRL_PUBLISH_PAUSE_MS")
+        .ok()?
+        .parse()
+        .ok()
+        .map(std::time::Duration::from_millis)
 }
 
 /// The entries of a full CRL from a state snapshot: every revoked serial

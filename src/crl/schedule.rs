@@ -91,6 +91,16 @@ impl Schedule {
         }
     }
 
+    /// The live CRL lacks a change the state holds (reconciliation): an
+    /// unpublished change first seen `now`, unless one is already pending.
+    pub fn unpublished(&mut self, now: i64) {
+        if self.first_change.is_none() {
+            self.first_change = Some(now);
+            self.last_change = Some(now);
+        }
+        self.published_revision = None;
+    }
+
     pub fn request(&mut self) {
         self.requested = true;
     }

@@ -574,7 +574,11 @@ impl Responder {
         items: &[(Serial, HashAlg, CertStatus)],
     ) -> Result<Signed, ErrorStatus> {
         let i = &self.issuers[issuer];
-        let this_update = window.start;
+        // An answer never claims its status held before it was signed
+        // (RFC 6960 4.2.2.1): one signed during its window, after a change or
+        // on demand, carries the signing time; one signed ahead of its
+        // window carries the window's start.
+        let this_update = window.start.max(self.clock.now());
         let next_update = this_update
             .saturating_add(self.validity)
             .min(signer.not_after());

@@ -34,7 +34,7 @@ fn setup(budget: Option<usize>) -> Setup {
     for issuer in &issuers {
         let index = issuer.index.as_ref().expect("demo has an index");
         let text = std::fs::read_to_string(index).expect("index");
-        for change in revocd::index::parse(&text).changes {
+        for change in revocd::index::parse(&text, i64::MAX).changes {
             issuer.state.apply(&change).expect("apply");
         }
     }
@@ -70,9 +70,11 @@ async fn windows_follow_the_injected_clock_and_presigned_answers_need_no_signing
     presign::presign_window(&s.responder, current, Why::Presign).await;
     let req = revocd::query::build_request(&s.ca, &s.good, HashAlg::Sha1);
     let a = signed(s.responder.respond(&req).await);
-    assert_eq!(a.this_update, current.start);
+    // Signed during its window: thisUpdate is the signing time, never
+    // before it (RFC 6960 4.2.2.1), and never before the window.
+    assert_eq!(a.this_update, s.clock.now().max(current.start));
     assert_eq!(a.window_end, current.end);
-    assert_eq!(a.next_update, current.start + 8 * 3600);
+    assert_eq!(a.next_update, a.this_update + 8 * 3600);
     assert_eq!(signings(&s.responder, "on_demand"), 0);
 
     // Pre-sign the next window, then cross the rollover: still no signing.
