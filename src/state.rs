@@ -212,16 +212,25 @@ pub fn check_revocation_times(
     now: i64,
 ) -> Result<(), (&'static str, String)> {
     if at < EARLIEST_TIME {
-        return Err(("revoked_at", format!("{} is before 1950-01-01", crate::clock::rfc3339(at))));
+        return Err((
+            "revoked_at",
+            format!("{} is before 1950-01-01", crate::clock::rfc3339(at)),
+        ));
     }
     if at > now.saturating_add(FUTURE_SKEW) {
         return Err((
             "revoked_at",
-            format!("{} is more than 5 minutes in the future", crate::clock::rfc3339(at)),
+            format!(
+                "{} is more than 5 minutes in the future",
+                crate::clock::rfc3339(at)
+            ),
         ));
     }
     if let Some(t) = invalidity_date.filter(|t| *t < EARLIEST_TIME) {
-        return Err(("invalidity_date", format!("{} is before 1950-01-01", crate::clock::rfc3339(t))));
+        return Err((
+            "invalidity_date",
+            format!("{} is before 1950-01-01", crate::clock::rfc3339(t)),
+        ));
     }
     Ok(())
 }

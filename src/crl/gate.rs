@@ -153,13 +153,22 @@ mod tests {
 
     #[test]
     fn a_revocation_missing_from_the_live_crl_is_a_difference() {
-        let expected = vec![entry("01", Reason::KeyCompromise), entry("02", Reason::Superseded)];
+        let expected = vec![
+            entry("01", Reason::KeyCompromise),
+            entry("02", Reason::Superseded),
+        ];
         let live = vec![entry("01", Reason::KeyCompromise)];
         let d = differences(&expected, &live, |_| None);
         assert_eq!(d.missing, vec![s("02")]);
         // Another reason is a difference too.
-        let live = vec![entry("01", Reason::Unspecified), entry("02", Reason::Superseded)];
-        assert_eq!(differences(&expected, &live, |_| None).missing, vec![s("01")]);
+        let live = vec![
+            entry("01", Reason::Unspecified),
+            entry("02", Reason::Superseded),
+        ];
+        assert_eq!(
+            differences(&expected, &live, |_| None).missing,
+            vec![s("01")]
+        );
         // The same list: nothing to do.
         assert!(differences(&expected, &expected, |_| None).is_empty());
     }
@@ -181,12 +190,14 @@ mod tests {
             entry("06", Reason::Superseded),      // state says good: not a hold
         ];
         let mut new = vec![entry("04", Reason::KeyCompromise)];
-        let kept = keep_listed(live, &mut new, 1_000, |serial| match serial.to_hex().as_str() {
-            "02" => state(Status::Good, None),
-            "03" => state(revoked(Reason::KeyCompromise), Some(999)),
-            "04" => state(revoked(Reason::KeyCompromise), None),
-            "06" => state(Status::Good, Some(5_000)),
-            _ => None,
+        let kept = keep_listed(live, &mut new, 1_000, |serial| {
+            match serial.to_hex().as_str() {
+                "02" => state(Status::Good, None),
+                "03" => state(revoked(Reason::KeyCompromise), Some(999)),
+                "04" => state(revoked(Reason::KeyCompromise), None),
+                "06" => state(Status::Good, Some(5_000)),
+                _ => None,
+            }
         });
         assert_eq!(
             kept.iter().map(|k| k.serial.to_hex()).collect::<Vec<_>>(),

@@ -10,6 +10,7 @@ mod faults;
 mod fleet;
 mod hostile;
 mod http_get;
+mod integrity;
 mod issuers;
 mod ledger;
 mod lifecycle;
