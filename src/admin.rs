@@ -290,25 +290,7 @@ impl AdminApi {
                         "error": "serial is not known", "field": "serial" }),
             ));
         };
-        let mut v = json!({
-            "issuer": issuer,
-            "serial": serial.to_hex(),
-            "status": match e.status { Status::Good => "good", Status::Revoked { .. } => "revoked" },
-            "not_after": e.not_after.map(rfc3339),
-        });
-        if let Status::Revoked {
-            at,
-            reason,
-            invalidity_date,
-        } = e.status
-        {
-            v["revoked_at"] = json!(rfc3339(at));
-            v["reason"] = json!(reason.name());
-            if let Some(t) = invalidity_date {
-                v["invalidity_date"] = json!(rfc3339(t));
-            }
-        }
-        Ok(reply(200, v))
+        Ok(reply(200, entry_json(issuer, &serial, &e)))
     }
 
     fn issuer_cert(&self, issuer: &str) -> Option<Cert> {
@@ -399,6 +381,29 @@ fn time_field(v: &Value, field: &'static str) -> Result<Option<i64>, Bad> {
     }
 }
 
+/// One serial's state as the status call and `ledger dump` show it.
+fn entry_json(issuer: &str, serial: &Serial, e: &crate::state::Entry) -> Value {
+    let mut v = json!({
+        "issuer": issuer,
+        "serial": serial.to_hex(),
+        "status": match e.status { Status::Good => "good", Status::Revoked { .. } => "revoked" },
+        "not_after": e.not_after.map(rfc3339),
+    });
+    if let Status::Revoked {
+        at,
+        reason,
+        invalidity_date,
+    } = e.status
+    {
+        v["revoked_at"] = json!(rfc3339(at));
+        v["reason"] = json!(reason.name());
+        if let Some(t) = invalidity_date {
+            v["invalidity_date"] = json!(rfc3339(t));
+        }
+    }
+    v
+}
+
 /// One JSON line of `revocd ledger dump` (and of the changes `repair` cut).
 pub fn dump_line(line: &crate::ledger::tools::DumpLine<'_>) -> String {
     use crate::ledger::tools::DumpLine;
@@ -410,24 +415,9 @@ pub fn dump_line(line: &crate::ledger::tools::DumpLine<'_>) -> String {
             serial,
             entry,
         } => {
-            let mut v = json!({
-                "source": "snapshot",
-                "seq": snapshot,
-                "issuer": issuer,
-                "serial": serial.to_hex(),
-                "status": match entry.status { Status::Good => "good", Status::Revoked { .. } => "revoked" },
-                "not_after": entry.not_after.map(rfc3339),
-            });
-            if let Status::Revoked {
-                at,
-                reason,
-                invalidity_date,
-            } = entry.status
-            {
-                v["revoked_at"] = json!(rfc3339(at));
-                v["reason"] = json!(reason.name());
-                v["invalidity_date"] = json!(invalidity_date.map(rfc3339));
-            }
+            let mut v = entry_json(issuer, serial, entry);
+            v["source"] = json!("snapshot");
+            v["seq"] = json!(snapshot);
             v
         }
         DumpLine::Record(rec) => {

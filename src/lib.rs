@@ -11,6 +11,7 @@ pub mod config;
 pub mod crl;
 pub mod daemon;
 pub mod demo;
+pub mod fault;
 pub mod follow;
 pub mod http;
 pub mod index;

@@ -209,6 +209,11 @@ impl CrlService {
                 ));
             }
         }
+        for u in &issuers {
+            // Exported from the start, so alert rules see a zero.
+            metrics.crl_entries_kept.with_label_values(&[&u.id]);
+            metrics.crl_reconciled_missing.with_label_values(&[&u.id]);
+        }
         Arc::new(Self {
             issuers,
             manifests: RwLock::default(),
@@ -557,7 +562,7 @@ impl CrlService {
                 Some(e) => Expect::ETag(e),
             };
             let bytes = Bytes::from(der);
-            if let Some(pause) = fault_publish_pause() {
+            if let Some(pause) = crate::fault::pause(crate::fault::CRL_PUBLISH_PAUSE) {
                 tokio::time::sleep(pause).await;
             }
             let written = self
@@ -733,17 +738,6 @@ impl CrlService {
             .insert(id.to_string(), body);
         Ok(())
     }
-}
-
-/// Fault injection for the crash harness: `REVOCD_FAULT_CRL_PUBLISH_PAUSE_MS`
-/// holds every publish between building the CRL and uploading it, so a
-/// SIGKILL can land in the middle of one. Unset in production.
-fn fault_publish_pause() -> Option<std::time::Duration> {
-    std::env::var("REVOCD_FAULT_CRL_PUBLISH_PAUSE_MS")
-        .ok()?
-        .parse()
-        .ok()
-        .map(std::time::Duration::from_millis)
 }
 
 /// The entries of a full CRL from a state snapshot: every revoked serial

@@ -170,17 +170,6 @@ fn io(e: std::io::Error) -> LedgerError {
     LedgerError::Io(e.to_string())
 }
 
-/// Fault injection for the crash tests: `REVOCD_FAULT_SNAPSHOT_PAUSE_MS`
-/// holds every snapshot between writing its temp file and installing it, so
-/// a test can SIGKILL the daemon at exactly that point. Unset in production.
-fn fault_pause() -> Option<std::time::Duration> {
-    std::env::var("REVOCD_FAULT_SNAPSHOT_PAUSE_MS")
-        .ok()?
-        .parse()
-        .ok()
-        .map(std::time::Duration::from_millis)
-}
-
 /// Writes `snap-<seq>` atomically (temp file, fsync, rename, fsync dir). It
 /// removes nothing: see [`prune`].
 pub fn write_snapshot(dir: &Path, seq: u64, entries: &[IssuerEntries]) -> std::io::Result<()> {
@@ -188,7 +177,7 @@ pub fn write_snapshot(dir: &Path, seq: u64, entries: &[IssuerEntries]) -> std::i
     let tmp = dir.join(format!("{}.tmp", snapshot_name(seq)));
     let written = File::create(&tmp).and_then(|mut f| {
         f.write_all(&bytes)?;
-        if let Some(pause) = fault_pause() {
+        if let Some(pause) = crate::fault::pause(crate::fault::SNAPSHOT_PAUSE) {
             std::thread::sleep(pause);
         }
         f.sync_all()

@@ -119,10 +119,8 @@ async fn fetch_range(
     out
 }
 
-/// Start-up: the newest snapshot in the store, then every batch after it.
-/// Returns what was found; `last_seq` is the last batch applied.
-pub async fn recover(store: &Arc<Publisher>, applier: &dyn Applier) -> anyhow::Result<Recovery> {
-    let mut report = Recovery::default();
+/// The snapshot numbers in the store, ascending.
+async fn list_snapshots(store: &Publisher) -> anyhow::Result<Vec<u64>> {
     let mut snapshots: Vec<u64> = store
         .list("snapshots")
         .await
@@ -131,6 +129,14 @@ pub async fn recover(store: &Arc<Publisher>, applier: &dyn Applier) -> anyhow::R
         .filter_map(|n| n.strip_suffix(".rvs")?.parse().ok())
         .collect();
     snapshots.sort_unstable();
+    Ok(snapshots)
+}
+
+/// Start-up: the newest snapshot in the store, then every batch after it.
+/// Returns what was found; `last_seq` is the last batch applied.
+pub async fn recover(store: &Arc<Publisher>, applier: &dyn Applier) -> anyhow::Result<Recovery> {
+    let mut report = Recovery::default();
+    let snapshots = list_snapshots(store).await?;
     let newest_snapshot = snapshots.last().copied();
     let mut base = 0;
     for seq in snapshots.into_iter().rev() {
@@ -331,6 +337,7 @@ impl FleetBackend {
                 .rt
                 .block_on(fetch_range(&self.store, self.applied + 1, ahead));
             for result in fetched {
+                tracing::debug!(from = self.applied + 1, ok = ?result.as_ref().map(Option::is_some), "catch-up fetch");
                 match result {
                     Ok(Some(batch)) => {
                         self.metrics.fleet_corrupt_batch.set(0);
@@ -486,14 +493,7 @@ impl Backend for FleetBackend {
 /// `revocd ledger verify` in fleet mode: every snapshot and every batch in
 /// the store, in order. True when all are readable and there is no gap.
 pub async fn verify(store: &Arc<Publisher>, out: &mut dyn std::io::Write) -> anyhow::Result<bool> {
-    let mut snapshots: Vec<u64> = store
-        .list("snapshots")
-        .await
-        .context("listing snapshots in the fleet store")?
-        .iter()
-        .filter_map(|n| n.strip_suffix(".rvs")?.parse().ok())
-        .collect();
-    snapshots.sort_unstable();
+    let snapshots = list_snapshots(store).await?;
     let mut ok = true;
     writeln!(out, "fleet ledger {}", store.describe())?;
     for seq in &snapshots {

@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -359,4 +360,93 @@ fn an_idle_replica_costs_one_304_per_poll() {
         "idle polls: {idle:?}"
     );
     assert_eq!(metric(&d, "revocd_fleet_store_errors_total"), 0.0);
+}
+
+/// Issue 13, item 8: a batch object that fails its checksum is never
+/// skipped. A running follower stops applying at it, sets
+/// `revocd_fleet_corrupt_batch` and keeps serving what it has; writes wait
+/// (503) rather than build on it; `ledger verify` names it; a replica
+/// starting against it refuses to start.
+#[test]
+fn a_corrupt_fleet_batch_is_never_skipped_and_followers_keep_serving() {
+    let f = fleet();
+    let tok = token(f.path());
+    let ca = load_cert(&f.path().join("ca.pem"));
+    let r1 = f.start(0);
+    let r2 = f.start(1);
+    assert_eq!(revoke_via(r1.admin, &tok, "0A01"), 200);
+    eventually(30, "r2 applies the revocation", || {
+        (status_via(&r2, &tok, "0A01") == "revoked").then_some(())
+    });
+    let applied = metric(&r2, "revocd_fleet_applied_sequence") as u64;
+    // Another writer's batch at the next position, damaged in the store: the
+    // last batch's bytes with one byte flipped (its checksum fails).
+    let next = applied + 1;
+    // (object_store keeps the name `ledger/<seq>` as one path segment, so the
+    // key in the bucket is `fleet/ledger%2F<seq>`.)
+    let (_, _, mut bytes) = moto_get(f.moto.port, &format!("/pki/fleet/ledger%252F{applied:020}"))
+        .filter(|r| r.0 == 200)
+        .unwrap_or_else(|| {
+            panic!(
+                "the last batch; the bucket holds {:?}",
+                moto_get(f.moto.port, "/pki?list-type=2")
+                    .map(|r| String::from_utf8_lossy(&r.2).to_string())
+            )
+        });
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    let damaged = f.path().join("damaged-batch");
+    std::fs::write(&damaged, &bytes).expect("write");
+    let out = run(Command::new(require("curl"))
+        .args([
+            "-s",
+            "-f",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/octet-stream",
+        ])
+        .arg("--data-binary")
+        .arg(format!("@{}", damaged.display()))
+        .arg(format!(
+            "http://127.0.0.1:{}/pki/fleet/ledger%252F{next:020}",
+            f.moto.port
+        )));
+    assert!(out.status.success(), "{}", text(&out));
+    let deadline = Instant::now() + std::time::Duration::from_secs(40);
+    while metric(&r2, "revocd_fleet_corrupt_batch") as u64 != next {
+        assert!(
+            Instant::now() < deadline,
+            "r2 never reported batch {next} as corrupt: {}\nstore: {:?}",
+            r2.logs(),
+            moto_get(f.moto.port, &format!("/pki/fleet/ledger%252F{next:020}"))
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // A write cannot build on it: refused, not acknowledged.
+    assert_eq!(revoke_via(r1.admin, &tok, "0A02"), 503);
+    // Both keep serving what they have.
+    for d in [&r1, &r2] {
+        assert_eq!(
+            ocsp_status(d, &ca, &Serial::from_hex("0A01").expect("hex")).status,
+            "revoked"
+        );
+    }
+    let verify = run(Command::new(BIN)
+        .args(["ledger", "verify", "--config"])
+        .arg(&f.configs[2])
+        .envs(MOTO_ENV));
+    assert_eq!(verify.status.code(), Some(1), "{}", text(&verify));
+    assert!(
+        text(&verify).contains(&format!("ledger batch {next} in the store is corrupt")),
+        "{}",
+        text(&verify)
+    );
+    let (code, logs) = serve_until_exit(&f.configs[2], &MOTO_ENV, 60);
+    assert_eq!(
+        code,
+        Some(1),
+        "a replica must not start past a corrupt batch: {logs}"
+    );
+    assert!(logs.contains("corrupt"), "{logs}");
 }

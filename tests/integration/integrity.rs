@@ -509,7 +509,7 @@ fn sigkill_at_50_seeded_points_loses_no_acknowledged_change_and_every_crl_conver
     let seed: u64 = std::env::var("REVOCD_HARNESS_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_13);
+        .unwrap_or(0x005e_ed13);
     let rounds: u32 = std::env::var("REVOCD_HARNESS_ROUNDS")
         .ok()
         .and_then(|s| s.parse().ok())
