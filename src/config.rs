@@ -29,6 +29,11 @@ pub mod defaults {
     /// Ready within seconds even with millions of serials (#8: 10 s at 1M).
     pub const STARTUP_PRESIGN: &str = "5s";
     pub const HEADER_READ_TIMEOUT: &str = "10s";
+    /// An OCSP request is a few hundred bytes: 10 s is generous.
+    pub const BODY_TIMEOUT: &str = "10s";
+    /// 64 KiB/s: a 16 MiB registration gets about 4 minutes on top.
+    pub const BODY_MIN_RATE: u64 = 64 << 10;
+    pub const WRITE_TIMEOUT: &str = "10s";
     /// Admin request bodies: a 10,000-certificate registration fits.
     pub const ADMIN_MAX_BODY_BYTES: usize = 16 << 20;
     pub const MAX_CONNECTIONS: usize = 10_000;
@@ -72,6 +77,9 @@ struct RawListen {
     admin: Option<String>,
     header_read_timeout: Option<String>,
     max_connections: Option<usize>,
+    body_timeout: Option<String>,
+    body_min_rate: Option<u64>,
+    write_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -204,6 +212,14 @@ pub struct Listen {
     pub header_read_timeout: Duration,
     /// Connections open at once per listener; more are closed at once.
     pub max_connections: usize,
+    /// A request body must arrive within this, plus one second per
+    /// `body_min_rate` bytes received (slow-body guard, both listeners).
+    pub body_timeout: Duration,
+    /// Bytes per second a body must keep up beyond `body_timeout`.
+    pub body_min_rate: u64,
+    /// A response write stalled this long (a client that does not read)
+    /// ends the connection.
+    pub write_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -414,6 +430,26 @@ fn validate(raw: RawConfig, path: &Path, base: &Path, errors: &mut Vec<String>) 
             Some(n) => n,
             None => defaults::MAX_CONNECTIONS,
         },
+        body_timeout: duration(
+            "listen.body-timeout",
+            raw.listen.body_timeout,
+            defaults::BODY_TIMEOUT,
+            errors,
+        ),
+        body_min_rate: match raw.listen.body_min_rate {
+            Some(0) => {
+                errors.push("listen.body-min-rate: must be at least 1 byte per second".to_string());
+                defaults::BODY_MIN_RATE
+            }
+            Some(n) => n,
+            None => defaults::BODY_MIN_RATE,
+        },
+        write_timeout: duration(
+            "listen.write-timeout",
+            raw.listen.write_timeout,
+            defaults::WRITE_TIMEOUT,
+            errors,
+        ),
     };
 
     let o = raw.ocsp;

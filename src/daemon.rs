@@ -197,13 +197,18 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let service = Arc::new(PublicService {
         responder: Arc::clone(&responder),
         prefix: config.ocsp.path.clone(),
-        max_request_bytes: config.ocsp.max_request_bytes,
+        body: http::deadline::BodyLimits {
+            max_bytes: config.ocsp.max_request_bytes,
+            timeout: config.listen.body_timeout,
+            min_rate: config.listen.body_min_rate,
+        },
         crl: crl.clone(),
     });
     let limits = |name| http::Limits {
         name,
         header_read_timeout: config.listen.header_read_timeout,
         max_connections: config.listen.max_connections,
+        write_timeout: config.listen.write_timeout,
         metrics: metrics.clone(),
     };
     let public_task = tokio::spawn(http::serve(
@@ -216,7 +221,11 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         responder: Arc::clone(&responder),
         api,
         ledger: Some(ledger.clone()),
-        max_body_bytes: config.admin_max_body_bytes,
+        body: http::deadline::BodyLimits {
+            max_bytes: config.admin_max_body_bytes,
+            timeout: config.listen.body_timeout,
+            min_rate: config.listen.body_min_rate,
+        },
     });
     let admin_task = tokio::spawn(http::serve(
         admin,

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{header, Method, Request, Response, StatusCode};
 
@@ -18,8 +17,9 @@ pub struct AdminService {
     pub responder: Arc<Responder>,
     pub api: Option<AdminApi>,
     pub ledger: Option<Ledger>,
-    /// Admin request bodies above this get 413 (`admin.max-body-bytes`).
-    pub max_body_bytes: usize,
+    /// Request bodies: above `max_bytes` 413 (`admin.max-body-bytes`),
+    /// slower than the deadline 408.
+    pub body: super::deadline::BodyLimits,
 }
 
 fn text(status: StatusCode, body: String, content_type: &'static str) -> Response<Body> {
@@ -115,19 +115,49 @@ impl AdminService {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let limit = self.max_body_bytes;
-        let body = match Limited::new(req.into_body(), limit).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(_) => {
+        // Authenticate from the headers: a stranger's body is never read.
+        if !api.authorized(auth.as_deref()) {
+            self.responder
+                .metrics()
+                .http_requests_rejected
+                .with_label_values(&["admin", "unauthenticated"])
+                .inc();
+            let mut resp = json(
+                401,
+                "{\"error\": \"missing or wrong bearer token\", \"field\": \"authorization\"}\n"
+                    .into(),
+            );
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            // The body stays unread: close rather than drain it.
+            resp.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            return resp;
+        }
+        let body = match super::deadline::read_body(req.into_body(), self.body).await {
+            Ok(b) => b,
+            Err(super::deadline::BodyError::TimedOut) => {
+                self.responder
+                    .metrics()
+                    .http_connection_errors
+                    .with_label_values(&["admin", "body_timeout"])
+                    .inc();
+                return json(
+                    408,
+                    "{\"error\": \"request body not received in time\"}\n".into(),
+                );
+            }
+            Err(e) => {
                 self.responder
                     .metrics()
                     .http_requests_rejected
                     .with_label_values(&["admin", "body_too_large"])
                     .inc();
-                return json(
-                    413,
-                    format!("{{\"error\": \"body larger than {limit} bytes or unreadable\"}}\n"),
-                );
+                return json(413, format!("{{\"error\": \"{e}\"}}\n"));
             }
         };
         let r = api.handle(&method, path, auth.as_deref(), &body).await;

@@ -3,6 +3,7 @@
 //! graceful draining.
 
 pub mod admin;
+pub mod deadline;
 pub mod public;
 
 use std::convert::Infallible;
@@ -48,6 +49,9 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// Connections open at once; more are closed at once.
     pub max_connections: usize,
+    /// A response write that makes no progress for this long ends the
+    /// connection (a client that sends requests and never reads).
+    pub write_timeout: Duration,
     pub metrics: crate::metrics::Metrics,
 }
 
@@ -99,7 +103,10 @@ pub async fn serve<H, F>(
                     .timer(TokioTimer::new())
                     .header_read_timeout(limits.header_read_timeout)
                     .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), service);
+                    .serve_connection(
+                        TokioIo::new(deadline::WriteDeadline::new(stream, limits.write_timeout)),
+                        service,
+                    );
                 let conn = graceful.watch(conn);
                 let open = open.clone();
                 let errors = limits.metrics.http_connection_errors.clone();
@@ -109,6 +116,8 @@ pub async fn serve<H, F>(
                     if let Err(e) = conn.await {
                         let kind = if e.is_timeout() {
                             "header_timeout"
+                        } else if deadline::is_write_timeout(&e) {
+                            "write_timeout"
                         } else if e.is_parse() || e.is_parse_too_large() {
                             "malformed"
                         } else {
@@ -143,6 +152,7 @@ where
         name: "metrics",
         header_read_timeout: Duration::from_secs(10),
         max_connections: 64,
+        write_timeout: Duration::from_secs(10),
         metrics: crate::metrics::Metrics::new(),
     };
     let handler = move |req: Request<Incoming>| {

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body as _, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -24,7 +23,8 @@ pub struct PublicService {
     pub responder: Arc<Responder>,
     /// GET path prefix, "/" or e.g. "/ocsp".
     pub prefix: String,
-    pub max_request_bytes: usize,
+    /// POST bodies: size cap (`ocsp.max-request-bytes`), deadline and rate.
+    pub body: super::deadline::BodyLimits,
     /// Serves `/crl/<issuer>.crl` when CRLs are configured.
     pub crl: Option<Arc<crate::crl::CrlService>>,
 }
@@ -97,7 +97,7 @@ impl PublicService {
                         .inc();
                     Refused::Status(StatusCode::PAYLOAD_TOO_LARGE, ErrorStatus::MalformedRequest)
                 };
-                let limit = self.max_request_bytes;
+                let limit = self.body.max_bytes;
                 if req
                     .body()
                     .size_hint()
@@ -107,9 +107,20 @@ impl PublicService {
                 {
                     return Err(too_large());
                 }
-                match Limited::new(req.into_body(), limit).collect().await {
-                    Ok(body) => Ok(body.to_bytes().to_vec()),
-                    Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+                match super::deadline::read_body(req.into_body(), self.body).await {
+                    Ok(body) => Ok(body.to_vec()),
+                    Err(super::deadline::BodyError::TooLarge(_)) => Err(too_large()),
+                    Err(super::deadline::BodyError::TimedOut) => {
+                        self.responder
+                            .metrics()
+                            .http_connection_errors
+                            .with_label_values(&["public", "body_timeout"])
+                            .inc();
+                        Err(Refused::Status(
+                            StatusCode::REQUEST_TIMEOUT,
+                            ErrorStatus::MalformedRequest,
+                        ))
+                    }
                     Err(e) => {
                         tracing::debug!(error = %e, "request body could not be read");
                         Err(malformed)

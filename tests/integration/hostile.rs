@@ -251,6 +251,35 @@ fn hostile_requests_get_clean_answers_and_the_daemon_keeps_serving() {
             413,
             None,
         ),
+        (
+            "admin 20 MB body without a token",
+            true,
+            post(revoke, &vec![b' '; 20 << 20], ""),
+            401,
+            None,
+        ),
+        (
+            "admin duplicate JSON key",
+            true,
+            post(
+                revoke,
+                br#"{"serial": "0D0D", "reason": "certificateHold", "reason": "unspecified"}"#,
+                &auth,
+            ),
+            400,
+            None,
+        ),
+        (
+            "admin scheme name in capitals",
+            true,
+            post(
+                revoke,
+                br#"{"serial": "0D0E", "reason": "superseded"}"#,
+                &format!("Authorization: BEARER {tok}\r\n"),
+            ),
+            200,
+            None,
+        ),
     ];
     for (name, admin, request, want, body) in table {
         let addr = if admin { d.admin } else { d.public };
@@ -263,6 +292,30 @@ fn hostile_requests_get_clean_answers_and_the_daemon_keeps_serving() {
         // Still serving after every row.
         assert_eq!(ocsp_status(&d, &ca, &good).status, "good", "after {name}");
     }
+
+    // The duplicate key is named, and nothing was revoked.
+    let (s400, v) = admin_call(
+        d.admin,
+        "POST",
+        revoke,
+        Some(&tok),
+        r#"{"serial": "0D0D", "reason": "certificateHold", "reason": "unspecified"}"#,
+    )
+    .expect("answer");
+    assert_eq!((s400, v["field"].as_str()), (400, Some("reason")), "{v}");
+    assert!(
+        v["error"].as_str().unwrap_or("").contains("duplicate key"),
+        "{v}"
+    );
+    let (_, v) = admin_call(
+        d.admin,
+        "GET",
+        "/v1/issuers/demo/certificates/0D0D",
+        Some(&tok),
+        "",
+    )
+    .expect("answer");
+    assert_eq!(v["status"].as_str(), Some("unknown"), "{v}");
 
     // Pipelined requests on one connection: both answered, in order.
     let der = revocd::query::build_request(&ca, &good, revocd::pki::HashAlg::Sha1);
@@ -350,4 +403,199 @@ fn connections_beyond_the_limit_are_closed_and_counted() {
         std::panic::catch_unwind(|| ocsp_status(&d, &ca, &good)).ok()
     });
     assert_eq!(v.status, "good");
+}
+
+/// Sends `headers` and then one body byte every `every` until the server
+/// answers or closes; returns what it answered and after how long.
+fn trickle(
+    addr: std::net::SocketAddr,
+    headers: &str,
+    every: Duration,
+    max: Duration,
+) -> (String, Duration) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(every)).expect("timeout");
+    s.write_all(headers.as_bytes()).expect("headers");
+    let started = std::time::Instant::now();
+    let mut got = Vec::new();
+    while started.elapsed() < max {
+        let mut buf = [0u8; 4096];
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                got.extend_from_slice(&buf[..n]);
+                break;
+            }
+            Err(_) => {
+                if s.write_all(b"0").is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    (String::from_utf8_lossy(&got).to_string(), started.elapsed())
+}
+
+/// Issue 14, items 1-2: a POST body that trickles one byte at a time is cut
+/// at the body deadline, on both listeners (it was still open after 300 s);
+/// an unauthenticated admin POST is answered 401 from its headers, without
+/// reading its declared body.
+#[test]
+fn slow_bodies_are_cut_at_the_body_deadline_and_strangers_bodies_are_never_read() {
+    let dir = demo_pki();
+    let p = dir.path();
+    let config = p.join("revocd.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        text.replace(
+            "[listen]\n",
+            "[listen]\nbody-timeout = \"2s\"\nbody-min-rate = 1024\n",
+        ),
+    )
+    .expect("write");
+    let d = Daemon::start(&config);
+    let tok = token(p);
+    let headers = "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/ocsp-request\r\nContent-Length: 200\r\n\r\n";
+    let (answer, took) = trickle(
+        d.public,
+        headers,
+        Duration::from_millis(300),
+        Duration::from_secs(30),
+    );
+    assert!(
+        took < Duration::from_secs(8),
+        "public: still open after {took:?}"
+    );
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+    let admin_headers = format!(
+        "POST /v1/issuers/demo/revocations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tok}\r\nContent-Length: 200\r\n\r\n"
+    );
+    let (answer, took) = trickle(
+        d.admin,
+        &admin_headers,
+        Duration::from_millis(300),
+        Duration::from_secs(30),
+    );
+    assert!(
+        took < Duration::from_secs(8),
+        "admin: still open after {took:?}"
+    );
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+    // A stranger declaring 16 MiB gets 401 at once, the body unread.
+    let stranger =
+        "POST /v1/issuers/demo/revocations HTTP/1.1\r\nHost: x\r\nContent-Length: 16777216\r\n\r\n";
+    let (answer, took) = trickle(
+        d.admin,
+        stranger,
+        Duration::from_millis(300),
+        Duration::from_secs(30),
+    );
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    for (listener, want) in [("public", 1.0), ("admin", 1.0)] {
+        let series = format!(
+            "revocd_http_connection_errors_total{{kind=\"body_timeout\",listener=\"{listener}\"}}"
+        );
+        assert!(metric(&d, &series) >= want, "{series}");
+    }
+    assert!(
+        metric(
+            &d,
+            "revocd_http_requests_rejected_total{listener=\"admin\",reason=\"unauthenticated\"}"
+        ) >= 1.0
+    );
+}
+
+/// Issue 14, target: with the default limits, 500 slow-body connections on
+/// the public listener and 50 slow unauthenticated admin POSTs never lock
+/// out a legitimate client.
+#[test]
+fn five_hundred_slow_bodies_never_lock_out_a_legitimate_client() {
+    let dir = demo_pki();
+    let p = dir.path();
+    let d = Daemon::start(&p.join("revocd.toml"));
+    let tok = token(p);
+    let ca = load_cert(&p.join("ca.pem"));
+    let good = Serial::from_hex(&serial_of(&p.join("leaf-good.pem"))).expect("hex");
+    let headers = "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/ocsp-request\r\nContent-Length: 200\r\n\r\n";
+    let mut slow: Vec<TcpStream> = (0..500)
+        .map(|_| {
+            let mut s = TcpStream::connect(d.public).expect("connect");
+            s.write_all(headers.as_bytes()).expect("headers");
+            s.write_all(b"0").expect("a byte");
+            s
+        })
+        .collect();
+    let stranger =
+        "POST /v1/issuers/demo/revocations HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{";
+    let admin_slow: Vec<TcpStream> = (0..50)
+        .map(|_| {
+            let mut s = TcpStream::connect(d.admin).expect("connect");
+            s.write_all(stranger.as_bytes()).expect("headers");
+            s
+        })
+        .collect();
+    for round in 0..5 {
+        assert_eq!(ocsp_status(&d, &ca, &good).status, "good", "round {round}");
+        assert!(
+            matches!(d.http_admin("GET", "/readyz"), Some((200, _, _))),
+            "round {round}"
+        );
+        revoke(&d, &tok, &format!("0E{round:02X}"), "superseded");
+        for s in slow.iter_mut() {
+            let _ = s.write_all(b"0");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    drop(admin_slow);
+}
+
+/// Issue 14, item 1: a client that pipelines requests and never reads the
+/// answers is cut at the write timeout, and counted.
+#[test]
+fn a_client_that_never_reads_is_cut_at_the_write_timeout() {
+    let dir = demo_pki();
+    let p = dir.path();
+    let config = p.join("revocd.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        text.replace("[listen]\n", "[listen]\nwrite-timeout = \"2s\"\n"),
+    )
+    .expect("write");
+    let d = Daemon::start(&config);
+    let ca = load_cert(&p.join("ca.pem"));
+    let good = Serial::from_hex(&serial_of(&p.join("leaf-good.pem"))).expect("hex");
+    let der = revocd::query::build_request(&ca, &good, revocd::pki::HashAlg::Sha1);
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &der);
+    let one = format!("GET /{b64} HTTP/1.1\r\nHost: x\r\n\r\n");
+    let public = d.public;
+    let writer = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(public).expect("connect");
+        s.set_write_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        // Never read: the answers pile up until the server's writes stall.
+        for _ in 0..200_000 {
+            if s.write_all(one.as_bytes()).is_err() {
+                break;
+            }
+        }
+        s
+    });
+    eventually(40, "a write_timeout counted", || {
+        (metric(
+            &d,
+            "revocd_http_connection_errors_total{kind=\"write_timeout\",listener=\"public\"}",
+        ) >= 1.0)
+            .then_some(())
+    });
+    drop(writer.join());
+    assert_eq!(ocsp_status(&d, &ca, &good).status, "good");
 }
