@@ -141,8 +141,18 @@ pub enum Command {
     CrlSync {
         /// s3://bucket/key, gs://, az://, file:///path or http(s)://host/path
         /// (repeat for a bundle of several CAs' CRLs).
-        #[arg(long = "source", required = true)]
+        #[arg(long = "source", required_unless_present = "shard_sources")]
         sources: Vec<String>,
+        /// A source that is one shard of a partitioned CRL: its Issuing
+        /// Distribution Point is expected (repeatable; a plain --source with
+        /// an IDP is refused, since a server checking full CRLs would reject
+        /// every client with "different CRL scope").
+        #[arg(long = "shard-source")]
+        shard_sources: Vec<String>,
+        /// Largest CRL accepted from a source, in bytes; a larger one is
+        /// refused without being read whole.
+        #[arg(long, default_value_t = crate::sync::DEFAULT_MAX_BYTES)]
+        max_bytes: u64,
         /// The file to keep fresh (nginx ssl_crl, HAProxy crl-file).
         #[arg(long)]
         out: PathBuf,

@@ -182,6 +182,8 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::CrlSync {
             sources,
+            shard_sources,
+            max_bytes,
             out,
             cas,
             interval,
@@ -195,6 +197,8 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         } => {
             let mut syncer = crate::sync::Syncer::new(crate::sync::SyncOptions {
                 sources,
+                shard_sources,
+                max_bytes,
                 out,
                 cas,
                 interval,

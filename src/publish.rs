@@ -75,6 +75,8 @@ pub enum PublishError {
     Conflict,
     #[error("object store: {0}")]
     Store(String),
+    #[error("the object is larger than the {max}-byte cap")]
+    TooLarge { max: u64 },
 }
 
 /// What a conditional read found.
@@ -483,7 +485,36 @@ impl Source {
     }
 
     /// The object if its ETag is no longer `etag` (a 304 costs no body).
-    pub async fn fetch(&self, etag: Option<&str>) -> Result<Fetched, PublishError> {
-        conditional_get(self.store.as_ref(), &self.path, etag).await
+    /// An object over `max_bytes` is refused without being read whole: by
+    /// its declared size, or once the bytes streamed pass the cap.
+    pub async fn fetch(&self, etag: Option<&str>, max_bytes: u64) -> Result<Fetched, PublishError> {
+        use futures::StreamExt;
+        let opts = GetOptions {
+            if_none_match: etag.map(str::to_string),
+            ..Default::default()
+        };
+        let r = match self.store.get_opts(&self.path, opts).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotModified { .. }) => return Ok(Fetched::Unchanged),
+            Err(object_store::Error::NotFound { .. }) => return Ok(Fetched::Absent),
+            Err(e) => return Err(store_err(e)),
+        };
+        if r.meta.size > max_bytes {
+            return Err(PublishError::TooLarge { max: max_bytes });
+        }
+        let etag = r.meta.e_tag.clone();
+        let mut stream = r.into_stream();
+        let mut buf = bytes::BytesMut::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(store_err)?;
+            if (buf.len() + chunk.len()) as u64 > max_bytes {
+                return Err(PublishError::TooLarge { max: max_bytes });
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(Fetched::Found {
+            bytes: buf.freeze(),
+            etag,
+        })
     }
 }

@@ -28,9 +28,18 @@ pub enum Format {
     Pem,
 }
 
+/// `--max-bytes`: generous (a CRL of 1M entries is about 40 MB).
+pub const DEFAULT_MAX_BYTES: u64 = 256 << 20;
+/// How far ahead of the clock a thisUpdate may be (clock skew).
+pub const FUTURE_SKEW: i64 = 300;
+
 #[derive(Debug, Clone)]
 pub struct SyncOptions {
     pub sources: Vec<String>,
+    /// Sources that are shards of a partitioned CRL (IDP expected).
+    pub shard_sources: Vec<String>,
+    /// Largest CRL read from a source.
+    pub max_bytes: u64,
     pub out: PathBuf,
     /// CA certificate files (PEM, several per file allowed, or one DER).
     pub cas: Vec<PathBuf>,
@@ -49,6 +58,8 @@ pub struct Installed {
     /// Index of the CA (in the order given) that signed it.
     pub ca: usize,
     pub number: u64,
+    /// The CRL number as minimal big-endian octets (up to 20).
+    pub number_bytes: Vec<u8>,
     pub this_update: i64,
     pub next_update: i64,
 }
@@ -64,8 +75,40 @@ pub enum Judgement {
     Reject(String),
 }
 
-/// Decides on `der` given the CAs and what is installed per CA. Pure.
-pub fn judge(der: &[u8], cas: &[Cert], installed: &[Option<Installed>], now: i64) -> Judgement {
+/// The one CRL a source served, DER or PEM.
+pub fn crl_der(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(0);
+    if !bytes[start..].starts_with(b"-----BEGIN") {
+        return Ok(bytes.to_vec());
+    }
+    let mut crls = decode_bundle(bytes);
+    match crls.len() {
+        1 => Ok(crls.remove(0)),
+        0 => Err("PEM without an X509 CRL block".into()),
+        n => Err(format!(
+            "{n} CRLs in one source; give each its own --source"
+        )),
+    }
+}
+
+/// Decides on a fetched CRL (DER or PEM) given the CAs and what is
+/// installed per CA. `shard`: the source is declared one shard of a
+/// partitioned CRL. Refuses what a consumer's server would reject. Pure.
+pub fn judge(
+    bytes: &[u8],
+    cas: &[Cert],
+    installed: &[Option<Installed>],
+    now: i64,
+    shard: bool,
+) -> Judgement {
+    let der = match crl_der(bytes) {
+        Ok(d) => d,
+        Err(why) => return Judgement::Reject(why),
+    };
+    let der = der.as_slice();
     let mut why = "issued by none of the configured CAs".to_string();
     let mut found = None;
     for (i, ca) in cas.iter().enumerate() {
@@ -84,6 +127,22 @@ pub fn judge(der: &[u8], cas: &[Cert], installed: &[Option<Installed>], now: i64
     if facts.is_delta {
         return Judgement::Reject("a delta CRL; give the full CRL's URL".into());
     }
+    if let Some(ext) = &facts.unknown_critical {
+        return Judgement::Reject(format!(
+            "{ext}: a server would refuse this CRL (unhandled critical CRL extension)"
+        ));
+    }
+    if facts.has_idp && !shard {
+        return Judgement::Reject(
+            "the CRL carries an Issuing Distribution Point (one shard of a partitioned CRL, or a scoped CRL): presented as the full CRL a server would reject every client (different CRL scope); give it with --shard-source if it is meant as a shard".into(),
+        );
+    }
+    if facts.this_update > now + FUTURE_SKEW {
+        return Judgement::Reject(format!(
+            "not yet valid: thisUpdate {} is more than {FUTURE_SKEW} s ahead of this clock",
+            rfc3339(facts.this_update)
+        ));
+    }
     let Some(next_update) = facts.next_update else {
         return Judgement::Reject("no nextUpdate".into());
     };
@@ -93,27 +152,33 @@ pub fn judge(der: &[u8], cas: &[Cert], installed: &[Option<Installed>], now: i64
             rfc3339(next_update)
         ));
     }
+    let number_text = |b: &[u8]| format!("0x{}", hex::encode_upper(b));
     if let Some(held) = installed.get(ca).and_then(Option::as_ref) {
         if held.der == der {
             return Judgement::Same;
         }
-        if facts.number < held.number {
-            return Judgement::Reject(format!(
-                "CRL number {} is lower than the installed {} (a rollback)",
-                facts.number, held.number
-            ));
-        }
-        if facts.number == held.number {
-            return Judgement::Reject(format!(
-                "CRL number {} is the installed one's, with different content",
-                facts.number
-            ));
+        match crate::crl::build::compare_numbers(&facts.number_bytes, &held.number_bytes) {
+            std::cmp::Ordering::Less => {
+                return Judgement::Reject(format!(
+                    "CRL number {} is lower than the installed {} (a rollback)",
+                    number_text(&facts.number_bytes),
+                    number_text(&held.number_bytes)
+                ))
+            }
+            std::cmp::Ordering::Equal => {
+                return Judgement::Reject(format!(
+                    "CRL number {} is the installed one's, with different content",
+                    number_text(&facts.number_bytes)
+                ))
+            }
+            std::cmp::Ordering::Greater => {}
         }
     }
     Judgement::Install(Installed {
         der: der.to_vec(),
         ca,
         number: facts.number,
+        number_bytes: facts.number_bytes,
         this_update: facts.this_update,
         next_update,
     })
@@ -289,6 +354,8 @@ impl SyncMetrics {
 /// One source's polling state.
 struct Polled {
     source: Source,
+    /// Declared one shard of a partitioned CRL (`--shard-source`).
+    shard: bool,
     etag: Option<String>,
     /// The CA its CRLs are signed by, once one verified.
     ca: Option<usize>,
@@ -331,10 +398,10 @@ pub struct Syncer {
 
 impl Syncer {
     pub fn new(opts: SyncOptions) -> anyhow::Result<Self> {
-        if opts.sources.is_empty() {
+        if opts.sources.is_empty() && opts.shard_sources.is_empty() {
             bail!("give at least one --source");
         }
-        if opts.format == Format::Der && opts.sources.len() > 1 {
+        if opts.format == Format::Der && opts.sources.len() + opts.shard_sources.len() > 1 {
             bail!("a DER file holds one CRL: use --format pem for several sources");
         }
         let cas = load_cas(&opts.cas)?;
@@ -357,6 +424,7 @@ impl Syncer {
                     der,
                     ca,
                     number: facts.number,
+                    number_bytes: facts.number_bytes,
                     this_update: facts.this_update,
                     next_update: facts.next_update.unwrap_or(0),
                 });
@@ -365,8 +433,10 @@ impl Syncer {
             }
         }
         let mut polled = Vec::new();
-        for url in &opts.sources {
+        let all = opts.sources.iter().map(|u| (u, false));
+        for (url, shard) in all.chain(opts.shard_sources.iter().map(|u| (u, true))) {
             polled.push(Polled {
+                shard,
                 source: Source::open(url, &opts.source)?,
                 etag: None,
                 ca: None,
@@ -393,19 +463,23 @@ impl Syncer {
         let now = self.clock.now();
         let p = &mut self.polled[i];
         let url = p.source.url().to_string();
-        let fetched = p.source.fetch(p.etag.as_deref()).await;
+        let fetched = p.source.fetch(p.etag.as_deref(), self.opts.max_bytes).await;
         let (result, changed) = match fetched {
             Ok(Fetched::Unchanged) => (PollResult::Unchanged, false),
             Ok(Fetched::Absent) => {
                 tracing::warn!(source = %url, "the source has no CRL (404)");
                 (PollResult::Error, false)
             }
+            Err(e @ crate::publish::PublishError::TooLarge { .. }) => {
+                tracing::error!(source = %url, reason = %e, "CRL refused; the installed file stays");
+                (PollResult::Rejected, false)
+            }
             Err(e) => {
                 tracing::warn!(source = %url, error = %e, "polling the source failed");
                 (PollResult::Error, false)
             }
             Ok(Fetched::Found { bytes, etag }) => {
-                match judge(&bytes, &self.cas, &self.installed, now) {
+                match judge(&bytes, &self.cas, &self.installed, now, p.shard) {
                     Judgement::Same => {
                         p.etag = etag;
                         (PollResult::Unchanged, false)
@@ -638,6 +712,7 @@ mod tests {
             der: vec![0x30, 0x03, 0x02, 0x01, 0x01],
             ca: 0,
             number: 1,
+            number_bytes: vec![1],
             this_update: 0,
             next_update: 1,
         };
@@ -657,7 +732,7 @@ mod tests {
     #[test]
     fn garbage_is_rejected_not_installed() {
         assert!(matches!(
-            judge(b"not a crl", &[], &[], 0),
+            judge(b"not a crl", &[], &[], 0, false),
             Judgement::Reject(_)
         ));
     }

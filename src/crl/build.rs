@@ -15,6 +15,25 @@ const EXT_INVALIDITY: &str = "2.5.29.24";
 const EXT_IDP: &str = "2.5.29.28";
 const EXT_DELTA: &str = "2.5.29.27";
 
+/// CRL extensions a consumer handles (RFC 5280 5.2): a critical one not in
+/// this list makes openssl refuse the CRL ("unhandled critical CRL
+/// extension"). AKI, CRL number, delta indicator, IDP, freshest CRL, issuer
+/// alternative name, authority information access, expiredCertsOnCRL.
+const KNOWN_CRL_EXTENSIONS: [&str; 8] = [
+    EXT_AKI,
+    EXT_CRL_NUMBER,
+    EXT_DELTA,
+    EXT_IDP,
+    "2.5.29.46",
+    "2.5.29.18",
+    "1.3.6.1.5.5.7.1.1",
+    "2.5.29.60",
+];
+/// Entry extensions a consumer handles: reason, invalidity date, hold
+/// instruction. (Certificate issuer, 2.5.29.29, means an indirect CRL,
+/// which no consumer here is set up for.)
+const KNOWN_ENTRY_EXTENSIONS: [&str; 3] = [EXT_REASON, EXT_INVALIDITY, "2.5.29.23"];
+
 /// One revoked certificate on a CRL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CrlEntry {
@@ -151,7 +170,16 @@ pub fn build(p: &CrlParams<'_>, key: &SigningKey) -> Result<Vec<u8>, SignError> 
 /// What the self-check read back from a CRL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CrlFacts {
+    /// The CRL number; numbers over 8 octets (RFC 5280 allows 20) read as
+    /// `u64::MAX` here, see `number_bytes`.
     pub number: u64,
+    /// The CRL number's minimal big-endian octets (at most 20).
+    pub number_bytes: Vec<u8>,
+    /// The first critical extension (of the CRL or an entry) that is not
+    /// one consumers handle, named.
+    pub unknown_critical: Option<String>,
+    /// It carries an Issuing Distribution Point (a partitioned CRL).
+    pub has_idp: bool,
     pub this_update: i64,
     pub next_update: Option<i64>,
     pub n_entries: usize,
@@ -199,34 +227,70 @@ pub fn check(der: &[u8], ca: &Cert) -> Result<CrlFacts, CrlError> {
     {
         return Err(CrlError::Signature);
     }
-    let mut number = None;
+    let mut number: Option<Vec<u8>> = None;
     let mut is_delta = false;
+    let mut has_idp = false;
+    let mut unknown_critical = None;
     for ext in tbs.crl_extensions.iter().flatten() {
-        match ext.extn_id.to_string().as_str() {
+        let oid = ext.extn_id.to_string();
+        match oid.as_str() {
             EXT_CRL_NUMBER => {
                 number = der::asn1::Uint::from_der(ext.extn_value.as_bytes())
                     .ok()
-                    .and_then(|u| {
-                        let b = u.as_bytes();
-                        (b.len() <= 8).then(|| {
-                            let mut a = [0u8; 8];
-                            a[8 - b.len()..].copy_from_slice(b);
-                            u64::from_be_bytes(a)
-                        })
-                    });
+                    .map(|u| u.as_bytes().to_vec())
+                    .filter(|b| b.len() <= 20);
             }
             EXT_DELTA => is_delta = true,
+            EXT_IDP => has_idp = true,
             _ => {}
         }
+        if ext.critical
+            && unknown_critical.is_none()
+            && !KNOWN_CRL_EXTENSIONS.contains(&oid.as_str())
+        {
+            unknown_critical = Some(format!("critical CRL extension {oid}"));
+        }
     }
+    if unknown_critical.is_none() {
+        'entries: for rc in tbs.revoked_certificates.iter().flatten() {
+            for ext in rc.crl_entry_extensions.iter().flatten() {
+                let oid = ext.extn_id.to_string();
+                if ext.critical && !KNOWN_ENTRY_EXTENSIONS.contains(&oid.as_str()) {
+                    unknown_critical = Some(format!(
+                        "critical entry extension {oid} (serial {})",
+                        hex::encode_upper(rc.serial_number.as_bytes())
+                    ));
+                    break 'entries;
+                }
+            }
+        }
+    }
+    let number_bytes = number.ok_or(CrlError::NoNumber)?;
+    let number = if number_bytes.len() <= 8 {
+        let mut a = [0u8; 8];
+        a[8 - number_bytes.len()..].copy_from_slice(&number_bytes);
+        u64::from_be_bytes(a)
+    } else {
+        u64::MAX
+    };
     let secs = |t: &x509_cert::time::Time| t.to_unix_duration().as_secs() as i64;
     Ok(CrlFacts {
-        number: number.ok_or(CrlError::NoNumber)?,
+        number,
+        number_bytes,
+        unknown_critical,
+        has_idp,
         this_update: secs(&tbs.this_update),
         next_update: tbs.next_update.as_ref().map(secs),
         n_entries: tbs.revoked_certificates.as_ref().map_or(0, Vec::len),
         is_delta,
     })
+}
+
+/// Orders two CRL numbers given as minimal big-endian octets.
+pub fn compare_numbers(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let strip = |x: &[u8]| -> Vec<u8> { x.iter().copied().skip_while(|v| *v == 0).collect() };
+    let (a, b) = (strip(a), strip(b));
+    a.len().cmp(&b.len()).then_with(|| a.cmp(&b))
 }
 
 /// The entries of a CRL (serial, date, reason), for delta CRLs.

@@ -674,7 +674,9 @@ impl CrlService {
                 "the wall clock is behind the live CRL's thisUpdate; the CRL number still increases"
             );
         }
-        let floor = live_number.max(sibling_number).map_or(0, |n| n + 1);
+        let floor = live_number
+            .max(sibling_number)
+            .map_or(0, |n| n.saturating_add(1));
         let number = floor.max(u64::try_from(now).unwrap_or(0));
         let key = Arc::clone(&i.key);
         let ca = i.ca.clone();

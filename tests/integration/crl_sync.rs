@@ -536,3 +536,204 @@ fn several_sources_make_one_pem_bundle_in_ca_order() {
     assert_ne!(code, Some(0));
     assert!(stderr.contains("use --format pem"), "{stderr}");
 }
+
+/// CRLs made by python `cryptography` (a producer nobody here wrote), signed
+/// with the demo CA's key, one file per case, into `dir`.
+const MAKE_CRLS: &str = r#"
+import sys, datetime
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+d = sys.argv[1]
+ca = x509.load_pem_x509_certificate(open(d + "/ca.pem", "rb").read())
+key = serialization.load_pem_private_key(open(d + "/ca.key", "rb").read(), None)
+now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+ski = ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+def base(number, this_update=now):
+    return (x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.subject)
+        .last_update(this_update)
+        .next_update(this_update + datetime.timedelta(days=1))
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), False)
+        .add_extension(x509.CRLNumber(number), False))
+def sign(b, name, pem=False):
+    crl = b.sign(key, hashes.SHA256())
+    enc = serialization.Encoding.PEM if pem else serialization.Encoding.DER
+    open(d + "/" + name, "wb").write(crl.public_bytes(enc))
+odd = x509.ObjectIdentifier("1.3.6.1.4.1.55555.1")
+sign(base(10).add_extension(x509.UnrecognizedExtension(odd, b"\x05\x00"), True), "unknown-critical.crl")
+entry = (x509.RevokedCertificateBuilder().serial_number(0x1234).revocation_date(now)
+    .add_extension(x509.UnrecognizedExtension(odd, b"\x05\x00"), True).build())
+sign(base(11).add_revoked_certificate(entry), "unknown-critical-entry.crl")
+def idp(full_name=None, ca_only=False):
+    return x509.IssuingDistributionPoint(full_name=full_name, relative_name=None,
+        only_contains_user_certs=False, only_contains_ca_certs=ca_only, only_some_reasons=None,
+        indirect_crl=False, only_contains_attribute_certs=False)
+shard = idp(full_name=[x509.UniformResourceIdentifier("http://crl.example.test/demo/0.crl")])
+sign(base(12).add_extension(shard, True), "shard.crl")
+sign(base(13).add_extension(idp(ca_only=True), True), "only-ca.crl")
+sign(base(14, now + datetime.timedelta(days=30)), "future.crl")
+sign(base(2**159 - 1), "number-20-octets.crl")
+sign(base(15), "plain.crl", pem=True)
+print("ok")
+"#;
+
+/// Issue 14, item 5: crl-sync refuses, with the reason and keeping the old
+/// file, every CRL a consumer's server would reject, and accepts what RFC
+/// 5280 allows. Each row also runs openssl verify: on the refused CRL, to
+/// show the server would indeed reject it; on the installed file otherwise.
+#[test]
+fn crl_sync_refuses_what_a_server_would_reject_and_accepts_what_rfc_5280_allows() {
+    let dir = demo_pki();
+    let p = dir.path();
+    let out = run(Command::new(python()).args(["-c", MAKE_CRLS]).arg(p));
+    assert!(
+        out.status.success() && text(&out).contains("ok"),
+        "{}",
+        text(&out)
+    );
+    let ca = p.join("ca.pem").to_string_lossy().to_string();
+    // (file, shard source?, --max-bytes, refused because / None, what openssl says of it)
+    let rows: [(&str, bool, &str, Option<&str>, &str); 9] = [
+        (
+            "unknown-critical.crl",
+            false,
+            "1000000",
+            Some("unhandled critical CRL extension"),
+            "unhandled critical CRL extension",
+        ),
+        (
+            "unknown-critical-entry.crl",
+            false,
+            "1000000",
+            Some("critical entry extension"),
+            "unhandled critical CRL extension",
+        ),
+        (
+            "shard.crl",
+            false,
+            "1000000",
+            Some("Issuing Distribution Point"),
+            "different CRL scope",
+        ),
+        (
+            "only-ca.crl",
+            false,
+            "1000000",
+            Some("Issuing Distribution Point"),
+            "different CRL scope",
+        ),
+        (
+            "future.crl",
+            false,
+            "1000000",
+            Some("not yet valid"),
+            "CRL is not yet valid",
+        ),
+        (
+            "plain.crl",
+            false,
+            "100",
+            Some("larger than the 100-byte cap"),
+            "OK",
+        ),
+        ("shard.crl", true, "1000000", None, ""),
+        ("number-20-octets.crl", false, "1000000", None, "OK"),
+        ("plain.crl", false, "1000000", None, "OK"),
+    ];
+    for (n, (file, shard, max, refused, openssl_says)) in rows.into_iter().enumerate() {
+        let name = format!("{file} (shard {shard}, max {max})");
+        let installed = p.join(format!("installed-{n}.pem"));
+        let previous = signed_crl(p, 1);
+        std::fs::write(
+            &installed,
+            revocd::sync::encode_bundle(
+                &[Some(revocd::sync::Installed {
+                    der: previous.clone(),
+                    ca: 0,
+                    number: 1,
+                    number_bytes: vec![1],
+                    this_update: 0,
+                    next_update: 1,
+                })],
+                revocd::sync::Format::Pem,
+            ),
+        )
+        .expect("old file");
+        let before = std::fs::read(&installed).expect("read");
+        let source = format!("file://{}", p.join(file).display());
+        let flag = if shard { "--shard-source" } else { "--source" };
+        let (code, stderr) = crl_sync_once(&[
+            flag,
+            &source,
+            "--ca",
+            &ca,
+            "--out",
+            &installed.to_string_lossy(),
+            "--max-bytes",
+            max,
+        ]);
+        let verify = |crl_file: &str| {
+            run(Command::new(require("openssl")).current_dir(p).args([
+                "verify",
+                "-crl_check",
+                "-CAfile",
+                "ca.pem",
+                "-CRLfile",
+                crl_file,
+                "leaf-good.pem",
+            ]))
+        };
+        match refused {
+            Some(why) => {
+                assert_eq!(code, Some(1), "{name}: {stderr}");
+                assert!(stderr.contains(why), "{name}: expected {why:?} in {stderr}");
+                assert_eq!(
+                    std::fs::read(&installed).expect("read"),
+                    before,
+                    "{name}: the old file stays"
+                );
+                // What the server would have said of it.
+                let pem = p.join(format!("candidate-{n}.pem"));
+                let der = std::fs::read(p.join(file)).expect("crl");
+                let der = revocd::sync::crl_der(&der).expect("one crl");
+                std::fs::write(
+                    &pem,
+                    revocd::sync::encode_bundle(
+                        &[Some(revocd::sync::Installed {
+                            der,
+                            ca: 0,
+                            number: 0,
+                            number_bytes: vec![],
+                            this_update: 0,
+                            next_update: 0,
+                        })],
+                        revocd::sync::Format::Pem,
+                    ),
+                )
+                .expect("write");
+                let v = verify(&pem.to_string_lossy());
+                assert!(
+                    text(&v).contains(openssl_says),
+                    "{name}: openssl says {}",
+                    text(&v)
+                );
+            }
+            None => {
+                assert_eq!(code, Some(0), "{name}: {stderr}");
+                assert_ne!(
+                    std::fs::read(&installed).expect("read"),
+                    before,
+                    "{name}: installed"
+                );
+                if !openssl_says.is_empty() {
+                    let v = verify(&installed.to_string_lossy());
+                    assert!(
+                        v.status.success() && text(&v).contains("leaf-good.pem: OK"),
+                        "{name}: {}",
+                        text(&v)
+                    );
+                }
+            }
+        }
+    }
+}
