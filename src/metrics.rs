@@ -83,6 +83,8 @@ pub struct Metrics {
     pub fleet_corrupt_batch: IntGauge,
     pub ledger_unreadable_snapshots: IntGauge,
     pub crl_entries_kept: IntCounterVec,
+    pub ocsp_uncommon_shed: IntCounterVec,
+    pub ocsp_uncommon_cache_bytes: IntGauge,
     pub crl_reconciled_missing: IntCounterVec,
 }
 
@@ -316,6 +318,19 @@ impl Metrics {
                 &["issuer"],
             )
             .expect("static metric"),
+            ocsp_uncommon_shed: IntCounterVec::new(
+                Opts::new(
+                    "revocd_ocsp_uncommon_shed_total",
+                    "Uncommon requests (several CertIDs, unknown serials, nonce echo) answered tryLater, by the limit that refused them (rate, budget)",
+                ),
+                &["reason"],
+            )
+            .expect("static metric"),
+            ocsp_uncommon_cache_bytes: IntGauge::new(
+                "revocd_ocsp_uncommon_cache_bytes",
+                "Bytes charged to the cache of uncommon requests' answers (kept apart from pre-signed answers)",
+            )
+            .expect("static metric"),
             crl_entries_kept: IntCounterVec::new(
                 Opts::new(
                     "revocd_crl_entries_kept_total",
@@ -477,6 +492,8 @@ impl Metrics {
             Box::new(m.fleet_corrupt_batch.clone()),
             Box::new(m.ledger_unreadable_snapshots.clone()),
             Box::new(m.crl_entries_kept.clone()),
+            Box::new(m.ocsp_uncommon_shed.clone()),
+            Box::new(m.ocsp_uncommon_cache_bytes.clone()),
             Box::new(m.crl_reconciled_missing.clone()),
             Box::new(build),
         ] {

@@ -78,6 +78,9 @@ impl AdminService {
                 .with_label_values(&[&issuer.id, "revoked"])
                 .set(revoked as i64);
         }
+        let (_, uncommon_bytes) = self.responder.uncommon_cache_usage();
+        m.ocsp_uncommon_cache_bytes
+            .set(i64::try_from(uncommon_bytes).unwrap_or(i64::MAX));
         let (entries, bytes) = self.responder.cache_usage();
         m.ocsp_cached_responses
             .set(i64::try_from(entries).unwrap_or(i64::MAX));

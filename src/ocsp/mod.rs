@@ -2,6 +2,7 @@
 //! that answers from pre-signed bytes (filter -> cache -> bounded signer).
 
 pub mod presign;
+pub mod rate;
 pub mod request;
 pub mod requested;
 pub mod responder;

@@ -27,9 +27,36 @@ pub struct CertIdQuery {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     pub queries: Vec<CertIdQuery>,
-    /// The nonce octets, when the client sent one. Pre-produced answers
-    /// ignore it (RFC 9919 3.2.1).
+    /// The nonce extension's extnValue (the DER OCTET STRING holding the
+    /// nonce), when the client sent one. Pre-produced answers ignore it
+    /// (RFC 9919 3.2.1); `ocsp.nonce = "echo"` copies it verbatim.
     pub nonce: Option<Vec<u8>>,
+    /// The first critical request or singleRequest extension revocd does
+    /// not understand (RFC 6960 4.4), by OID.
+    pub unknown_critical: Option<String>,
+}
+
+/// What RFC 9654 makes of a nonce extension's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonceLength {
+    /// 1 to 32 octets: a responder that supports nonces must echo it.
+    Echo,
+    /// 33 to 128 octets: a responder may answer without it.
+    AnswerWithout,
+    /// Not an OCTET STRING, empty, or over 128 octets: malformedRequest.
+    Malformed,
+}
+
+/// Classifies a nonce extnValue per RFC 9654 2.1.
+pub fn nonce_length(ext_value: &[u8]) -> NonceLength {
+    match crate::asn1::read_tlv(ext_value) {
+        Some((tlv, rest)) if tlv.tag == 0x04 && rest.is_empty() => match tlv.content.len() {
+            1..=32 => NonceLength::Echo,
+            33..=128 => NonceLength::AnswerWithout,
+            _ => NonceLength::Malformed,
+        },
+        _ => NonceLength::Malformed,
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -77,7 +104,28 @@ pub fn decode_der(bytes: &[u8]) -> Result<Request, RequestError> {
             .find(|e| **e.extn_id == *NONCE_ARCS)
             .map(|e| e.extn_value.to_vec())
     });
-    Ok(Request { queries, nonce })
+    // Only the nonce is understood; a critical extension revocd does not
+    // know must not be answered as if it were absent (RFC 6960 4.4).
+    let request_exts = tbs.request_extensions.iter().flat_map(|e| e.iter());
+    let single_exts = tbs
+        .request_list
+        .iter()
+        .flat_map(|r| r.single_request_extensions.iter().flat_map(|e| e.iter()));
+    let unknown_critical = request_exts
+        .chain(single_exts)
+        .find(|e| e.critical && **e.extn_id != *NONCE_ARCS)
+        .map(|e| {
+            e.extn_id
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(".")
+        });
+    Ok(Request {
+        queries,
+        nonce,
+        unknown_critical,
+    })
 }
 
 /// The DER request carried in a GET path: everything after the configured

@@ -17,7 +17,7 @@ use super::request;
 use super::requested::Requested;
 use super::response::{self, CertStatus, ErrorStatus, ResponseBody, ResponseSigner, SingleAnswer};
 use crate::clock::{Clock, Window, Windows};
-use crate::config::{Ocsp, UnknownSerialPolicy};
+use crate::config::{NonceMode, Ocsp, UnknownSerialPolicy};
 use crate::issuer::Issuer;
 use crate::ledger::record::IssuerEntries;
 use crate::ledger::{Applier, ApplyError};
@@ -131,18 +131,39 @@ pub enum Why {
     Presign,
     OnDemand,
     Change,
+    /// A request no ordinary client needs: several CertIDs, a serial the
+    /// state does not know, a nonce to echo.
+    Uncommon,
 }
 
 impl Why {
-    const ALL: [Why; 3] = [Why::Presign, Why::OnDemand, Why::Change];
+    const ALL: [Why; 4] = [Why::Presign, Why::OnDemand, Why::Change, Why::Uncommon];
 
     fn label(self) -> &'static str {
         match self {
             Why::Presign => "presign",
             Why::OnDemand => "on_demand",
             Why::Change => "change",
+            Why::Uncommon => "uncommon",
         }
     }
+}
+
+/// Which limits a signing on a miss runs under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// One known serial: the main cache and `ocsp.signing-budget`.
+    Common,
+    /// Only strangers need it: its own cache, budget and rate.
+    Uncommon,
+}
+
+/// The limits and the cache of uncommon requests, apart from the main ones
+/// so that strangers can neither drive signing nor evict pre-signed answers.
+struct UncommonLimits {
+    cache: Cache<CacheKey, Arc<Signed>>,
+    budget: Arc<Semaphore>,
+    rate: super::rate::TokenBucket,
 }
 
 /// One cached answer: issuer, window, and per certificate (serial, hash,
@@ -225,7 +246,9 @@ pub struct Responder {
     answer_counters: Vec<IntCounter>,
     success_counters: [IntCounter; 3],
     /// `ocsp_signings` and `ocsp_signing_seconds` per `Why::ALL`.
-    sign_counters: [(IntCounter, Histogram); 3],
+    sign_counters: [(IntCounter, Histogram); 4],
+    uncommon: UncommonLimits,
+    nonce: NonceMode,
     ready: AtomicBool,
     /// To store re-signed answers from the ledger's writer thread.
     runtime: Option<tokio::runtime::Handle>,
@@ -276,6 +299,16 @@ impl Responder {
                 clock: Arc::clone(&clock),
             })
             .build();
+        let uncommon_cache = Cache::builder()
+            .max_capacity(ocsp.uncommon_cache_bytes)
+            .weigher(|_k: &CacheKey, v: &Arc<Signed>| {
+                u32::try_from(v.own_bytes() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
+            })
+            .time_to_live(ttl)
+            .expire_after(UntilWindowEnd {
+                clock: Arc::clone(&clock),
+            })
+            .build();
         let requested = issuers.iter().map(|_| Requested::default()).collect();
         Arc::new(Self {
             issuers,
@@ -314,6 +347,15 @@ impl Responder {
                         .with_label_values(&[why.label()]),
                 )
             }),
+            uncommon: UncommonLimits {
+                cache: uncommon_cache,
+                budget: Arc::new(Semaphore::new(ocsp.uncommon_signing_budget)),
+                rate: super::rate::TokenBucket::new(
+                    ocsp.uncommon_signing_rate,
+                    ocsp.uncommon_signing_rate,
+                ),
+            },
+            nonce: ocsp.nonce,
             metrics,
             ready: AtomicBool::new(false),
             runtime: tokio::runtime::Handle::try_current().ok(),
@@ -369,7 +411,7 @@ impl Responder {
         let signer = self.issuers[idx].signer();
         let started = Instant::now();
         for _ in 0..ROUNDS {
-            let _ = self.encode(idx, &signer, window, &item);
+            let _ = self.encode(idx, &signer, window, &item, None);
         }
         started.elapsed().as_secs_f64() / f64::from(ROUNDS)
     }
@@ -400,9 +442,30 @@ impl Responder {
                 return Answer::Error(ErrorStatus::MalformedRequest);
             }
         };
+        if let Some(oid) = &req.unknown_critical {
+            // RFC 6960 4.4: a critical extension revocd does not understand
+            // is not answered as if it were absent.
+            tracing::debug!(oid, "request with an unknown critical extension");
+            return Answer::Error(ErrorStatus::MalformedRequest);
+        }
         if req.queries.len() > self.max_certs {
             return Answer::Error(ErrorStatus::Unauthorized);
         }
+        let nonce = match (self.nonce, &req.nonce) {
+            (NonceMode::Echo, Some(v)) => match request::nonce_length(v) {
+                request::NonceLength::Echo => Some(v.clone()),
+                request::NonceLength::AnswerWithout => None,
+                request::NonceLength::Malformed => {
+                    return Answer::Error(ErrorStatus::MalformedRequest)
+                }
+            },
+            _ => None,
+        };
+        let mut class = if req.queries.len() > 1 {
+            Class::Uncommon
+        } else {
+            Class::Common
+        };
         let window = self.windows.at(self.clock.now());
         let mut issuer = None;
         let mut items = Vec::with_capacity(req.queries.len());
@@ -420,9 +483,12 @@ impl Responder {
                 return Answer::Error(ErrorStatus::Unauthorized);
             }
             issuer = Some(idx);
-            let Some((status, revision)) = self.status_of(idx, &q.serial) else {
+            let Some((status, revision, known)) = self.status_of(idx, &q.serial) else {
                 return Answer::Error(ErrorStatus::Unauthorized);
             };
+            if !known {
+                class = Class::Uncommon;
+            }
             self.requested[idx].mark(window.index, &q.serial);
             self.count_answer(&status, alg);
             items.push((q.serial.clone(), alg, revision));
@@ -431,13 +497,19 @@ impl Responder {
         let Some(issuer) = issuer else {
             return Answer::Error(ErrorStatus::MalformedRequest);
         };
+        if let Some(nonce) = nonce {
+            return match self.sign_with_nonce(issuer, window, job, nonce).await {
+                Ok(signed) => Answer::Signed(signed),
+                Err(status) => Answer::Error(status),
+            };
+        }
         let key = CacheKey {
             issuer,
             generation: self.issuers[issuer].generation(),
             window: window.index,
             items: Items::from_vec(items),
         };
-        match self.cached_or_signed(key, job).await {
+        match self.cached_or_signed(key, job, class).await {
             Ok(signed) => {
                 let age = self.clock.now().saturating_sub(signed.this_update);
                 self.metrics.ocsp_response_age_seconds.observe(age as f64);
@@ -485,24 +557,76 @@ impl Responder {
             .map(|c| c.issuer)
     }
 
-    /// The wire status of `serial` and the revision it was read at, or `None`
-    /// when the unknown-serial policy says `unauthorized`.
-    fn status_of(&self, issuer: usize, serial: &Serial) -> Option<(CertStatus, u64)> {
+    /// The wire status of `serial`, the revision it was read at and whether
+    /// the state knows the serial, or `None` when the unknown-serial policy
+    /// says `unauthorized`.
+    fn status_of(&self, issuer: usize, serial: &Serial) -> Option<(CertStatus, u64, bool)> {
         let i = &self.issuers[issuer];
         match i.state.lookup(serial) {
-            Some(entry) => Some((wire_status(&entry), entry.revision)),
+            Some(entry) => Some((wire_status(&entry), entry.revision, true)),
             None => match i.unknown_serial {
                 UnknownSerialPolicy::Unauthorized => None,
-                UnknownSerialPolicy::Unknown => Some((CertStatus::Unknown, 0)),
+                UnknownSerialPolicy::Unknown => Some((CertStatus::Unknown, 0, false)),
                 UnknownSerialPolicy::Revoked => Some((
                     CertStatus::Revoked {
                         at: 0,
                         reason: Some(Reason::CertificateHold),
                     },
                     0,
+                    false,
                 )),
             },
         }
+    }
+
+    /// Takes a signing slot for an uncommon request: a token of the rate
+    /// and a permit of the budget, or `tryLater`.
+    fn uncommon_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ErrorStatus> {
+        if !self.uncommon.rate.try_take(Instant::now()) {
+            self.metrics
+                .ocsp_uncommon_shed
+                .with_label_values(&["rate"])
+                .inc();
+            return Err(ErrorStatus::TryLater);
+        }
+        Arc::clone(&self.uncommon.budget)
+            .try_acquire_owned()
+            .map_err(|_| {
+                self.metrics
+                    .ocsp_uncommon_shed
+                    .with_label_values(&["budget"])
+                    .inc();
+                ErrorStatus::TryLater
+            })
+    }
+
+    /// A fresh answer echoing the request's nonce (RFC 9654): never cached,
+    /// under the uncommon budget and rate.
+    async fn sign_with_nonce(
+        self: &Arc<Self>,
+        issuer: usize,
+        window: Window,
+        job: Vec<(Serial, HashAlg, CertStatus)>,
+        nonce: Vec<u8>,
+    ) -> Result<Arc<Signed>, ErrorStatus> {
+        let permit = self.uncommon_slot()?;
+        let this = Arc::clone(self);
+        let signed = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let signer = this.issuers[issuer].signer();
+            this.sign(issuer, &signer, window, &job, Some(&nonce), Why::Uncommon)
+        })
+        .await
+        .map_err(|_| ErrorStatus::InternalError)??;
+        Ok(Arc::new(signed))
+    }
+
+    /// Bytes and entries of the uncommon requests' cache.
+    pub fn uncommon_cache_usage(&self) -> (u64, u64) {
+        (
+            self.uncommon.cache.entry_count(),
+            self.uncommon.cache.weighted_size(),
+        )
     }
 
     /// Cache hit, or one signing per key however many requests wait (moka's
@@ -512,8 +636,13 @@ impl Responder {
         self: &Arc<Self>,
         key: CacheKey,
         job: Vec<(Serial, HashAlg, CertStatus)>,
+        class: Class,
     ) -> Result<Arc<Signed>, ErrorStatus> {
-        if let Some(hit) = self.cache.get(&key).await {
+        let cache = match class {
+            Class::Common => &self.cache,
+            Class::Uncommon => &self.uncommon.cache,
+        };
+        if let Some(hit) = cache.get(&key).await {
             self.metrics.ocsp_cache_hits.inc();
             return Ok(hit);
         }
@@ -523,17 +652,32 @@ impl Responder {
             let window = this.windows.by_index(key.window);
             let issuer = key.issuer;
             let signer = Arc::clone(&this);
-            this.cache
+            let cache = match class {
+                Class::Common => &this.cache,
+                Class::Uncommon => &this.uncommon.cache,
+            };
+            cache
                 .try_get_with(key, async move {
-                    let Ok(_permit) = Arc::clone(&signer.budget).try_acquire_owned() else {
-                        signer.metrics.ocsp_signing_shed.inc();
-                        return Err(ErrorStatus::TryLater);
+                    let permit = match class {
+                        Class::Common => {
+                            let Ok(p) = Arc::clone(&signer.budget).try_acquire_owned() else {
+                                signer.metrics.ocsp_signing_shed.inc();
+                                return Err(ErrorStatus::TryLater);
+                            };
+                            p
+                        }
+                        Class::Uncommon => signer.uncommon_slot()?,
                     };
                     signer.metrics.ocsp_signing_in_flight.inc();
                     let s = Arc::clone(&signer);
+                    let why = match class {
+                        Class::Common => Why::OnDemand,
+                        Class::Uncommon => Why::Uncommon,
+                    };
                     let result = tokio::task::spawn_blocking(move || {
+                        let _permit = permit;
                         let signer = s.issuers[issuer].signer();
-                        s.sign(issuer, &signer, window, &job, Why::OnDemand)
+                        s.sign(issuer, &signer, window, &job, None, why)
                     })
                     .await;
                     signer.metrics.ocsp_signing_in_flight.dec();
@@ -555,10 +699,11 @@ impl Responder {
         signer: &ResponseSigner,
         window: Window,
         items: &[(Serial, HashAlg, CertStatus)],
+        nonce: Option<&[u8]>,
         why: Why,
     ) -> Result<Signed, ErrorStatus> {
         let started = Instant::now();
-        let signed = self.encode(issuer, signer, window, items)?;
+        let signed = self.encode(issuer, signer, window, items, nonce)?;
         let (count, seconds) = &self.sign_counters[why as usize];
         count.inc();
         seconds.observe(started.elapsed().as_secs_f64());
@@ -572,6 +717,7 @@ impl Responder {
         signer: &ResponseSigner,
         window: Window,
         items: &[(Serial, HashAlg, CertStatus)],
+        nonce: Option<&[u8]>,
     ) -> Result<Signed, ErrorStatus> {
         let i = &self.issuers[issuer];
         // An answer never claims its status held before it was signed
@@ -602,6 +748,7 @@ impl Responder {
             produced_at: this_update,
             answers,
             extended_revoke: i.unknown_serial == UnknownSerialPolicy::Revoked,
+            nonce: nonce.map(<[u8]>::to_vec),
         };
         let own = response::encode_signed_own(signer, &body).map_err(|e| {
             tracing::error!(issuer = %i.id, error = %e, "signing an OCSP response failed");
@@ -643,12 +790,12 @@ impl Responder {
     ) -> Vec<(CacheKeyHandle, Arc<Signed>)> {
         let mut out = Vec::with_capacity(serials.len() * self.presign_hashes.len());
         for serial in serials {
-            let Some((status, revision)) = self.status_of(issuer, serial) else {
+            let Some((status, revision, _)) = self.status_of(issuer, serial) else {
                 continue;
             };
             for alg in &self.presign_hashes {
                 let item = vec![(serial.clone(), *alg, status.clone())];
-                if let Ok(signed) = self.sign(issuer, signer, window, &item, why) {
+                if let Ok(signed) = self.sign(issuer, signer, window, &item, None, why) {
                     let key = CacheKey {
                         issuer,
                         generation,

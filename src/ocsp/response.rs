@@ -18,6 +18,9 @@ static OCSP_BASIC_OID: std::sync::LazyLock<Vec<u8>> =
     std::sync::LazyLock::new(|| asn1::oid(&asn1::oid_content(OCSP_BASIC)));
 static EXTENDED_REVOKE_OID: std::sync::LazyLock<Vec<u8>> =
     std::sync::LazyLock::new(|| asn1::oid(&asn1::oid_content(EXTENDED_REVOKE)));
+/// id-pkix-ocsp-nonce (RFC 9654).
+static NONCE_OID: std::sync::LazyLock<Vec<u8>> =
+    std::sync::LazyLock::new(|| asn1::oid(&asn1::oid_content("1.3.6.1.5.5.7.48.1.2")));
 
 /// The unsigned error statuses (CONFORMANCE 12).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -168,6 +171,8 @@ pub struct ResponseBody {
     pub answers: Vec<SingleAnswer>,
     /// Adds the Extended Revoked Definition extension (RFC 6960 2.2, 4.4.8).
     pub extended_revoke: bool,
+    /// The request's nonce extnValue, echoed verbatim (RFC 9654).
+    pub nonce: Option<Vec<u8>>,
 }
 
 /// Encodes and signs a successful OCSPResponse.
@@ -193,11 +198,21 @@ pub fn encode_signed_own(
     let singles: Vec<Vec<u8>> = body.answers.iter().map(single_response).collect();
     let single_refs: Vec<&[u8]> = singles.iter().map(Vec::as_slice).collect();
     let responses = asn1::sequence(&single_refs);
-    let extensions = if body.extended_revoke {
-        let ext = asn1::sequence(&[&EXTENDED_REVOKE_OID, &asn1::octet_string(&asn1::NULL)]);
-        asn1::tlv(context_constructed(1), &asn1::sequence(&[&ext]))
-    } else {
+    let mut exts: Vec<Vec<u8>> = Vec::new();
+    if let Some(nonce) = &body.nonce {
+        exts.push(asn1::sequence(&[&NONCE_OID, &asn1::octet_string(nonce)]));
+    }
+    if body.extended_revoke {
+        exts.push(asn1::sequence(&[
+            &EXTENDED_REVOKE_OID,
+            &asn1::octet_string(&asn1::NULL),
+        ]));
+    }
+    let extensions = if exts.is_empty() {
         Vec::new()
+    } else {
+        let refs: Vec<&[u8]> = exts.iter().map(Vec::as_slice).collect();
+        asn1::tlv(context_constructed(1), &asn1::sequence(&refs))
     };
     let tbs = asn1::sequence(&[&responder_id, &produced_at, &responses, &extensions]);
     let signature = asn1::bit_string(&signer.key.sign(&tbs)?);
@@ -300,6 +315,7 @@ mod tests {
                 next_update: 1_700_028_800,
             }],
             extended_revoke: true,
+            nonce: None,
         };
         let der = encode_signed(&signer, &body).expect("sign");
         let resp: rasn_ocsp::OcspResponse = rasn::der::decode(&der).expect("outer");
@@ -341,6 +357,7 @@ mod tests {
                 next_update: 1_700_028_800,
             }],
             extended_revoke: false,
+            nonce: None,
         };
         let mut signer = test_signer();
         for filler in [0usize, 10, 200, 70_000] {
