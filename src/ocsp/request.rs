@@ -185,6 +185,22 @@ fn short(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nonce_lengths_follow_rfc_9654() {
+        let os = |n: usize| crate::asn1::octet_string(&vec![7u8; n]);
+        assert_eq!(nonce_length(&os(1)), NonceLength::Echo);
+        assert_eq!(nonce_length(&os(32)), NonceLength::Echo);
+        assert_eq!(nonce_length(&os(33)), NonceLength::AnswerWithout);
+        assert_eq!(nonce_length(&os(128)), NonceLength::AnswerWithout);
+        assert_eq!(nonce_length(&os(129)), NonceLength::Malformed);
+        assert_eq!(nonce_length(&os(0)), NonceLength::Malformed);
+        // Raw bytes (the pre-RFC 8954 form) and trailing bytes are malformed.
+        assert_eq!(nonce_length(&[1, 2, 3]), NonceLength::Malformed);
+        let mut trailing = os(8);
+        trailing.push(0);
+        assert_eq!(nonce_length(&trailing), NonceLength::Malformed);
+    }
     use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
     /// An OCSPRequest for serial 0x1001 (SHA-1 CertID, NULL parameters),

@@ -599,3 +599,103 @@ fn a_client_that_never_reads_is_cut_at_the_write_timeout() {
     drop(writer.join());
     assert_eq!(ocsp_status(&d, &ca, &good).status, "good");
 }
+
+/// Issue 14, item 2: requests only strangers need (several CertIDs, unknown
+/// serials) sign under their own budget and rate, into their own cache:
+/// beyond the rate they get tryLater, legitimate clients never do, and no
+/// pre-signed answer is evicted (a legitimate request never signs).
+#[test]
+fn strangers_cannot_drive_signing_or_evict_presigned_answers() {
+    let dir = demo_pki();
+    let p = dir.path();
+    let config = p.join("revocd.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        text.replace(
+            "[ocsp]\n",
+            "[ocsp]\nunknown-serial = \"unknown\"\nuncommon-signing-rate = 20\ncache-max-bytes = 200000\n",
+        ),
+    )
+    .expect("write");
+    let d = Daemon::start(&config);
+    let ca = load_cert(&p.join("ca.pem"));
+    let good = Serial::from_hex(&serial_of(&p.join("leaf-good.pem"))).expect("hex");
+    let revoked = Serial::from_hex(&serial_of(&p.join("leaf-revoked.pem"))).expect("hex");
+    let legit_signings = || metric(&d, "revocd_ocsp_signings_total{why=\"on_demand\"}");
+    assert_eq!(ocsp_status(&d, &ca, &good).status, "good");
+    let before = legit_signings();
+    let public = d.public;
+    let started = std::time::Instant::now();
+    let abusers: Vec<_> = (0..8u32)
+        .map(|t| {
+            let ca = ca.clone();
+            let (good, revoked) = (good.clone(), revoked.clone());
+            std::thread::spawn(move || {
+                let mut statuses = Vec::new();
+                for i in 0..150u32 {
+                    use revocd::asn1::*;
+                    let alg = revocd::pki::HashAlg::Sha1;
+                    let id = |content: &[u8]| {
+                        sequence(&[&sequence(&[
+                            &alg.algorithm_identifier_der(),
+                            &octet_string(&ca.name_hash(alg)),
+                            &octet_string(&ca.key_hash(alg)),
+                            &integer_from_content(content),
+                        ])])
+                    };
+                    let n = (t << 16 | i).to_be_bytes();
+                    let ids = if i % 2 == 0 {
+                        vec![id(&[0x40, n[0], n[1], n[2], n[3]])]
+                    } else {
+                        // Known serials, in a combination no one asked for yet.
+                        vec![
+                            id(good.content()),
+                            id(revoked.content()),
+                            id(&[0x41, n[0], n[1], n[2], n[3]]),
+                        ]
+                    };
+                    let refs: Vec<&[u8]> = ids.iter().map(Vec::as_slice).collect();
+                    let der = sequence(&[&sequence(&[&sequence(&refs)])]);
+                    let (status, _, _) = raw_http(public, &post("/", &der, "")).expect("answer");
+                    statuses.push(status);
+                }
+                statuses
+            })
+        })
+        .collect();
+    // Legitimate clients meanwhile: always a pre-signed answer.
+    let mut legit = 0;
+    while abusers.iter().any(|a| !a.is_finished()) {
+        assert_eq!(ocsp_status(&d, &ca, &good).status, "good");
+        assert_eq!(ocsp_status(&d, &ca, &revoked).status, "revoked");
+        legit += 2;
+    }
+    let statuses: Vec<u16> = abusers
+        .into_iter()
+        .flat_map(|a| a.join().expect("abuser"))
+        .collect();
+    let elapsed = started.elapsed().as_secs_f64();
+    let shed = statuses.iter().filter(|s| **s == 503).count();
+    let signed = metric(&d, "revocd_ocsp_signings_total{why=\"uncommon\"}");
+    eprintln!(
+        "{} abusive requests in {elapsed:.1} s: {shed} tryLater, {signed} signed; {legit} legitimate answers",
+        statuses.len()
+    );
+    assert!(shed > 0, "the rate must shed some");
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 503),
+        "{statuses:?}"
+    );
+    assert!(
+        signed <= 20.0 * elapsed + 20.0 + 1.0,
+        "{signed} uncommon signings in {elapsed:.1} s exceed the rate"
+    );
+    assert_eq!(
+        legit_signings(),
+        before,
+        "a legitimate request had to sign: a pre-signed answer was evicted"
+    );
+    // Every tryLater is counted, by the limit (rate or budget) that refused it.
+    assert_eq!(metric(&d, "revocd_ocsp_uncommon_shed_total") as usize, shed);
+}

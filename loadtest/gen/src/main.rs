@@ -35,6 +35,19 @@ enum Hash {
     Mixed,
 }
 
+/// What an abusive client sends: every request distinct, so each is a
+/// cache miss a stranger can produce (issue 14's abuse scenario).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Abuse {
+    /// 2 or 3 random CertIDs of known serials in one POST.
+    Multi,
+    /// One random serial no CA issued (a miss under `unknown-serial =
+    /// "unknown"` or `"revoked"`).
+    Unknown,
+    /// Half each.
+    Mixed,
+}
+
 #[derive(Debug, Parser)]
 #[command(about = "Load generator for OCSP responders")]
 struct Args {
@@ -75,6 +88,9 @@ struct Args {
     /// Also write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Send abusive POSTs instead of the minted requests: each one new.
+    #[arg(long, value_enum)]
+    abuse: Option<Abuse>,
     /// Instead of load: fetch every minted GET once and write each answer
     /// under DIR at its request path (a static-file docroot serving the very
     /// same bytes), plus DIR.b64 with one base64 answer per line (the
@@ -236,6 +252,8 @@ impl Pick {
 
 struct Plan {
     addr: std::net::SocketAddr,
+    /// Abusive requests are minted per send from these.
+    abuse: Option<(Abuse, Cert, Vec<Serial>, String, String)>,
     requests: Vec<Vec<Minted>>,
     hot_share: f64,
     hot_count: usize,
@@ -339,15 +357,13 @@ async fn connection(plan: Arc<Plan>, seed: u64) -> anyhow::Result<Tally> {
             }
         }
         let Some(s) = stream.as_mut() else { continue };
-        let n = plan.requests.len();
-        let hot = plan.hot_count.clamp(1, n);
-        let serial = if plan.hot_share > 0.0 && pick.unit() < plan.hot_share {
-            (pick.next() % hot as u64) as usize
+        let abusive;
+        let m = if let Some((kind, issuer, serials, host, path)) = &plan.abuse {
+            abusive = abusive_request(*kind, issuer, serials, host, path, &mut pick);
+            &abusive
         } else {
-            (pick.next() % n as u64) as usize
+            pick_minted(&plan, &mut pick)
         };
-        let variants = &plan.requests[serial];
-        let m = &variants[(pick.next() % variants.len() as u64) as usize];
         let sent_at = Instant::now();
         match exchange(s, &m.wire, &mut buf).await {
             Ok((status, body, close)) => {
@@ -374,6 +390,68 @@ async fn connection(plan: Arc<Plan>, seed: u64) -> anyhow::Result<Tally> {
         }
     }
     Ok(tally)
+}
+
+/// The next minted request: a serial (from the hot set with `hot_share`)
+/// and one of its variants.
+fn pick_minted<'a>(plan: &'a Plan, pick: &mut Pick) -> &'a Minted {
+    let n = plan.requests.len();
+    let hot = plan.hot_count.clamp(1, n);
+    let serial = if plan.hot_share > 0.0 && pick.unit() < plan.hot_share {
+        (pick.next() % hot as u64) as usize
+    } else {
+        (pick.next() % n as u64) as usize
+    };
+    let variants = &plan.requests[serial];
+    &variants[(pick.next() % variants.len() as u64) as usize]
+}
+
+/// One abusive POST, new each time.
+fn abusive_request(
+    kind: Abuse,
+    issuer: &Cert,
+    serials: &[Serial],
+    host: &str,
+    path: &str,
+    pick: &mut Pick,
+) -> Minted {
+    use revocd::asn1::{integer_from_content, octet_string, sequence};
+    let alg = HashAlg::Sha1;
+    let cert_id = |content: &[u8]| {
+        sequence(&[
+            &alg.algorithm_identifier_der(),
+            &octet_string(&issuer.name_hash(alg)),
+            &octet_string(&issuer.key_hash(alg)),
+            &integer_from_content(content),
+        ])
+    };
+    let multi = match kind {
+        Abuse::Multi => true,
+        Abuse::Unknown => false,
+        Abuse::Mixed => pick.next() % 2 == 0,
+    };
+    let ids: Vec<Vec<u8>> = if multi {
+        let k = 2 + (pick.next() % 2) as usize;
+        (0..k)
+            .map(|_| cert_id(serials[(pick.next() % serials.len() as u64) as usize].content()))
+            .collect()
+    } else {
+        let mut content = [0u8; 16];
+        for chunk in content.chunks_mut(8) {
+            chunk.copy_from_slice(&pick.next().to_be_bytes()[..chunk.len()]);
+        }
+        content[0] = (content[0] & 0x7f) | 0x40;
+        vec![cert_id(&content)]
+    };
+    let requests: Vec<Vec<u8>> = ids.iter().map(|id| sequence(&[id])).collect();
+    let refs: Vec<&[u8]> = requests.iter().map(Vec::as_slice).collect();
+    let der = sequence(&[&sequence(&[&sequence(&refs)])]);
+    Minted {
+        post: true,
+        wire: wire(host, true, path, &der),
+        path: path.to_string(),
+        der,
+    }
 }
 
 /// `--dump`: one GET per minted request, answers written as files.
@@ -437,8 +515,24 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let started = Instant::now();
+    let abuse = match args.abuse {
+        Some(kind) => {
+            let bytes = std::fs::read(&args.issuer)?;
+            let issuer = Cert::parse(&bytes)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", args.issuer.display()))?;
+            Some((
+                kind,
+                issuer,
+                read_serials(&args.serials)?,
+                host.clone(),
+                path.clone(),
+            ))
+        }
+        None => None,
+    };
     let plan = Arc::new(Plan {
         addr,
+        abuse,
         hot_share: args.hot_share.clamp(0.0, 1.0),
         hot_count: args.hot_count,
         deadline: started + Duration::from_secs(args.duration),
