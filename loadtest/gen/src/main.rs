@@ -428,7 +428,7 @@ fn abusive_request(
     let multi = match kind {
         Abuse::Multi => true,
         Abuse::Unknown => false,
-        Abuse::Mixed => pick.next() % 2 == 0,
+        Abuse::Mixed => pick.next().is_multiple_of(2),
     };
     let ids: Vec<Vec<u8>> = if multi {
         let k = 2 + (pick.next() % 2) as usize;
