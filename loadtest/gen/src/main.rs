@@ -560,7 +560,10 @@ fn main() -> anyhow::Result<()> {
     let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     let requests = total.ok + total.non_200;
     let rps = requests as f64 / elapsed;
-    let method = format!("{:?}", args.method).to_lowercase();
+    let method = match args.abuse {
+        Some(kind) => format!("abusive {kind:?} post").to_lowercase(),
+        None => format!("{:?}", args.method).to_lowercase(),
+    };
     let hash = format!("{:?}", args.hash).to_lowercase();
     println!(
         "{}: {} {} {} x {} connections, {:.1} s{}",
