@@ -174,6 +174,29 @@ fn hostile_requests_get_clean_answers_and_the_daemon_keeps_serving() {
             Some(&malformed),
         ),
         (
+            "unknown critical request extension",
+            false,
+            post(
+                "/",
+                &{
+                    use revocd::asn1::*;
+                    let req = request_with_serial(&ca, good.content());
+                    // The same request with a critical requestExtensions entry.
+                    let (outer, _) = read_tlv(&req).expect("request");
+                    let (tbs, _) = read_tlv(outer.content).expect("tbs");
+                    let ext = sequence(&[
+                        &oid(&oid_content("1.3.6.1.4.1.55555.7")),
+                        &[0x01, 0x01, 0xff],
+                        &octet_string(&[0x05, 0x00]),
+                    ]);
+                    sequence(&[&sequence(&[tbs.content, &tlv(0xa2, &sequence(&[&ext]))])])
+                },
+                "",
+            ),
+            400,
+            Some(&malformed),
+        ),
+        (
             "admin without token",
             true,
             post(revoke, br#"{"serial": "01"}"#, ""),
