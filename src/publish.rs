@@ -194,6 +194,17 @@ impl Publisher {
         self.prefix.clone().join(name)
     }
 
+    /// The object at `name` under the prefix, each `/` a path separator:
+    /// `demo/0.crl` is `<prefix>/demo/0.crl`, the URL a CDN in front of the
+    /// bucket asks for. ([`Publisher::key`] keeps `name` as one segment,
+    /// `/` escaped as `%2F`: the fleet ledger's layout, kept as it is so
+    /// existing fleet stores stay readable.)
+    pub fn object(&self, name: &str) -> StorePath {
+        name.split('/')
+            .filter(|part| !part.is_empty())
+            .fold(self.prefix.clone(), |path, part| path.join(part))
+    }
+
     /// Finds out whether the store honours conditional writes: a second
     /// create of the same key must fail, and so must a replace with a wrong
     /// ETag. Sets and returns the mode; leaves no probe object behind.

@@ -153,7 +153,7 @@ impl CrlService {
             };
             let unit = |name: String, kind: Kind, idp: Option<String>, debounce: i64| IssuerCrl {
                 id: i.id.clone(),
-                object: publisher.key(&name),
+                object: publisher.object(&name),
                 name,
                 kind,
                 idp,
@@ -731,7 +731,7 @@ impl CrlService {
             serde_json::json!({ "issuer": id, "shards": shards })
         ));
         let p = self.publisher.read().await;
-        let key = p.key(&format!("{id}/manifest.json"));
+        let key = p.object(&format!("{id}/manifest.json"));
         p.write(&key, body.clone(), "application/json", &Expect::Any)
             .await?;
         self.manifests

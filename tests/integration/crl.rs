@@ -557,6 +557,14 @@ fn sharded_crls_carry_their_idp_and_a_manifest_lists_them() {
         assert!(out.contains("verify OK"), "{out}");
         assert!(crl_number(&der, &ca) > 0);
     }
+    // In the store each shard is at the path its IDP URL names, so a CDN in
+    // front of the bucket finds it (not at an escaped `demo%2F0.crl`).
+    for k in 0..4 {
+        let stored = std::fs::read(p.join(format!("crl/demo/{k}.crl")))
+            .unwrap_or_else(|e| panic!("crl/demo/{k}.crl in the store: {e}"));
+        assert!(revocd::crl::build::check(&stored, &ca).is_ok());
+    }
+    assert!(p.join("crl/demo/manifest.json").is_file());
     let want: std::collections::BTreeSet<String> = revoked
         .iter()
         .map(|s| s.trim_start_matches('0').to_string())
