@@ -406,6 +406,25 @@ fn is_torn_tail(bytes: &[u8], at: usize, after: u64) -> bool {
     boundary >= at as u64 && boundary < record_end && end.saturating_sub(boundary) >= MIN_ZERO_RUN
 }
 
+/// How the last segment's bytes end, by the rules `scan` applies: `None`
+/// when every record decodes, `Some(true)` for a torn final write start-up
+/// would cut, `Some(false)` for corruption it would refuse. Pure (the fuzz
+/// target `ledger_record` runs it on arbitrary bytes).
+pub fn last_segment_ending(bytes: &[u8]) -> Option<bool> {
+    let mut at = record::LOG_MAGIC.len().min(bytes.len());
+    let mut prev = 0;
+    while at < bytes.len() {
+        match record::decode(&bytes[at..]) {
+            Ok((rec, n)) => {
+                prev = rec.seq;
+                at += n;
+            }
+            Err(_) => return Some(is_torn_tail(bytes, at, prev)),
+        }
+    }
+    None
+}
+
 /// Replays into the state as the scan reads.
 struct Replay<'a> {
     applier: &'a dyn Applier,
