@@ -311,36 +311,38 @@ impl CrlService {
                 return Ok(());
             }
         };
-        let mut live = i.live.write().unwrap_or_else(|p| p.into_inner());
-        let newer = live.as_ref().is_none_or(|l| facts.number >= l.number);
-        let changed = live.as_ref().is_none_or(|l| l.der != bytes);
-        if newer {
-            let first = live.is_none();
-            *live = Some(Live {
-                etag: http_etag(&bytes),
-                der: bytes,
-                number: facts.number,
-                this_update: facts.this_update,
-                n_entries: facts.n_entries,
-                store_etag,
-            });
-            if first {
-                self.metrics.crl_skipped.with_label_values(&[&i.id]).inc();
-                // A CRL from before this start covers the state only if the
-                // state has not moved since; assume it has not, and let the
-                // re-issue and change rules take it from here.
-                let rev = self.responder.issuers()[i.idx].state.revision();
-                i.schedule
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .live(facts.this_update, rev);
+        let (newer, changed) = {
+            let mut live = i.live.write().unwrap_or_else(|p| p.into_inner());
+            let newer = live.as_ref().is_none_or(|l| facts.number >= l.number);
+            let changed = live.as_ref().is_none_or(|l| l.der != bytes);
+            if newer {
+                let first = live.is_none();
+                *live = Some(Live {
+                    etag: http_etag(&bytes),
+                    der: bytes,
+                    number: facts.number,
+                    this_update: facts.this_update,
+                    n_entries: facts.n_entries,
+                    store_etag,
+                });
+                if first {
+                    self.metrics.crl_skipped.with_label_values(&[&i.id]).inc();
+                    // A CRL from before this start covers the state only if the
+                    // state has not moved since; assume it has not, and let the
+                    // re-issue and change rules take it from here.
+                    let rev = self.responder.issuers()[i.idx].state.revision();
+                    i.schedule
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .live(facts.this_update, rev);
+                }
             }
-        }
-        drop(live);
+            (newer, changed)
+        };
         if newer && changed {
             // Whatever the schedule remembers, the live CRL is what the world
             // sees: compare it with the state (start-up, another writer).
-            self.reconcile(i);
+            self.reconcile(i).await;
         }
         Ok(())
     }
@@ -349,13 +351,12 @@ impl CrlService {
     /// list; a difference is an unpublished change seen now, so it is
     /// published within max-delay (and after the debounce). Runs at start,
     /// when the live CRL changes and after a failed publish, not per tick.
-    fn reconcile(&self, i: &IssuerCrl) {
+    async fn reconcile(&self, i: &IssuerCrl) {
         let Some(live) = i.live.read().unwrap_or_else(|p| p.into_inner()).clone() else {
             return;
         };
-        let state = &self.responder.issuers()[i.idx].state;
-        let expected = match i.kind {
-            Kind::Full { shard } => select_entries(state.snapshot(), Some(live.this_update), shard),
+        let (shard, base) = match i.kind {
+            Kind::Full { shard } => (shard, None),
             Kind::Delta { base } => {
                 let Some(b) = self.issuers[base]
                     .live
@@ -365,21 +366,34 @@ impl CrlService {
                 else {
                     return;
                 };
-                let current = select_entries(state.snapshot(), Some(b.this_update), None);
-                match delta_entries(&b.der, current) {
-                    Ok(e) => e,
-                    Err(_) => return,
+                (None, Some(b))
+            }
+        };
+        // At 1M entries this is about the cost of building the CRL: off the
+        // reactor.
+        let responder = Arc::clone(&self.responder);
+        let (idx, id, name) = (i.idx, i.id.clone(), i.name.clone());
+        let live_der = live.der.clone();
+        let this_update = live.this_update;
+        let found = tokio::task::spawn_blocking(move || {
+            let state = &responder.issuers()[idx].state;
+            let expected = match &base {
+                None => select_entries(state.snapshot(), Some(this_update), shard),
+                Some(b) => {
+                    let current = select_entries(state.snapshot(), Some(b.this_update), None);
+                    delta_entries(&b.der, current).unwrap_or_default()
                 }
-            }
-        };
-        let listed = match build::entries_of(&live.der) {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::warn!(issuer = %i.id, crl = %i.name, error = %e, "cannot read the live CRL's entries; republishing");
+            };
+            let listed = build::entries_of(&live_der).unwrap_or_else(|e| {
+                tracing::warn!(issuer = %id, crl = %name, error = %e, "cannot read the live CRL's entries; republishing");
                 Vec::new()
-            }
+            });
+            gate::differences(&expected, &listed, |s| state.lookup(s))
+        })
+        .await;
+        let Ok(d) = found else {
+            return;
         };
-        let d = gate::differences(&expected, &listed, |s| state.lookup(s));
         if d.is_empty() {
             return;
         }
@@ -522,15 +536,16 @@ impl CrlService {
                         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
                     f64::from(b[0]) / 256.0
                 };
-                let mut s = i.schedule.lock().unwrap_or_else(|p| p.into_inner());
-                s.failed(self.clock.now(), jitter);
-                self.metrics
-                    .crl_publishes
-                    .with_label_values(&[&i.id, "error"])
-                    .inc();
-                tracing::warn!(issuer = %i.id, why = due.label(), failures = s.failures(), error = %e, "CRL publish failed; will retry");
-                drop(s);
-                self.reconcile(i);
+                {
+                    let mut s = i.schedule.lock().unwrap_or_else(|p| p.into_inner());
+                    s.failed(self.clock.now(), jitter);
+                    self.metrics
+                        .crl_publishes
+                        .with_label_values(&[&i.id, "error"])
+                        .inc();
+                    tracing::warn!(issuer = %i.id, why = due.label(), failures = s.failures(), error = %e, "CRL publish failed; will retry");
+                }
+                self.reconcile(i).await;
             }
         }
     }
@@ -621,32 +636,6 @@ impl CrlService {
         // its thisUpdate, so drop only entries that expired before it.
         let keep_after = base.as_ref().or(live).map(|l| l.this_update);
         let mut entries = select_entries(state.snapshot(), keep_after, shard);
-        if let (Kind::Full { .. }, Some(l)) = (i.kind, live) {
-            // The safety gate: nothing the live CRL lists is dropped unless
-            // the state released a hold or the certificate expired.
-            match build::entries_of(&l.der) {
-                Ok(listed) => {
-                    let kept =
-                        gate::keep_listed(listed, &mut entries, l.this_update, |s| state.lookup(s));
-                    for k in &kept {
-                        self.metrics
-                            .crl_entries_kept
-                            .with_label_values(&[&i.id])
-                            .inc();
-                        tracing::error!(
-                            issuer = %i.id,
-                            crl = %i.name,
-                            serial = %k.serial.to_hex(),
-                            why = k.why,
-                            "the new CRL would drop a serial the live CRL lists; it stays listed"
-                        );
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(issuer = %i.id, error = %e, "cannot read the live CRL's entries for the safety gate")
-                }
-            }
-        }
         if let Some(b) = &base {
             entries = delta_entries(&b.der, entries)?;
         }
@@ -684,7 +673,39 @@ impl CrlService {
         let idp = i.idp.clone();
         let delta_of = base.map(|b| b.number);
         let validity = self.timing.validity;
+        // The safety gate: nothing the live CRL lists is dropped unless the
+        // state released a hold or the certificate expired (off the reactor
+        // with the signing: it reads the whole live CRL).
+        let gate_live = match i.kind {
+            Kind::Full { .. } => live.cloned(),
+            Kind::Delta { .. } => None,
+        };
+        let responder = Arc::clone(&self.responder);
+        let (idx, id, name) = (i.idx, i.id.clone(), i.name.clone());
+        let metrics = self.metrics.clone();
         let result = tokio::task::spawn_blocking(move || {
+            let mut entries = entries;
+            if let Some(l) = gate_live {
+                let state = &responder.issuers()[idx].state;
+                match build::entries_of(&l.der) {
+                    Ok(listed) => {
+                        let kept = gate::keep_listed(listed, &mut entries, l.this_update, |s| {
+                            state.lookup(s)
+                        });
+                        for k in &kept {
+                            metrics.crl_entries_kept.with_label_values(&[&id]).inc();
+                            tracing::error!(
+                                issuer = %id,
+                                crl = %name,
+                                serial = %k.serial.to_hex(),
+                                why = k.why,
+                                "the new CRL would drop a serial the live CRL lists; it stays listed"
+                            );
+                        }
+                    }
+                    Err(e) => tracing::warn!(issuer = %id, error = %e, "cannot read the live CRL's entries for the safety gate"),
+                }
+            }
             let params = CrlParams {
                 issuer_name: &ca.subject_der,
                 authority_key_id: &aki,
