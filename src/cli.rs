@@ -33,7 +33,8 @@ pub enum LedgerAction {
     },
     /// Write the ledger as JSON lines: the state of the snapshot start-up
     /// uses (`"source":"snapshot"`), then every change after it in order
-    /// (`"source":"log"`, the audit trail). Exit 1 if it stops at a problem.
+    /// (`"source":"log"`, the audit trail; in fleet mode from the batches in
+    /// the store). Exit 1 if it stops at a problem.
     Dump {
         #[arg(long)]
         config: PathBuf,

@@ -319,22 +319,28 @@ async fn ledger(action: crate::cli::LedgerAction) -> anyhow::Result<ExitCode> {
             Ok(code(ok))
         }
         LedgerAction::Dump { .. } => {
-            anyhow::ensure!(
-                config.fleet.is_none(),
-                "ledger dump reads the file ledger; in fleet mode the batch objects in the store are the audit trail"
-            );
             let mut failed = None;
-            let scan = tools::dump(&dir, &mut |line| {
+            let mut emit = |line: tools::DumpLine<'_>| {
                 if failed.is_none() {
                     if let Err(e) = writeln!(stdout, "{}", crate::admin::dump_line(&line)) {
                         failed = Some(e);
                     }
                 }
-            })?;
+            };
+            let problem = match &config.fleet {
+                Some(fleet) => {
+                    let store = std::sync::Arc::new(crate::publish::Publisher::new(&fleet.store)?);
+                    crate::ledger::fleet::dump(&store, &mut emit)
+                        .await
+                        .err()
+                        .map(|e| format!("{e:#}"))
+                }
+                None => tools::dump(&dir, &mut emit)?.problem.map(|p| p.to_string()),
+            };
             if let Some(e) = failed {
                 return Err(e.into());
             }
-            if let Some(p) = &scan.problem {
+            if let Some(p) = problem {
                 eprintln!("revocd: the dump stops at a problem: {p}");
                 return Ok(ExitCode::FAILURE);
             }

@@ -135,6 +135,54 @@ async fn list_snapshots(store: &Publisher) -> anyhow::Result<Vec<u64>> {
 /// Start-up: the newest snapshot in the store, then every batch after it.
 /// Returns what was found; `last_seq` is the last batch applied.
 pub async fn recover(store: &Arc<Publisher>, applier: &dyn Applier) -> anyhow::Result<Recovery> {
+    read(
+        store,
+        &mut |_, issuers| {
+            for (id, entries) in issuers {
+                applier.restore(&id, entries);
+            }
+        },
+        &mut |rec| {
+            super::replay(applier, rec);
+        },
+    )
+    .await
+}
+
+/// `revocd ledger dump` in fleet mode: the newest readable snapshot's
+/// entries, then every record of every batch after it, in order.
+pub async fn dump(
+    store: &Arc<Publisher>,
+    emit: &mut impl FnMut(super::tools::DumpLine<'_>),
+) -> anyhow::Result<Recovery> {
+    use std::cell::RefCell;
+    let emit = RefCell::new(emit);
+    read(
+        store,
+        &mut |seq, issuers| {
+            for (issuer, entries) in &issuers {
+                for (serial, entry) in entries {
+                    (emit.borrow_mut())(super::tools::DumpLine::Entry {
+                        snapshot: seq,
+                        issuer,
+                        serial,
+                        entry,
+                    });
+                }
+            }
+        },
+        &mut |rec| (emit.borrow_mut())(super::tools::DumpLine::Record(rec)),
+    )
+    .await
+}
+
+/// Reads the newest readable snapshot and every batch after it, in order,
+/// refusing a corrupt batch and a snapshot beyond the batches.
+async fn read(
+    store: &Arc<Publisher>,
+    on_snapshot: &mut dyn FnMut(u64, Vec<record::IssuerEntries>),
+    on_record: &mut dyn FnMut(&Record),
+) -> anyhow::Result<Recovery> {
     let mut report = Recovery::default();
     let snapshots = list_snapshots(store).await?;
     let newest_snapshot = snapshots.last().copied();
@@ -146,9 +194,7 @@ pub async fn recover(store: &Arc<Publisher>, applier: &dyn Applier) -> anyhow::R
         };
         match record::decode_snapshot(&bytes) {
             Ok((s, issuers)) if s == seq => {
-                for (id, entries) in issuers {
-                    applier.restore(&id, entries);
-                }
+                on_snapshot(seq, issuers);
                 base = seq;
                 report.snapshot_seq = Some(seq);
                 break;
@@ -169,7 +215,7 @@ pub async fn recover(store: &Arc<Publisher>, applier: &dyn Applier) -> anyhow::R
             match fetched.context("fetching a ledger batch")? {
                 Some(batch) => {
                     for rec in &batch.records {
-                        super::replay(applier, rec);
+                        on_record(rec);
                     }
                     report.records_replayed += batch.records.len() as u64;
                     next = batch.seq + 1;

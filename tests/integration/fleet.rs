@@ -379,6 +379,22 @@ fn a_corrupt_fleet_batch_is_never_skipped_and_followers_keep_serving() {
         (status_via(&r2, &tok, "0A01") == "revoked").then_some(())
     });
     let applied = metric(&r2, "revocd_fleet_applied_sequence") as u64;
+    // The fleet ledger as JSON lines: every batch's records, in order.
+    let dump = |expect_ok: bool| {
+        let out = run(Command::new(BIN)
+            .args(["ledger", "dump", "--config"])
+            .arg(&f.configs[2])
+            .envs(MOTO_ENV));
+        assert_eq!(out.status.success(), expect_ok, "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let lines = dump(true);
+    assert!(
+        lines
+            .lines()
+            .any(|l| l.contains("\"serial\":\"0A01\"") && l.contains("\"change\":\"revoke\"")),
+        "{lines}"
+    );
     // Another writer's batch at the next position, damaged in the store: the
     // last batch's bytes with one byte flipped (its checksum fails).
     let next = applied + 1;
@@ -442,6 +458,7 @@ fn a_corrupt_fleet_batch_is_never_skipped_and_followers_keep_serving() {
         "{}",
         text(&verify)
     );
+    dump(false);
     let (code, logs) = serve_until_exit(&f.configs[2], &MOTO_ENV, 60);
     assert_eq!(
         code,
