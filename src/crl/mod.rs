@@ -440,7 +440,11 @@ impl CrlService {
             let due = {
                 let mut s = i.schedule.lock().unwrap_or_else(|p| p.into_inner());
                 s.observe(rev, now);
-                s.due(now)
+                // The clock reads whole seconds and this loop wakes at least
+                // once a second: asking one second ahead makes a deadline
+                // (max-delay above all) start its publish by that deadline,
+                // not up to a tick after it.
+                s.due(now + 1)
             };
             if let Some(due) = due {
                 self.attempt(i, due).await;
