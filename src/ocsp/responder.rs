@@ -289,26 +289,20 @@ impl Responder {
         // An entry lives through the window before its own (pre-signed
         // ahead) and its own window.
         let ttl = Duration::from_secs(2 * ocsp.window.as_secs() + 60);
-        let cache = Cache::builder()
-            .max_capacity(ocsp.cache_max_bytes)
-            .weigher(|_k: &CacheKey, v: &Arc<Signed>| {
-                u32::try_from(v.own_bytes() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
-            })
-            .time_to_live(ttl)
-            .expire_after(UntilWindowEnd {
-                clock: Arc::clone(&clock),
-            })
-            .build();
-        let uncommon_cache = Cache::builder()
-            .max_capacity(ocsp.uncommon_cache_bytes)
-            .weigher(|_k: &CacheKey, v: &Arc<Signed>| {
-                u32::try_from(v.own_bytes() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
-            })
-            .time_to_live(ttl)
-            .expire_after(UntilWindowEnd {
-                clock: Arc::clone(&clock),
-            })
-            .build();
+        let answers = |max_bytes: u64| {
+            Cache::builder()
+                .max_capacity(max_bytes)
+                .weigher(|_k: &CacheKey, v: &Arc<Signed>| {
+                    u32::try_from(v.own_bytes() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
+                })
+                .time_to_live(ttl)
+                .expire_after(UntilWindowEnd {
+                    clock: Arc::clone(&clock),
+                })
+                .build()
+        };
+        let cache = answers(ocsp.cache_max_bytes);
+        let uncommon_cache = answers(ocsp.uncommon_cache_bytes);
         let requested = issuers.iter().map(|_| Requested::default()).collect();
         Arc::new(Self {
             issuers,

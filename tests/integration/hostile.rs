@@ -48,20 +48,24 @@ fn request_with_serial(ca: &revocd::pki::Cert, content: &[u8]) -> Vec<u8> {
     sequence(&[&sequence(&[&sequence(&[&sequence(&[&cert_id])])])])
 }
 
+/// A demo PKI whose config has `lines` added at the top of `section`.
+fn demo_with(section: &str, lines: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = demo_pki();
+    let config = dir.path().join("revocd.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    let header = format!("[{section}]\n");
+    assert!(text.contains(&header), "no {header} in the demo config");
+    std::fs::write(&config, text.replace(&header, &format!("{header}{lines}"))).expect("write");
+    (dir, config)
+}
+
 /// (name, to the admin listener?, request bytes, expected status, expected body)
 type Row<'a> = (&'a str, bool, Vec<u8>, u16, Option<&'a [u8]>);
 
 #[test]
 fn hostile_requests_get_clean_answers_and_the_daemon_keeps_serving() {
-    let dir = demo_pki();
+    let (dir, config) = demo_with("listen", "header-read-timeout = \"1s\"\n");
     let p = dir.path();
-    let config = p.join("revocd.toml");
-    let text = std::fs::read_to_string(&config).expect("config");
-    std::fs::write(
-        &config,
-        text.replace("[listen]\n", "[listen]\nheader-read-timeout = \"1s\"\n"),
-    )
-    .expect("write");
     let d = Daemon::start(&config);
     let tok = token(p);
     let ca = load_cert(&p.join("ca.pem"));
@@ -396,15 +400,8 @@ fn hostile_requests_get_clean_answers_and_the_daemon_keeps_serving() {
 
 #[test]
 fn connections_beyond_the_limit_are_closed_and_counted() {
-    let dir = demo_pki();
+    let (dir, config) = demo_with("listen", "max-connections = 20\n");
     let p = dir.path();
-    let config = p.join("revocd.toml");
-    let text = std::fs::read_to_string(&config).expect("config");
-    std::fs::write(
-        &config,
-        text.replace("[listen]\n", "[listen]\nmax-connections = 20\n"),
-    )
-    .expect("write");
     let d = Daemon::start(&config);
     // Hold 30 idle connections open.
     let held: Vec<TcpStream> = (0..30)
@@ -465,18 +462,8 @@ fn trickle(
 /// reading its declared body.
 #[test]
 fn slow_bodies_are_cut_at_the_body_deadline_and_strangers_bodies_are_never_read() {
-    let dir = demo_pki();
+    let (dir, config) = demo_with("listen", "body-timeout = \"2s\"\nbody-min-rate = 1024\n");
     let p = dir.path();
-    let config = p.join("revocd.toml");
-    let text = std::fs::read_to_string(&config).expect("config");
-    std::fs::write(
-        &config,
-        text.replace(
-            "[listen]\n",
-            "[listen]\nbody-timeout = \"2s\"\nbody-min-rate = 1024\n",
-        ),
-    )
-    .expect("write");
     let d = Daemon::start(&config);
     let tok = token(p);
     let headers = "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/ocsp-request\r\nContent-Length: 200\r\n\r\n";
@@ -584,15 +571,8 @@ fn five_hundred_slow_bodies_never_lock_out_a_legitimate_client() {
 /// answers is cut at the write timeout, and counted.
 #[test]
 fn a_client_that_never_reads_is_cut_at_the_write_timeout() {
-    let dir = demo_pki();
+    let (dir, config) = demo_with("listen", "write-timeout = \"2s\"\n");
     let p = dir.path();
-    let config = p.join("revocd.toml");
-    let text = std::fs::read_to_string(&config).expect("config");
-    std::fs::write(
-        &config,
-        text.replace("[listen]\n", "[listen]\nwrite-timeout = \"2s\"\n"),
-    )
-    .expect("write");
     let d = Daemon::start(&config);
     let ca = load_cert(&p.join("ca.pem"));
     let good = Serial::from_hex(&serial_of(&p.join("leaf-good.pem"))).expect("hex");
@@ -629,18 +609,11 @@ fn a_client_that_never_reads_is_cut_at_the_write_timeout() {
 /// pre-signed answer is evicted (a legitimate request never signs).
 #[test]
 fn strangers_cannot_drive_signing_or_evict_presigned_answers() {
-    let dir = demo_pki();
+    let (dir, config) = demo_with(
+        "ocsp",
+        "unknown-serial = \"unknown\"\nuncommon-signing-rate = 20\ncache-max-bytes = 200000\n",
+    );
     let p = dir.path();
-    let config = p.join("revocd.toml");
-    let text = std::fs::read_to_string(&config).expect("config");
-    std::fs::write(
-        &config,
-        text.replace(
-            "[ocsp]\n",
-            "[ocsp]\nunknown-serial = \"unknown\"\nuncommon-signing-rate = 20\ncache-max-bytes = 200000\n",
-        ),
-    )
-    .expect("write");
     let d = Daemon::start(&config);
     let ca = load_cert(&p.join("ca.pem"));
     let good = Serial::from_hex(&serial_of(&p.join("leaf-good.pem"))).expect("hex");
