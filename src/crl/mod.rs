@@ -108,6 +108,10 @@ pub struct CrlService {
     issuers: Vec<IssuerCrl>,
     /// Per sharded issuer, the JSON manifest last written.
     manifests: RwLock<std::collections::HashMap<String, Bytes>>,
+    /// Manifest writes one at a time: each is drawn from every shard's live
+    /// CRL at its start, so concurrent shard publishes could otherwise leave
+    /// an older drawing written last.
+    manifest_writer: tokio::sync::Mutex<()>,
     publisher: tokio::sync::RwLock<Publisher>,
     responder: Arc<Responder>,
     timing: CrlOptions,
@@ -217,6 +221,7 @@ impl CrlService {
         Arc::new(Self {
             issuers,
             manifests: RwLock::default(),
+            manifest_writer: tokio::sync::Mutex::new(()),
             publisher: tokio::sync::RwLock::new(publisher),
             responder,
             timing,
@@ -732,6 +737,7 @@ impl CrlService {
     /// Writes `<id>/manifest.json`: every shard's URL, CRL number, SHA-256
     /// and entry count.
     async fn write_manifest(&self, id: &str) -> Result<(), PublishError> {
+        let _one_at_a_time = self.manifest_writer.lock().await;
         let shards: Vec<serde_json::Value> = self
             .issuers
             .iter()
