@@ -71,6 +71,7 @@ struct RawConfig {
     security: RawSecurity,
     crl: Option<RawCrl>,
     fleet: Option<RawFleet>,
+    pkcs11: Option<RawPkcs11>,
     data_dir: Option<PathBuf>,
     #[serde(default, rename = "issuer")]
     issuers: Vec<RawIssuer>,
@@ -129,6 +130,15 @@ struct RawFleet {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawSecurity {
     loose_secret_permissions: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawPkcs11 {
+    sessions: Option<usize>,
+    max_in_flight: Option<usize>,
+    retry_max: Option<String>,
+    wait: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -211,6 +221,8 @@ pub struct Config {
     /// Key and token files readable by group or others: refuse to start
     /// (the default) or only warn.
     pub refuse_loose_secrets: bool,
+    /// Limits for keys in HSMs (`[pkcs11]`).
+    pub pkcs11: crate::pki::pkcs11::HsmSettings,
     pub issuers: Vec<IssuerConfig>,
 }
 
@@ -315,7 +327,7 @@ pub struct IssuerConfig {
     pub signer: SignerConfig,
     /// The CA's own key, which signs CRLs (and OCSP when no delegated
     /// responder is configured).
-    pub ca_key: Option<PathBuf>,
+    pub ca_key: Option<KeyRef>,
     pub index: Option<PathBuf>,
     pub unknown_serial: UnknownSerialPolicy,
 }
@@ -323,9 +335,39 @@ pub struct IssuerConfig {
 #[derive(Debug, Clone)]
 pub enum SignerConfig {
     /// The CA signs its own responses with this key.
-    Issuer { key: PathBuf },
+    Issuer { key: KeyRef },
     /// A delegated OCSP responder certificate and key.
-    Delegated { certificate: PathBuf, key: PathBuf },
+    Delegated { certificate: PathBuf, key: KeyRef },
+}
+
+/// Where a private key is: a PKCS#8 file, or an HSM object named by a
+/// PKCS#11 URI (RFC 7512).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyRef {
+    File(PathBuf),
+    Pkcs11(crate::pki::pkcs11::Pkcs11Uri),
+}
+
+impl KeyRef {
+    /// The file that must be private: the key file, or the HSM's PIN file.
+    pub fn secret_file(&self) -> Option<&Path> {
+        match self {
+            KeyRef::File(p) => Some(p),
+            KeyRef::Pkcs11(u) => match &u.pin_source {
+                Some(crate::pki::pkcs11::PinSource::File(p)) => Some(p),
+                _ => None,
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for KeyRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyRef::File(p) => write!(f, "{}", p.display()),
+            KeyRef::Pkcs11(u) => f.write_str(&u.describe()),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -625,19 +667,35 @@ fn validate(raw: RawConfig, path: &Path, base: &Path, errors: &mut Vec<String>) 
         if issuers.iter().any(|x: &IssuerConfig| x.id == r.id) {
             errors.push(format!("{at}: id is used twice"));
         }
-        let ca_key = r.key.as_deref().map(resolve);
+        let key_ref = |field: &str, p: &Path, errors: &mut Vec<String>| {
+            let text = p.to_string_lossy();
+            if crate::pki::pkcs11::Pkcs11Uri::is_uri(&text) {
+                match crate::pki::pkcs11::Pkcs11Uri::parse(&text, base) {
+                    Ok(u) => KeyRef::Pkcs11(u),
+                    Err(e) => {
+                        errors.push(format!("{at}.{field}: {e}"));
+                        KeyRef::File(PathBuf::new())
+                    }
+                }
+            } else {
+                KeyRef::File(resolve(p))
+            }
+        };
+        let ca_key = r.key.as_deref().map(|k| key_ref("key", k, errors));
         let signer = match (r.key, r.responder_certificate, r.responder_key) {
-            (Some(key), None, None) => SignerConfig::Issuer { key: resolve(&key) },
+            (Some(_), None, None) => SignerConfig::Issuer {
+                key: ca_key.clone().unwrap_or(KeyRef::File(PathBuf::new())),
+            },
             (_, Some(c), Some(k)) => SignerConfig::Delegated {
                 certificate: resolve(&c),
-                key: resolve(&k),
+                key: key_ref("responder-key", &k, errors),
             },
             _ => {
                 errors.push(format!(
                     "{at}: give `key` (the issuer signs), or both `responder-certificate` and `responder-key` (a delegated responder), or all three"
                 ));
                 SignerConfig::Issuer {
-                    key: PathBuf::new(),
+                    key: KeyRef::File(PathBuf::new()),
                 }
             }
         };
@@ -776,9 +834,30 @@ fn validate(raw: RawConfig, path: &Path, base: &Path, errors: &mut Vec<String>) 
         }
     };
 
+    let pkcs11 = {
+        let p = raw.pkcs11.unwrap_or_default();
+        let d = crate::pki::pkcs11::HsmSettings::default();
+        let sessions = p.sessions.unwrap_or(d.sessions);
+        if !(1..=256).contains(&sessions) {
+            errors.push("pkcs11.sessions: 1 to 256".to_string());
+        }
+        // One signing per session at a time: the pool sets the default.
+        let max_in_flight = p.max_in_flight.unwrap_or(sessions);
+        if !(1..=1024).contains(&max_in_flight) {
+            errors.push("pkcs11.max-in-flight: 1 to 1024".to_string());
+        }
+        crate::pki::pkcs11::HsmSettings {
+            sessions: sessions.clamp(1, 256),
+            max_in_flight: max_in_flight.clamp(1, 1024),
+            retry_max: duration("pkcs11.retry-max", p.retry_max, "30s", errors),
+            wait: duration("pkcs11.wait", p.wait, "10s", errors),
+        }
+    };
+
     Config {
         path: path.to_path_buf(),
         refuse_loose_secrets,
+        pkcs11,
         data_dir: resolve(raw.data_dir.as_deref().unwrap_or(Path::new("."))),
         listen,
         ocsp,

@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use crate::config::{Config, IssuerConfig, SignerConfig, UnknownSerialPolicy};
+use crate::config::{Config, IssuerConfig, KeyRef, SignerConfig, UnknownSerialPolicy};
+use crate::pki::pkcs11::{HsmKey, HsmSettings};
 use crate::ocsp::ResponseSigner;
 use crate::pki::{oids, Cert, HashAlg, SigningKey};
 use crate::state::IssuerState;
@@ -82,9 +83,9 @@ pub fn load_all(config: &Config, now: i64) -> Result<Vec<Issuer>, Vec<String>> {
         .map(|p| p.as_path())
         .collect();
     for ic in &config.issuers {
-        secrets.extend(ic.ca_key.as_deref());
+        secrets.extend(ic.ca_key.as_ref().and_then(KeyRef::secret_file));
         let (SignerConfig::Delegated { key, .. } | SignerConfig::Issuer { key }) = &ic.signer;
-        secrets.push(key);
+        secrets.extend(key.secret_file());
     }
     secrets.sort();
     secrets.dedup();
@@ -100,7 +101,7 @@ pub fn load_all(config: &Config, now: i64) -> Result<Vec<Issuer>, Vec<String>> {
         }
     }
     for ic in &config.issuers {
-        match load(ic, now) {
+        match load(ic, config.pkcs11, now) {
             Ok(i) => issuers.push(i),
             Err(mut e) => errors.append(&mut e),
         }
@@ -125,15 +126,42 @@ fn load_cert(path: &Path, errors: &mut Vec<String>, at: &str) -> Option<Cert> {
         .ok()
 }
 
-fn load_key(path: &Path, errors: &mut Vec<String>, at: &str) -> Option<SigningKey> {
-    let bytes = read(path, errors, at)?;
-    SigningKey::from_pkcs8_pem(&bytes)
-        .or_else(|pem_err| SigningKey::from_pkcs8_der(&bytes).map_err(|_| pem_err))
-        .map_err(|e| errors.push(format!("{at}: {}: {e}", path.display())))
-        .ok()
+fn load_key(
+    key: &KeyRef,
+    hsm: HsmSettings,
+    errors: &mut Vec<String>,
+    at: &str,
+) -> Option<SigningKey> {
+    match key {
+        KeyRef::File(path) => {
+            let bytes = read(path, errors, at)?;
+            SigningKey::from_pkcs8_pem(&bytes)
+                .or_else(|pem_err| SigningKey::from_pkcs8_der(&bytes).map_err(|_| pem_err))
+                .map_err(|e| errors.push(format!("{at}: {}: {e}", path.display())))
+                .ok()
+        }
+        KeyRef::Pkcs11(uri) => HsmKey::open(uri, hsm)
+            .map(SigningKey::from_hsm)
+            .map_err(|e| errors.push(format!("{at}: {e}")))
+            .ok(),
+    }
 }
 
-fn load(ic: &IssuerConfig, now: i64) -> Result<Issuer, Vec<String>> {
+/// Whether `key` belongs to `cert`; a key in an HSM proves it by signing.
+fn key_matches(key: &SigningKey, cert: &Cert, errors: &mut Vec<String>, at: &str) -> bool {
+    match key.matches(cert) {
+        Ok(m) => m,
+        Err(e) => {
+            errors.push(format!(
+                "{at}: cannot check key {} against its certificate: {e}",
+                key.location()
+            ));
+            true
+        }
+    }
+}
+
+fn load(ic: &IssuerConfig, hsm: HsmSettings, now: i64) -> Result<Issuer, Vec<String>> {
     let at = format!("issuer {:?}", ic.id);
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
@@ -148,13 +176,12 @@ fn load(ic: &IssuerConfig, now: i64) -> Result<Issuer, Vec<String>> {
     }
     let signer = match &ic.signer {
         SignerConfig::Issuer { key } => {
-            let k = load_key(key, &mut errors, &at);
+            let k = load_key(key, hsm, &mut errors, &at);
             match (k, &ca) {
                 (Some(k), Some(ca)) => {
-                    if k.public_key() != ca.public_key.as_slice() {
+                    if !key_matches(&k, ca, &mut errors, &at) {
                         errors.push(format!(
-                            "{at}: key {} does not match certificate {}",
-                            key.display(),
+                            "{at}: key {key} does not match certificate {}",
                             ic.certificate.display()
                         ));
                         None
@@ -167,15 +194,14 @@ fn load(ic: &IssuerConfig, now: i64) -> Result<Issuer, Vec<String>> {
         }
         SignerConfig::Delegated { certificate, key } => {
             let rc = load_cert(certificate, &mut errors, &at);
-            let k = load_key(key, &mut errors, &at);
+            let k = load_key(key, hsm, &mut errors, &at);
             match (rc, k, &ca) {
                 (Some(rc), Some(k), Some(ca)) => {
                     let before = errors.len();
                     check_delegated(&rc, ca, certificate, now, &at, &mut errors, &mut warnings);
-                    if k.public_key() != rc.public_key.as_slice() {
+                    if !key_matches(&k, &rc, &mut errors, &at) {
                         errors.push(format!(
-                            "{at}: key {} does not match responder certificate {}",
-                            key.display(),
+                            "{at}: key {key} does not match responder certificate {}",
                             certificate.display()
                         ));
                     }
@@ -186,12 +212,11 @@ fn load(ic: &IssuerConfig, now: i64) -> Result<Issuer, Vec<String>> {
         }
     };
     let crl_key = match (&ic.ca_key, &ca) {
-        (Some(path), Some(ca)) => match load_key(path, &mut errors, &at) {
-            Some(k) if k.public_key() == ca.public_key.as_slice() => Some(std::sync::Arc::new(k)),
+        (Some(key), Some(ca)) => match load_key(key, hsm, &mut errors, &at) {
+            Some(k) if key_matches(&k, ca, &mut errors, &at) => Some(std::sync::Arc::new(k)),
             Some(_) => {
                 errors.push(format!(
-                    "{at}: key {} does not match certificate {}",
-                    path.display(),
+                    "{at}: key {key} does not match certificate {}",
                     ic.certificate.display()
                 ));
                 None

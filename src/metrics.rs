@@ -14,6 +14,18 @@ pub struct Metrics {
     pub ocsp_answers: IntCounterVec,
     pub ocsp_cache_hits: IntCounter,
     pub ocsp_cache_misses: IntCounter,
+    /// Answers of the previous window served because the signer could not
+    /// sign (HSM down): still valid, until their nextUpdate.
+    pub ocsp_stale_served: IntCounter,
+    /// 1 while an issuer's signer can sign, by role (ocsp, crl); set at
+    /// scrape. 0 means its HSM is down and revocd is reconnecting.
+    pub signer_up: IntGaugeVec,
+    /// Per PKCS#11 module, set at scrape: up, errors, reconnections and
+    /// signings in flight.
+    pub hsm_up: IntGaugeVec,
+    pub hsm_errors: IntCounterVec,
+    pub hsm_reconnects: IntCounterVec,
+    pub hsm_in_flight: IntGaugeVec,
     /// Signatures made, by why (presign, on_demand, change).
     pub ocsp_signings: IntCounterVec,
     pub ocsp_signing_seconds: HistogramVec,
@@ -118,6 +130,48 @@ impl Metrics {
             ocsp_cache_misses: IntCounter::new(
                 "revocd_ocsp_cache_misses_total",
                 "OCSP answers that needed an on-demand signature",
+            )
+            .expect("static metric"),
+            ocsp_stale_served: IntCounter::new(
+                "revocd_ocsp_stale_served_total",
+                "Previous-window answers served because the signer could not sign (HSM down)",
+            )
+            .expect("static metric"),
+            signer_up: IntGaugeVec::new(
+                Opts::new(
+                    "revocd_signer_up",
+                    "1 while the issuer's signer can sign (0: its HSM is down, reconnecting)",
+                ),
+                &["issuer", "role"],
+            )
+            .expect("static metric"),
+            hsm_up: IntGaugeVec::new(
+                Opts::new("revocd_hsm_up", "1 while the PKCS#11 module signs"),
+                &["module"],
+            )
+            .expect("static metric"),
+            hsm_errors: IntCounterVec::new(
+                Opts::new(
+                    "revocd_hsm_errors_total",
+                    "PKCS#11 errors while signing (each marks the module down)",
+                ),
+                &["module"],
+            )
+            .expect("static metric"),
+            hsm_reconnects: IntCounterVec::new(
+                Opts::new(
+                    "revocd_hsm_reconnects_total",
+                    "Times a PKCS#11 module was brought up again after an error",
+                ),
+                &["module"],
+            )
+            .expect("static metric"),
+            hsm_in_flight: IntGaugeVec::new(
+                Opts::new(
+                    "revocd_hsm_signings_in_flight",
+                    "Signings inside the PKCS#11 module now (bounded by pkcs11.max-in-flight)",
+                ),
+                &["module"],
             )
             .expect("static metric"),
             ocsp_signings: IntCounterVec::new(
@@ -445,6 +499,12 @@ impl Metrics {
             Box::new(m.ocsp_answers.clone()),
             Box::new(m.ocsp_cache_hits.clone()),
             Box::new(m.ocsp_cache_misses.clone()),
+            Box::new(m.ocsp_stale_served.clone()),
+            Box::new(m.signer_up.clone()),
+            Box::new(m.hsm_up.clone()),
+            Box::new(m.hsm_errors.clone()),
+            Box::new(m.hsm_reconnects.clone()),
+            Box::new(m.hsm_in_flight.clone()),
             Box::new(m.ocsp_signings.clone()),
             Box::new(m.ocsp_signing_seconds.clone()),
             Box::new(m.ocsp_signing_in_flight.clone()),

@@ -78,6 +78,30 @@ impl AdminService {
                 .with_label_values(&[&issuer.id, "revoked"])
                 .set(revoked as i64);
         }
+        for issuer in self.responder.issuers() {
+            let up = |k: &crate::pki::SigningKey| i64::from(k.is_available());
+            m.signer_up
+                .with_label_values(&[&issuer.id, "ocsp"])
+                .set(up(issuer.signer().key()));
+            if let Some(k) = &issuer.crl_key {
+                m.signer_up
+                    .with_label_values(&[&issuer.id, "crl"])
+                    .set(up(k));
+            }
+        }
+        for hsm in crate::pki::pkcs11::status() {
+            let module = [hsm.path.as_str()];
+            m.hsm_up
+                .with_label_values(&module)
+                .set(i64::from(hsm.up));
+            m.hsm_in_flight
+                .with_label_values(&module)
+                .set(i64::try_from(hsm.in_flight).unwrap_or(i64::MAX));
+            for (counter, total) in [(&m.hsm_errors, hsm.errors), (&m.hsm_reconnects, hsm.reconnects)] {
+                let c = counter.with_label_values(&module);
+                c.inc_by(total.saturating_sub(c.get()));
+            }
+        }
         let (_, uncommon_bytes) = self.responder.uncommon_cache_usage();
         m.ocsp_uncommon_cache_bytes
             .set(i64::try_from(uncommon_bytes).unwrap_or(i64::MAX));

@@ -186,6 +186,14 @@ impl Pass {
                 }
                 continue;
             }
+            if self.front_signer_down() {
+                // Its HSM is down: signing now would only fail and lose the
+                // items. Keep them and look again in a second.
+                if !sleep_or_stop(&mut shutdown, Duration::from_secs(1)).await {
+                    return;
+                }
+                continue;
+            }
             let (batch, idx, wait_until) = self.take(now);
             if batch.is_empty() {
                 let Some(due) = wait_until else { return };
@@ -213,6 +221,22 @@ impl Pass {
                 return;
             }
         }
+    }
+
+    /// Whether the signer of the next item's issuer cannot sign now.
+    fn front_signer_down(&self) -> bool {
+        if !crate::pki::pkcs11::any_down() {
+            return false;
+        }
+        let front = self
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .front()
+            .map(|item| item.issuer);
+        front
+            .and_then(|idx| self.responder.issuers().get(idx))
+            .is_some_and(|i| !i.signer().key().is_available())
     }
 
     fn is_empty(&self) -> bool {

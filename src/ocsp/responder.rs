@@ -22,7 +22,7 @@ use crate::issuer::Issuer;
 use crate::ledger::record::IssuerEntries;
 use crate::ledger::{Applier, ApplyError};
 use crate::metrics::Metrics;
-use crate::pki::HashAlg;
+use crate::pki::{HashAlg, SignError};
 use crate::state::{Applied, Change, Entry, Reason, Serial, Status};
 
 /// A signed OCSP response ready to be written, with what the HTTP layer
@@ -641,6 +641,34 @@ impl Responder {
             return Ok(hit);
         }
         self.metrics.ocsp_cache_misses.inc();
+        let stale = matches!(class, Class::Common).then(|| CacheKey {
+            window: key.window - 1,
+            ..key.clone()
+        });
+        let result = self.sign_into_cache(key, job, class).await;
+        let (Err(ErrorStatus::TryLater), Some(stale)) = (&result, stale) else {
+            return result;
+        };
+        // The signer cannot sign now (its HSM is down): the previous
+        // window's answer for the same revision of this serial is still
+        // true and still valid, so it is served until its nextUpdate, as
+        // Boulder serves stale-but-valid answers.
+        match self.cache.get(&stale).await {
+            Some(old) if old.next_update > self.clock.now() => {
+                self.metrics.ocsp_stale_served.inc();
+                Ok(old)
+            }
+            _ => result,
+        }
+    }
+
+    /// Signs `job` under `key` into its cache (single flight).
+    async fn sign_into_cache(
+        self: &Arc<Self>,
+        key: CacheKey,
+        job: Vec<(Serial, HashAlg, CertStatus)>,
+        class: Class,
+    ) -> Result<Arc<Signed>, ErrorStatus> {
         let this = Arc::clone(self);
         let task = tokio::spawn(async move {
             let window = this.windows.by_index(key.window);
@@ -744,9 +772,14 @@ impl Responder {
             extended_revoke: i.unknown_serial == UnknownSerialPolicy::Revoked,
             nonce: nonce.map(<[u8]>::to_vec),
         };
-        let own = response::encode_signed_own(signer, &body).map_err(|e| {
-            tracing::error!(issuer = %i.id, error = %e, "signing an OCSP response failed");
-            ErrorStatus::InternalError
+        let own = response::encode_signed_own(signer, &body).map_err(|e| match e {
+            // The HSM is down or saturated: nothing signed, nothing wrong
+            // with the request (RFC 6960 tryLater).
+            SignError::Unavailable => ErrorStatus::TryLater,
+            SignError::Failed => {
+                tracing::error!(issuer = %i.id, error = %e, "signing an OCSP response failed");
+                ErrorStatus::InternalError
+            }
         })?;
         Ok(Signed::new(
             &own,
@@ -895,6 +928,24 @@ struct UntilWindowEnd {
 const EXPIRY_GRACE: Duration = Duration::from_secs(5);
 
 impl moka::Expiry<CacheKey, Arc<Signed>> for UntilWindowEnd {
+    /// While an HSM signer is down, an answer read stays until its
+    /// nextUpdate: the next window may find nothing new signed, and the
+    /// answers clients ask for are the ones worth keeping.
+    fn expire_after_read(
+        &self,
+        _key: &CacheKey,
+        value: &Arc<Signed>,
+        _read_at: std::time::Instant,
+        duration_until_expiry: Option<Duration>,
+        _last_modified_at: std::time::Instant,
+    ) -> Option<Duration> {
+        if !crate::pki::pkcs11::any_down() {
+            return duration_until_expiry;
+        }
+        let left = u64::try_from(value.next_update - self.clock.now()).unwrap_or(0);
+        Some(Duration::from_secs(left).max(duration_until_expiry.unwrap_or_default()))
+    }
+
     fn expire_after_create(
         &self,
         _key: &CacheKey,

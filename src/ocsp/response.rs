@@ -292,7 +292,7 @@ mod tests {
         .expect("gen");
         let key = SigningKey::from_pkcs8_der(pkcs8.as_ref()).expect("key");
         ResponseSigner {
-            key_hash: HashAlg::Sha1.digest(key.public_key()),
+            key_hash: HashAlg::Sha1.digest(key.public_key().expect("file key")),
             key,
             certs_field: Bytes::new(),
             not_after: i64::MAX,

@@ -17,8 +17,14 @@ pub enum KeyError {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("signing failed")]
-pub struct SignError;
+pub enum SignError {
+    #[error("signing failed")]
+    Failed,
+    /// The key's HSM is down (reconnecting) or every signing slot stayed
+    /// busy: nothing was signed, try again later.
+    #[error("the HSM signer is unavailable")]
+    Unavailable,
+}
 
 /// The kind of a signing key; the signature algorithm follows from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +60,8 @@ enum Inner {
     Ecdsa(EcdsaKeyPair),
     Rsa(RsaKeyPair),
     Ed25519(Ed25519KeyPair),
+    /// Never leaves the HSM; signs through PKCS#11.
+    Hsm(super::pkcs11::HsmKey),
 }
 
 /// A private key that can sign. Its `Debug` shows the kind, never the key.
@@ -66,9 +74,12 @@ pub struct SigningKey {
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey")
-            .field("kind", &self.kind)
-            .finish_non_exhaustive()
+        let mut d = f.debug_struct("SigningKey");
+        d.field("kind", &self.kind);
+        if let Inner::Hsm(k) = &self.inner {
+            d.field("hsm", &k.describe());
+        }
+        d.finish_non_exhaustive()
     }
 }
 
@@ -150,18 +161,66 @@ impl SigningKey {
         })
     }
 
+    /// A key inside an HSM, reached through PKCS#11.
+    pub fn from_hsm(key: super::pkcs11::HsmKey) -> Self {
+        let kind = key.kind();
+        Self {
+            inner: Inner::Hsm(key),
+            kind,
+            rng: SystemRandom::new(),
+            algorithm_der: signature_algorithm_der(kind),
+        }
+    }
+
     pub fn kind(&self) -> KeyKind {
         self.kind
     }
 
-    /// The public key as it appears in a certificate's SubjectPublicKeyInfo
-    /// BIT STRING (uncompressed point, RSAPublicKey DER, or raw Ed25519).
-    pub fn public_key(&self) -> &[u8] {
+    /// Where the key lives, for logs: "file" or the HSM key's URI and module.
+    pub fn location(&self) -> String {
         match &self.inner {
-            Inner::Ecdsa(k) => k.public_key().as_ref(),
-            Inner::Rsa(k) => k.public_key().as_ref(),
-            Inner::Ed25519(k) => k.public_key().as_ref(),
+            Inner::Hsm(k) => k.describe().to_string(),
+            _ => "file".to_string(),
         }
+    }
+
+    /// Whether signing can reach the key now (false while its HSM is down).
+    pub fn is_available(&self) -> bool {
+        match &self.inner {
+            Inner::Hsm(k) => k.is_up(),
+            _ => true,
+        }
+    }
+
+    /// The public key as it appears in a certificate's SubjectPublicKeyInfo
+    /// BIT STRING (uncompressed point, RSAPublicKey DER, or raw Ed25519);
+    /// `None` for a key in an HSM.
+    pub fn public_key(&self) -> Option<&[u8]> {
+        match &self.inner {
+            Inner::Ecdsa(k) => Some(k.public_key().as_ref()),
+            Inner::Rsa(k) => Some(k.public_key().as_ref()),
+            Inner::Ed25519(k) => Some(k.public_key().as_ref()),
+            Inner::Hsm(_) => None,
+        }
+    }
+
+    /// Whether this is the private key of `cert`. A file key is compared
+    /// with the certificate's public key; a key in an HSM signs a probe that
+    /// the certificate's public key must verify.
+    pub fn matches(&self, cert: &super::Cert) -> Result<bool, SignError> {
+        if let Some(public) = self.public_key() {
+            return Ok(public == cert.public_key.as_slice());
+        }
+        let probe = b"revocd: does this key belong to the certificate?";
+        let sig = self.sign(probe)?;
+        Ok(verify_signature(
+            self.kind.signature_oid(),
+            &cert.key_oid,
+            cert.curve_oid.as_deref(),
+            &cert.public_key,
+            probe,
+            &sig,
+        ))
     }
 
     /// The signature AlgorithmIdentifier (DER) for what [`sign`](Self::sign) makes.
@@ -174,14 +233,20 @@ impl SigningKey {
             Inner::Ecdsa(k) => k
                 .sign(&self.rng, msg)
                 .map(|s| s.as_ref().to_vec())
-                .map_err(|_| SignError),
+                .map_err(|_| SignError::Failed),
             Inner::Rsa(k) => {
                 let mut sig = vec![0u8; k.public().modulus_len()];
                 k.sign(&signature::RSA_PKCS1_SHA256, &self.rng, msg, &mut sig)
-                    .map_err(|_| SignError)?;
+                    .map_err(|_| SignError::Failed)?;
                 Ok(sig)
             }
             Inner::Ed25519(k) => Ok(k.sign(msg).as_ref().to_vec()),
+            Inner::Hsm(k) => k.sign(msg).map_err(|e| match e {
+                super::pkcs11::HsmSignError::Down | super::pkcs11::HsmSignError::Busy => {
+                    SignError::Unavailable
+                }
+                super::pkcs11::HsmSignError::Failed => SignError::Failed,
+            }),
         }
     }
 }
@@ -269,7 +334,7 @@ mod tests {
                 oid,
                 key_oid,
                 curve,
-                key.public_key(),
+                key.public_key().expect("file key"),
                 b"hello",
                 &sig
             ));
@@ -277,7 +342,7 @@ mod tests {
                 oid,
                 key_oid,
                 curve,
-                key.public_key(),
+                key.public_key().expect("file key"),
                 b"hellO",
                 &sig
             ));

@@ -4,6 +4,7 @@
 mod cert;
 mod hash;
 mod key;
+pub mod pkcs11;
 
 pub use cert::{Cert, CertError};
 pub use hash::HashAlg;

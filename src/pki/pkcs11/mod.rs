@@ -1,0 +1,842 @@
+//! Keys in an HSM, through any PKCS#11 module (SoftHSM2, YubiHSM, CloudHSM,
+//! Luna, kmsp11, p11-kit's client).
+//!
+//! One [`Module`] per library path, shared by every key in it: the loaded
+//! and initialised library, a pool of sessions per token (a session runs one
+//! operation at a time), and a bound on the signings in flight. Messages are
+//! hashed here and only the digest goes to the HSM (a 30 MB CRL costs the
+//! HSM what a 32-byte digest costs).
+//!
+//! Failure: any PKCS#11 error while signing marks the module down. Signing
+//! then fails at once, without touching the HSM, while one thread tears the
+//! library down (every session closed, `C_Finalize`) and brings it up again
+//! with backoff: `C_Initialize`, the token found by its URI attributes, login,
+//! every key's object found again (handles go stale after a token reset),
+//! a probe signature. Callers serve what they already signed meanwhile.
+
+pub mod uri;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use cryptoki::context::{CInitializeArgs, Pkcs11};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+
+pub use uri::{PinSource, Pkcs11Uri, UriError};
+
+use super::key::KeyKind;
+use crate::asn1;
+
+/// Limits for every HSM (`[pkcs11]` in the configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HsmSettings {
+    /// Sessions kept open per token.
+    pub sessions: usize,
+    /// Signings in flight per module; callers beyond it wait.
+    pub max_in_flight: usize,
+    /// Longest pause between reconnection attempts.
+    pub retry_max: Duration,
+    /// How long a signing waits for a slot before it fails.
+    pub wait: Duration,
+}
+
+impl Default for HsmSettings {
+    fn default() -> Self {
+        Self {
+            sessions: 4,
+            max_in_flight: 4,
+            retry_max: Duration::from_secs(30),
+            wait: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why a key could not be opened. Names the module, token and object; never
+/// the PIN.
+#[derive(Debug, thiserror::Error)]
+pub enum HsmError {
+    #[error("{0}")]
+    Uri(#[from] UriError),
+    #[error("no module-path in the PKCS#11 URI (add ?module-path=/path/to/module.so)")]
+    NoModule,
+    #[error("PKCS#11 module {path}: {error}")]
+    Module { path: String, error: String },
+    #[error("{0}")]
+    Pin(String),
+    #[error("{what}: {error}")]
+    Token { what: String, error: String },
+    #[error("{0}")]
+    Key(String),
+}
+
+/// Which token a URI selects.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct TokenSel {
+    label: Option<String>,
+    serial: Option<String>,
+    manufacturer: Option<String>,
+    model: Option<String>,
+    slot_id: Option<u64>,
+}
+
+/// Which private key a URI selects.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ObjectSel {
+    label: Option<String>,
+    id: Option<Vec<u8>>,
+}
+
+impl ObjectSel {
+    fn template(&self) -> Vec<Attribute> {
+        let mut t = vec![Attribute::Class(ObjectClass::PRIVATE_KEY)];
+        if let Some(l) = &self.label {
+            t.push(Attribute::Label(l.as_bytes().to_vec()));
+        }
+        if let Some(id) = &self.id {
+            t.push(Attribute::Id(id.clone()));
+        }
+        t
+    }
+}
+
+/// A private key inside an HSM. Its `Debug` shows where it is, never more:
+/// the key cannot leave the HSM, and the PIN is not kept here.
+pub struct HsmKey {
+    module: Arc<Module>,
+    token: TokenSel,
+    object: ObjectSel,
+    kind: KeyKind,
+    describe: String,
+}
+
+impl std::fmt::Debug for HsmKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HsmKey")
+            .field("key", &self.describe)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HsmKey {
+    /// Opens the key `uri` names: loads and initialises its module (once per
+    /// process), logs in to its token, finds the key and learns its kind.
+    pub fn open(uri: &Pkcs11Uri, settings: HsmSettings) -> Result<Self, HsmError> {
+        let path = uri.module_path.clone().ok_or(HsmError::NoModule)?;
+        let token = TokenSel {
+            label: uri.token.clone(),
+            serial: uri.serial.clone(),
+            manufacturer: uri.manufacturer.clone(),
+            model: uri.model.clone(),
+            slot_id: uri.slot_id,
+        };
+        let object = ObjectSel {
+            label: uri.object.clone(),
+            id: uri.id.clone(),
+        };
+        let pin = uri.pin_source.as_ref().map(read_pin).transpose()?;
+        let module = Module::get(&path, settings)?;
+        // A new PIN (SIGHUP after the operator changed it) is used from the
+        // next login on, including the reconnection attempts.
+        module.set_pin(&token, pin);
+        let describe = format!("{} in {}", uri.describe(), path.display());
+        let kind = module.key_kind(&token, &object).map_err(|e| match e {
+            Failure::Key(msg) => HsmError::Key(format!("{describe}: {msg}")),
+            Failure::Pkcs11(error) => HsmError::Token {
+                what: describe.clone(),
+                error,
+            },
+            Failure::Down => HsmError::Token {
+                what: describe.clone(),
+                error: "the module is down (reconnecting)".into(),
+            },
+            Failure::Busy => HsmError::Token {
+                what: describe.clone(),
+                error: "no signing slot free".into(),
+            },
+        })?;
+        module.remember(&token, &object);
+        Ok(Self {
+            module,
+            token,
+            object,
+            kind,
+            describe,
+        })
+    }
+
+    pub fn kind(&self) -> KeyKind {
+        self.kind
+    }
+
+    /// Whether the module is up (signing reaches the HSM).
+    pub fn is_up(&self) -> bool {
+        self.module.up.load(Ordering::Acquire)
+    }
+
+    /// Signs `msg` with the key's algorithm (ECDSA with SHA-256 or SHA-384,
+    /// RSA PKCS#1 v1.5 with SHA-256); returns the signature as X.509 carries
+    /// it (DER ECDSA-Sig-Value, or the RSA signature block).
+    pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, HsmSignError> {
+        let (mechanism, data) = match self.kind {
+            KeyKind::EcdsaP256 => (
+                Mechanism::Ecdsa,
+                ring::digest::digest(&ring::digest::SHA256, msg)
+                    .as_ref()
+                    .to_vec(),
+            ),
+            KeyKind::EcdsaP384 => (
+                Mechanism::Ecdsa,
+                ring::digest::digest(&ring::digest::SHA384, msg)
+                    .as_ref()
+                    .to_vec(),
+            ),
+            KeyKind::Rsa => {
+                let digest = ring::digest::digest(&ring::digest::SHA256, msg);
+                (
+                    Mechanism::RsaPkcs,
+                    [&SHA256_DIGEST_INFO[..], digest.as_ref()].concat(),
+                )
+            }
+            KeyKind::Ed25519 => return Err(HsmSignError::Failed),
+        };
+        let raw = self
+            .module
+            .sign(&self.token, &self.object, &mechanism, &data)?;
+        match self.kind {
+            KeyKind::EcdsaP256 | KeyKind::EcdsaP384 => {
+                ecdsa_der(&raw).ok_or(HsmSignError::Failed)
+            }
+            _ => Ok(raw),
+        }
+    }
+
+    pub fn describe(&self) -> &str {
+        &self.describe
+    }
+}
+
+/// Why a signing failed: the module is down (reconnecting), busy past the
+/// wait, or the HSM said no.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HsmSignError {
+    Down,
+    Busy,
+    Failed,
+}
+
+/// DER prefix of a DigestInfo for SHA-256 (RFC 8017 9.2 note 1).
+const SHA256_DIGEST_INFO: [u8; 19] = [
+    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
+    0x00, 0x04, 0x20,
+];
+
+/// PKCS#11 ECDSA signatures are r || s, each the curve's size; X.509 wants
+/// `SEQUENCE { r INTEGER, s INTEGER }`.
+fn ecdsa_der(raw: &[u8]) -> Option<Vec<u8>> {
+    if raw.is_empty() || raw.len() % 2 != 0 {
+        return None;
+    }
+    let (r, s) = raw.split_at(raw.len() / 2);
+    Some(asn1::sequence(&[
+        &asn1::unsigned_integer(r),
+        &asn1::unsigned_integer(s),
+    ]))
+}
+
+/// Reads a PIN: the first line of a file, or an environment variable.
+fn read_pin(source: &PinSource) -> Result<String, HsmError> {
+    let pin = match source {
+        PinSource::File(path) => std::fs::read_to_string(path)
+            .map_err(|e| HsmError::Pin(format!("pin-source {}: {e}", path.display())))?
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        PinSource::Env(var) => std::env::var(var).map_err(|_| {
+            HsmError::Pin(format!("pin-source env:{var}: the variable is not set"))
+        })?,
+    };
+    if pin.is_empty() {
+        return Err(HsmError::Pin("the PIN from pin-source is empty".into()));
+    }
+    Ok(pin)
+}
+
+/// One module's health, for metrics.
+#[derive(Debug, Clone)]
+pub struct ModuleStatus {
+    pub path: String,
+    pub up: bool,
+    pub errors: u64,
+    pub reconnects: u64,
+    pub in_flight: usize,
+}
+
+/// Every module opened in this process, for metrics.
+pub fn status() -> Vec<ModuleStatus> {
+    let registry = registry().lock().unwrap_or_else(PoisonError::into_inner);
+    let mut out: Vec<ModuleStatus> = registry
+        .values()
+        .map(|m| ModuleStatus {
+            path: m.path.display().to_string(),
+            up: m.up.load(Ordering::Acquire),
+            errors: m.errors.load(Ordering::Relaxed),
+            reconnects: m.reconnects.load(Ordering::Relaxed),
+            in_flight: *m.gate.used.lock().unwrap_or_else(PoisonError::into_inner),
+        })
+        .collect();
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+/// Modules down right now, process-wide: cheap enough for every cache read.
+static DOWN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Whether any HSM module is down (its keys cannot sign).
+pub fn any_down() -> bool {
+    DOWN.load(Ordering::Relaxed) > 0
+}
+
+fn registry() -> &'static Mutex<HashMap<PathBuf, Arc<Module>>> {
+    static MODULES: OnceLock<Mutex<HashMap<PathBuf, Arc<Module>>>> = OnceLock::new();
+    MODULES.get_or_init(Default::default)
+}
+
+/// What went wrong inside the module.
+enum Failure {
+    /// A PKCS#11 error: the HSM, the session or the token.
+    Pkcs11(String),
+    /// The key is not what revocd can use (missing, ambiguous, unsupported).
+    Key(String),
+    Down,
+    Busy,
+}
+
+impl From<cryptoki::error::Error> for Failure {
+    fn from(e: cryptoki::error::Error) -> Self {
+        Failure::Pkcs11(short_error(&e))
+    }
+}
+
+/// `C_Sign: CKR_DEVICE_ERROR`-like text: the function and the code's name,
+/// not cryptoki's paragraph-long description.
+fn short_error(e: &cryptoki::error::Error) -> String {
+    match e {
+        cryptoki::error::Error::Pkcs11(rv, function) => format!("{function:?}: {rv:?}"),
+        other => other.to_string(),
+    }
+}
+
+/// A loaded PKCS#11 library and everything open in it.
+struct Module {
+    path: PathBuf,
+    settings: HsmSettings,
+    live: RwLock<Option<Live>>,
+    up: AtomicBool,
+    reconnecting: AtomicBool,
+    pins: Mutex<HashMap<TokenSel, Option<String>>>,
+    /// Every key opened in this module: found again on reconnection.
+    keys: Mutex<Vec<(TokenSel, ObjectSel)>>,
+    gate: Gate,
+    errors: AtomicU64,
+    reconnects: AtomicU64,
+}
+
+/// The initialised library and its open tokens. Dropping it closes every
+/// session and finalises the library.
+struct Live {
+    tokens: Mutex<HashMap<TokenSel, Arc<TokenLive>>>,
+    // Dropped last: sessions hold clones of the context.
+    ctx: Pkcs11,
+}
+
+struct TokenLive {
+    slot: Slot,
+    idle: Mutex<Vec<Session>>,
+    handles: Mutex<HashMap<ObjectSel, ObjectHandle>>,
+}
+
+impl Module {
+    fn get(path: &Path, settings: HsmSettings) -> Result<Arc<Self>, HsmError> {
+        let mut registry = registry().lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(m) = registry.get(path) {
+            return Ok(Arc::clone(m));
+        }
+        let ctx = initialise(path).map_err(|error| HsmError::Module {
+            path: path.display().to_string(),
+            error,
+        })?;
+        let m = Arc::new(Module {
+            path: path.to_path_buf(),
+            settings,
+            live: RwLock::new(Some(Live::new(ctx))),
+            up: AtomicBool::new(true),
+            reconnecting: AtomicBool::new(false),
+            pins: Mutex::default(),
+            keys: Mutex::default(),
+            gate: Gate::new(settings.max_in_flight.max(1)),
+            errors: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+        });
+        registry.insert(path.to_path_buf(), Arc::clone(&m));
+        Ok(m)
+    }
+
+    fn set_pin(&self, token: &TokenSel, pin: Option<String>) {
+        self.pins
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(token.clone(), pin);
+    }
+
+    fn pin(&self, token: &TokenSel) -> Option<String> {
+        self.pins
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(token)
+            .cloned()
+            .flatten()
+    }
+
+    fn remember(&self, token: &TokenSel, object: &ObjectSel) {
+        let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        if !keys.iter().any(|(t, o)| t == token && o == object) {
+            keys.push((token.clone(), object.clone()));
+        }
+    }
+
+    /// Runs `f` with a session of `token` and the handle of `object`, within
+    /// the in-flight bound. A PKCS#11 error marks the module down.
+    fn with_key<T>(
+        self: &Arc<Self>,
+        token: &TokenSel,
+        object: &ObjectSel,
+        f: impl FnOnce(&Session, ObjectHandle) -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
+        if !self.up.load(Ordering::Acquire) {
+            return Err(Failure::Down);
+        }
+        let _slot = self.gate.acquire(self.settings.wait).ok_or(Failure::Busy)?;
+        let result = {
+            let live = self.live.read().unwrap_or_else(PoisonError::into_inner);
+            let Some(live) = live.as_ref() else {
+                return Err(Failure::Down);
+            };
+            live.with_key(self, token, object, f)
+        };
+        if let Err(Failure::Pkcs11(error)) = &result {
+            self.fail(error);
+        }
+        result
+    }
+
+    fn sign(
+        self: &Arc<Self>,
+        token: &TokenSel,
+        object: &ObjectSel,
+        mechanism: &Mechanism,
+        data: &[u8],
+    ) -> Result<Vec<u8>, HsmSignError> {
+        self.with_key(token, object, |s, key| Ok(s.sign(mechanism, key, data)?))
+            .map_err(|e| match e {
+                Failure::Down => HsmSignError::Down,
+                Failure::Busy => HsmSignError::Busy,
+                Failure::Pkcs11(_) | Failure::Key(_) => HsmSignError::Failed,
+            })
+    }
+
+    /// The kind of the key `object` (from CKA_KEY_TYPE, CKA_EC_PARAMS,
+    /// CKA_MODULUS).
+    fn key_kind(self: &Arc<Self>, token: &TokenSel, object: &ObjectSel) -> Result<KeyKind, Failure> {
+        self.with_key(token, object, |s, key| {
+            let attrs = s.get_attributes(
+                key,
+                &[AttributeType::KeyType, AttributeType::EcParams, AttributeType::Modulus],
+            )?;
+            let mut key_type = None;
+            let (mut params, mut modulus) = (None, None);
+            for a in attrs {
+                match a {
+                    Attribute::KeyType(t) => key_type = Some(t),
+                    Attribute::EcParams(p) => params = Some(p),
+                    Attribute::Modulus(m) => modulus = Some(m),
+                    _ => {}
+                }
+            }
+            match key_type {
+                Some(t) if t == KeyType::EC => {
+                    let p = params.unwrap_or_default();
+                    if p == asn1::oid(&asn1::oid_content(super::oids::P256)) {
+                        Ok(KeyKind::EcdsaP256)
+                    } else if p == asn1::oid(&asn1::oid_content(super::oids::P384)) {
+                        Ok(KeyKind::EcdsaP384)
+                    } else {
+                        Err(Failure::Key(
+                            "an EC key on a curve revocd does not sign with (P-256 and P-384 only)"
+                                .into(),
+                        ))
+                    }
+                }
+                Some(t) if t == KeyType::RSA => {
+                    let bits = modulus.map_or(0, |m| {
+                        let lead = m.iter().take_while(|b| **b == 0).count();
+                        (m.len() - lead) * 8
+                    });
+                    if bits < 2048 {
+                        Err(Failure::Key(format!(
+                            "an RSA key of {bits} bits; revocd needs 2048 or more"
+                        )))
+                    } else {
+                        Ok(KeyKind::Rsa)
+                    }
+                }
+                other => Err(Failure::Key(format!(
+                    "key type {other:?} is not supported (ECDSA P-256, P-384, RSA >= 2048)"
+                ))),
+            }
+        })
+    }
+
+    /// Marks the module down after `error` and starts the reconnection
+    /// thread (one per module).
+    fn fail(self: &Arc<Self>, error: &str) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        if self.up.swap(false, Ordering::AcqRel) {
+            DOWN.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(module = %self.path.display(), error, "HSM signing failed: signer down, reconnecting");
+        }
+        if self.reconnecting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("revocd-hsm-reconnect".into())
+            .spawn(move || this.reconnect());
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the HSM reconnection thread");
+            self.reconnecting.store(false, Ordering::Release);
+        }
+    }
+
+    /// Tears the library down and brings it up again, with backoff, until
+    /// every key opened in it signs a probe.
+    fn reconnect(self: Arc<Self>) {
+        let mut pause = Duration::from_millis(250);
+        let started = Instant::now();
+        for attempt in 1u64.. {
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(self.settings.retry_max);
+            let mut live = self.live.write().unwrap_or_else(PoisonError::into_inner);
+            // Every session closed and the library finalised before it is
+            // initialised again (handles from before are stale).
+            *live = None;
+            match self.bring_up() {
+                Ok(fresh) => {
+                    *live = Some(fresh);
+                    self.up.store(true, Ordering::Release);
+                    DOWN.fetch_sub(1, Ordering::Relaxed);
+                    self.reconnects.fetch_add(1, Ordering::Relaxed);
+                    self.reconnecting.store(false, Ordering::Release);
+                    tracing::warn!(
+                        module = %self.path.display(),
+                        attempt,
+                        down_seconds = started.elapsed().as_secs_f64(),
+                        "HSM reconnected: signer up"
+                    );
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(module = %self.path.display(), attempt, error, retry_in_ms = pause.as_millis() as u64, "HSM still unavailable");
+                }
+            }
+        }
+    }
+
+    /// A fresh library context in which every remembered key is found and
+    /// signs a probe.
+    fn bring_up(&self) -> Result<Live, String> {
+        let fresh = Live::new(initialise(&self.path)?);
+        let keys = self
+            .keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for (token, object) in &keys {
+            fresh
+                .with_key(self, token, object, |s, key| {
+                    // The probe: a digest-sized ECDSA or RSA input is fine for
+                    // both; what matters is that the HSM signs at all.
+                    let kind = s.get_attributes(key, &[AttributeType::KeyType])?;
+                    let rsa = kind
+                        .iter()
+                        .any(|a| matches!(a, Attribute::KeyType(t) if *t == KeyType::RSA));
+                    let (mech, data) = if rsa {
+                        (Mechanism::RsaPkcs, [&SHA256_DIGEST_INFO[..], &[0u8; 32]].concat())
+                    } else {
+                        (Mechanism::Ecdsa, vec![0u8; 32])
+                    };
+                    s.sign(&mech, key, &data)?;
+                    Ok(())
+                })
+                .map_err(|e| match e {
+                    Failure::Pkcs11(s) | Failure::Key(s) => s,
+                    Failure::Down => "down".into(),
+                    Failure::Busy => "busy".into(),
+                })?;
+        }
+        Ok(fresh)
+    }
+}
+
+/// Loads the library and calls `C_Initialize` (OS locking: revocd signs
+/// from many threads).
+fn initialise(path: &Path) -> Result<Pkcs11, String> {
+    let ctx = Pkcs11::new(path).map_err(|e| short_error(&e))?;
+    ctx.initialize(CInitializeArgs::OsThreads)
+        .map_err(|e| short_error(&e))?;
+    Ok(ctx)
+}
+
+impl Live {
+    fn new(ctx: Pkcs11) -> Self {
+        Self {
+            tokens: Mutex::default(),
+            ctx,
+        }
+    }
+
+    fn token(&self, module: &Module, sel: &TokenSel) -> Result<Arc<TokenLive>, Failure> {
+        if let Some(t) = self
+            .tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(sel)
+        {
+            return Ok(Arc::clone(t));
+        }
+        let slot = self.find_slot(sel)?;
+        let token = Arc::new(TokenLive {
+            slot,
+            idle: Mutex::default(),
+            handles: Mutex::default(),
+        });
+        // Log in once: PKCS#11 login state is shared by every session of the
+        // application on that token.
+        let session = self.ctx.open_ro_session(slot)?;
+        let info = self.ctx.get_token_info(slot)?;
+        if info.login_required() {
+            let Some(pin) = module.pin(sel) else {
+                return Err(Failure::Key(
+                    "the token requires a login: add pin-source=file:PATH or pin-source=env:NAME"
+                        .into(),
+                ));
+            };
+            match session.login(UserType::User, Some(&AuthPin::new(pin))) {
+                Ok(()) => {}
+                Err(cryptoki::error::Error::Pkcs11(
+                    cryptoki::error::RvError::UserAlreadyLoggedIn,
+                    _,
+                )) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        token
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(session);
+        self.tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(sel.clone(), Arc::clone(&token));
+        Ok(token)
+    }
+
+    fn find_slot(&self, sel: &TokenSel) -> Result<Slot, Failure> {
+        let mut found = Vec::new();
+        for slot in self.ctx.get_slots_with_token()? {
+            if sel.slot_id.is_some_and(|id| id != slot.id()) {
+                continue;
+            }
+            let info = self.ctx.get_token_info(slot)?;
+            let matches = |want: &Option<String>, have: &str| {
+                want.as_deref().is_none_or(|w| w == have.trim_end())
+            };
+            if matches(&sel.label, info.label())
+                && matches(&sel.serial, info.serial_number())
+                && matches(&sel.manufacturer, info.manufacturer_id())
+                && matches(&sel.model, info.model())
+            {
+                found.push(slot);
+            }
+        }
+        match found.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(Failure::Pkcs11(format!(
+                "no token matches {}",
+                describe_token(sel)
+            ))),
+            many => Err(Failure::Key(format!(
+                "{} tokens match {}; add token=, serial= or slot-id=",
+                many.len(),
+                describe_token(sel)
+            ))),
+        }
+    }
+
+    fn with_key<T>(
+        &self,
+        module: &Module,
+        token: &TokenSel,
+        object: &ObjectSel,
+        f: impl FnOnce(&Session, ObjectHandle) -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
+        let t = self.token(module, token)?;
+        let session = t.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let session = match session {
+            Some(s) => s,
+            None => self.ctx.open_ro_session(t.slot)?,
+        };
+        let handle = t
+            .handles
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(object)
+            .copied();
+        let handle = match handle {
+            Some(h) => h,
+            None => {
+                let found = session.find_objects(&object.template())?;
+                let h = match found.as_slice() {
+                    [one] => *one,
+                    [] => {
+                        return Err(Failure::Key(format!(
+                            "no private key with {} on the token",
+                            describe_object(object)
+                        )))
+                    }
+                    many => {
+                        return Err(Failure::Key(format!(
+                            "{} private keys match {}; add id= or object=",
+                            many.len(),
+                            describe_object(object)
+                        )))
+                    }
+                };
+                t.handles
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(object.clone(), h);
+                h
+            }
+        };
+        // A session that failed is dropped (closed), not pooled.
+        let out = f(&session, handle)?;
+        let mut idle = t.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < module.settings.sessions {
+            idle.push(session);
+        }
+        Ok(out)
+    }
+}
+
+fn describe_token(sel: &TokenSel) -> String {
+    let mut parts = Vec::new();
+    if let Some(l) = &sel.label {
+        parts.push(format!("token={l}"));
+    }
+    if let Some(s) = &sel.serial {
+        parts.push(format!("serial={s}"));
+    }
+    if let Some(s) = sel.slot_id {
+        parts.push(format!("slot-id={s}"));
+    }
+    if parts.is_empty() {
+        "(any token)".into()
+    } else {
+        parts.join(";")
+    }
+}
+
+fn describe_object(sel: &ObjectSel) -> String {
+    match (&sel.label, &sel.id) {
+        (Some(l), Some(id)) => format!("object={l};id={}", hex::encode(id)),
+        (Some(l), None) => format!("object={l}"),
+        (None, Some(id)) => format!("id={}", hex::encode(id)),
+        (None, None) => "(any)".into(),
+    }
+}
+
+/// A counting bound on signings in flight.
+struct Gate {
+    used: Mutex<usize>,
+    freed: Condvar,
+    max: usize,
+}
+
+struct Permit<'a>(&'a Gate);
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        *self.0.used.lock().unwrap_or_else(PoisonError::into_inner) -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
+impl Gate {
+    fn new(max: usize) -> Self {
+        Self {
+            used: Mutex::new(0),
+            freed: Condvar::new(),
+            max,
+        }
+    }
+
+    fn acquire(&self, wait: Duration) -> Option<Permit<'_>> {
+        let used = self.used.lock().unwrap_or_else(PoisonError::into_inner);
+        let (mut used, timeout) = self
+            .freed
+            .wait_timeout_while(used, wait, |u| *u >= self.max)
+            .unwrap_or_else(PoisonError::into_inner);
+        if timeout.timed_out() && *used >= self.max {
+            return None;
+        }
+        *used += 1;
+        Some(Permit(self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_ecdsa_signatures_become_der() {
+        let mut raw = vec![0u8; 64];
+        raw[0] = 0x80; // r needs a leading zero octet
+        raw[63] = 1;
+        let der = ecdsa_der(&raw).expect("even length");
+        assert_eq!(der[0], 0x30);
+        assert_eq!(&der[2..5], &[0x02, 33, 0x00]);
+        assert_eq!(&der[der.len() - 3..], &[0x02, 1, 1]);
+        assert!(ecdsa_der(&[1, 2, 3]).is_none());
+    }
+
+    #[test]
+    fn the_gate_bounds_what_is_in_flight() {
+        let gate = Gate::new(2);
+        let a = gate.acquire(Duration::ZERO).expect("first");
+        let _b = gate.acquire(Duration::ZERO).expect("second");
+        assert!(gate.acquire(Duration::from_millis(10)).is_none());
+        drop(a);
+        assert!(gate.acquire(Duration::ZERO).is_some());
+    }
+}
