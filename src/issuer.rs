@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use crate::config::{Config, IssuerConfig, KeyRef, SignerConfig, UnknownSerialPolicy};
-use crate::pki::pkcs11::{HsmKey, HsmSettings};
 use crate::ocsp::ResponseSigner;
+use crate::pki::pkcs11::{HsmKey, HsmSettings};
 use crate::pki::{oids, Cert, HashAlg, SigningKey};
 use crate::state::IssuerState;
 

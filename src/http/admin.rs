@@ -91,13 +91,14 @@ impl AdminService {
         }
         for hsm in crate::pki::pkcs11::status() {
             let module = [hsm.path.as_str()];
-            m.hsm_up
-                .with_label_values(&module)
-                .set(i64::from(hsm.up));
+            m.hsm_up.with_label_values(&module).set(i64::from(hsm.up));
             m.hsm_in_flight
                 .with_label_values(&module)
                 .set(i64::try_from(hsm.in_flight).unwrap_or(i64::MAX));
-            for (counter, total) in [(&m.hsm_errors, hsm.errors), (&m.hsm_reconnects, hsm.reconnects)] {
+            for (counter, total) in [
+                (&m.hsm_errors, hsm.errors),
+                (&m.hsm_reconnects, hsm.reconnects),
+            ] {
                 let c = counter.with_label_values(&module);
                 c.inc_by(total.saturating_sub(c.get()));
             }

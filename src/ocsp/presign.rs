@@ -45,10 +45,19 @@ pub fn due_time(window: Window, issuer: &str, serial: &Serial) -> i64 {
 }
 
 /// How much of the machine the pre-signer may keep busy.
+///
+/// With file keys the limit is the CPU: `share` of `cores`, and a worker
+/// rests after signing so the share holds. With every OCSP key in an HSM the
+/// limit is the HSM: `hsm_slots` workers (`pkcs11.max-in-flight`), each
+/// mostly waiting on the HSM, without rest. Either way a worker's cost per
+/// answer is measured in its wall seconds, and `capacity` is in the same
+/// unit (worker-seconds per second), so the plan's estimate compares like
+/// with like whether a signature takes 20 µs or a millisecond.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Pace {
     share: f64,
     cores: usize,
+    hsm_slots: Option<usize>,
 }
 
 impl Pace {
@@ -56,23 +65,43 @@ impl Pace {
         Self {
             share: share.clamp(0.0, 1.0),
             cores: cores.max(1),
+            hsm_slots: None,
+        }
+    }
+
+    /// Paced by the HSM: `slots` signings at once.
+    pub fn hsm(self, slots: Option<usize>) -> Self {
+        Self {
+            hsm_slots: slots.map(|s| s.max(1)),
+            ..self
         }
     }
 
     /// Signing tasks run at once.
     pub fn workers(self) -> usize {
+        if let Some(slots) = self.hsm_slots {
+            return slots;
+        }
         let w = (self.share * self.cores as f64).ceil() as usize;
         w.clamp(1, self.cores)
     }
 
-    /// Cores' worth of signing per second.
+    /// The most workers any pace of this pass may ask for.
+    fn max_workers(self) -> usize {
+        self.cores.max(self.hsm_slots.unwrap_or(0))
+    }
+
+    /// Worker-seconds of signing per second.
     pub fn capacity(self) -> f64 {
-        self.share * self.cores as f64
+        match self.hsm_slots {
+            Some(slots) => slots as f64,
+            None => self.share * self.cores as f64,
+        }
     }
 
     /// How long a worker rests after `busy` of signing so that all workers
     /// together keep `share` of the cores busy (0.25 of 2 cores: one worker,
-    /// resting as long as it signed).
+    /// resting as long as it signed). No rest when the HSM is the limit.
     pub fn rest_after(self, busy: Duration) -> Duration {
         let (workers, capacity) = (self.workers() as f64, self.capacity());
         if capacity <= 0.0 || capacity >= workers {
@@ -154,7 +183,7 @@ impl Pass {
     /// Runs the workers until the pass is over; returns the items left.
     async fn run(self: &Arc<Self>, shutdown: &watch::Receiver<bool>) -> Vec<Item> {
         let mut set = tokio::task::JoinSet::new();
-        let max = self.pace.borrow().cores;
+        let max = self.pace.borrow().max_workers();
         for worker in 0..max {
             let (pass, shutdown) = (Arc::clone(self), shutdown.clone());
             set.spawn(async move { pass.work(worker, shutdown).await });
@@ -314,7 +343,8 @@ fn everything(responder: &Responder) -> Vec<Item> {
 /// Signs `window` for every known serial of every issuer, using every core.
 /// Returns how many serials were signed.
 pub async fn presign_window(responder: &Arc<Responder>, window: Window, why: Why) -> usize {
-    let (_pace, pace_rx) = watch::channel(Pace::new(1.0, cores()));
+    let slots = responder.presign_hsm_slots();
+    let (_pace, pace_rx) = watch::channel(Pace::new(1.0, cores()).hsm(slots));
     let (_stop, shutdown) = watch::channel(false);
     let pass = Pass::new(
         responder,
@@ -343,7 +373,8 @@ pub async fn run(responder: Arc<Responder>, mut shutdown: watch::Receiver<bool>)
         crate::shutdown::stopped(&mut shutdown).await;
         return;
     }
-    let pace = Pace::new(share, cores);
+    let slots = responder.presign_hsm_slots();
+    let pace = Pace::new(share, cores).hsm(slots);
     let windows = responder.windows();
     let clock = Arc::clone(responder.clock());
     let issuers = responder.issuers().len();
@@ -352,7 +383,7 @@ pub async fn run(responder: Arc<Responder>, mut shutdown: watch::Receiver<bool>)
     // `startup-presign` has passed; then ready, and the rest at the share.
     let current = windows.at(clock.now());
     let started = Instant::now();
-    let (pace_tx, pace_rx) = watch::channel(Pace::new(1.0, cores));
+    let (pace_tx, pace_rx) = watch::channel(Pace::new(1.0, cores).hsm(slots));
     let pass = Pass::new(
         &responder,
         current,
@@ -504,21 +535,32 @@ fn draw(
     capacity: f64,
 ) -> (Vec<Item>, usize, f64, bool) {
     let mut plan: Vec<Item> = Vec::new();
-    let mut estimate = 0.0;
+    let mut counts = Vec::new();
     for (idx, issuer) in responder.issuers().iter().enumerate() {
         let serials = issuer.state.serials();
-        estimate += serials.len() as f64 * responder.presign_hashes().len() as f64 * cost[idx];
+        counts.push(serials.len());
         plan.extend(serials.into_iter().map(|serial| Item {
             due: due_time(window, &issuer.id, &serial),
             issuer: idx,
             serial,
         }));
     }
+    let estimate = estimate(&counts, responder.presign_hashes().len(), cost);
     let degraded = estimate > capacity;
     let (plan, hot_count) = order(plan, degraded, |i| {
         responder.requested(i.issuer).recently(&i.serial)
     });
     (plan, hot_count, estimate, degraded)
+}
+
+/// Worker-seconds to sign `counts[i]` serials of each issuer under `hashes`
+/// hash algorithms at `cost[i]` seconds per answer.
+fn estimate(counts: &[usize], hashes: usize, cost: &[f64]) -> f64 {
+    counts
+        .iter()
+        .zip(cost)
+        .map(|(n, c)| *n as f64 * hashes as f64 * c)
+        .sum()
 }
 
 /// The order a window's plan is signed in. Normally by due time (the
@@ -635,5 +677,40 @@ mod tests {
         // Every core: all workers, no rest.
         let p = Pace::new(1.0, 4);
         assert_eq!((p.workers(), p.rest_after(busy)), (4, Duration::ZERO));
+    }
+
+    #[test]
+    fn the_plan_stays_right_when_a_signature_takes_a_millisecond() {
+        // 1M serials, SHA-1 and SHA-256, a 60-minute window: the plan has
+        // the first three quarters, 2,700 s.
+        let spread = 2_700.0;
+        let (counts, hashes) = ([1_000_000], 2);
+        // A file key at 20 µs: 40 worker-seconds, far inside a quarter of
+        // two cores (1,350 worker-seconds).
+        let file = Pace::new(0.25, 2);
+        assert!(estimate(&counts, hashes, &[20e-6]) < file.capacity() * spread);
+        // An HSM at 1 ms per signature: 2,000 worker-seconds. Paced as CPU
+        // work it would not fit, and the plan says so (degraded)...
+        let at_1ms = estimate(&counts, hashes, &[1e-3]);
+        assert!((at_1ms - 2_000.0).abs() < 1e-6);
+        assert!(at_1ms > file.capacity() * spread);
+        // ...but the HSM is the limit, not the CPU: 4 signings in flight
+        // (10,800 worker-seconds) fit it in 500 s, without resting.
+        let hsm = Pace::new(0.25, 2).hsm(Some(4));
+        assert_eq!(hsm.workers(), 4);
+        assert_eq!(hsm.rest_after(Duration::from_secs(1)), Duration::ZERO);
+        assert!(at_1ms < hsm.capacity() * spread);
+        assert!((at_1ms / hsm.capacity() - 500.0).abs() < 1e-6);
+        // With one session only (SoftHSM on revocd's own cores) the
+        // estimate exceeds the window and the plan degrades: recently
+        // requested serials first.
+        let one = Pace::new(0.25, 2).hsm(Some(1));
+        assert!(at_1ms < one.capacity() * spread);
+        assert!(estimate(&counts, hashes, &[2e-3]) > one.capacity() * spread);
+        assert_eq!(
+            one.max_workers(),
+            2,
+            "the pass starts enough workers for any pace"
+        );
     }
 }

@@ -381,6 +381,18 @@ impl Responder {
     }
 
     /// `ocsp.presign-cpu-share`: 0 turns the background pre-signer off.
+    /// When every issuer's OCSP key is in an HSM: how many signings the
+    /// pre-signer may keep in flight (`pkcs11.max-in-flight`); the HSM, not
+    /// the CPU share, is then its limit.
+    pub fn presign_hsm_slots(&self) -> Option<usize> {
+        let slots: Option<Vec<usize>> = self
+            .issuers
+            .iter()
+            .map(|i| i.signer().key().hsm_slots())
+            .collect();
+        slots.and_then(|s| s.into_iter().min())
+    }
+
     pub fn presign_cpu_share(&self) -> f64 {
         self.presign_cpu_share
     }

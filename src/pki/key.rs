@@ -184,6 +184,14 @@ impl SigningKey {
         }
     }
 
+    /// For a key in an HSM: how many signings may be in flight at once.
+    pub fn hsm_slots(&self) -> Option<usize> {
+        match &self.inner {
+            Inner::Hsm(k) => Some(k.max_in_flight()),
+            _ => None,
+        }
+    }
+
     /// Whether signing can reach the key now (false while its HSM is down).
     pub fn is_available(&self) -> bool {
         match &self.inner {

@@ -9,6 +9,7 @@ mod deploy;
 mod faults;
 mod fleet;
 mod hostile;
+mod hsm;
 mod http_get;
 mod integrity;
 mod issuers;

@@ -211,15 +211,18 @@ impl HsmKey {
             .module
             .sign(&self.token, &self.object, &mechanism, &data)?;
         match self.kind {
-            KeyKind::EcdsaP256 | KeyKind::EcdsaP384 => {
-                ecdsa_der(&raw).ok_or(HsmSignError::Failed)
-            }
+            KeyKind::EcdsaP256 | KeyKind::EcdsaP384 => ecdsa_der(&raw).ok_or(HsmSignError::Failed),
             _ => Ok(raw),
         }
     }
 
     pub fn describe(&self) -> &str {
         &self.describe
+    }
+
+    /// Signings this key's module runs at once (`pkcs11.max-in-flight`).
+    pub fn max_in_flight(&self) -> usize {
+        self.module.gate.max
     }
 }
 
@@ -260,9 +263,8 @@ fn read_pin(source: &PinSource) -> Result<String, HsmError> {
             .next()
             .unwrap_or_default()
             .to_string(),
-        PinSource::Env(var) => std::env::var(var).map_err(|_| {
-            HsmError::Pin(format!("pin-source env:{var}: the variable is not set"))
-        })?,
+        PinSource::Env(var) => std::env::var(var)
+            .map_err(|_| HsmError::Pin(format!("pin-source env:{var}: the variable is not set")))?,
     };
     if pin.is_empty() {
         return Err(HsmError::Pin("the PIN from pin-source is empty".into()));
@@ -449,17 +451,28 @@ impl Module {
             .map_err(|e| match e {
                 Failure::Down => HsmSignError::Down,
                 Failure::Busy => HsmSignError::Busy,
-                Failure::Pkcs11(_) | Failure::Key(_) => HsmSignError::Failed,
+                // The error marked the module down: what failed is the HSM,
+                // not this message.
+                Failure::Pkcs11(_) => HsmSignError::Down,
+                Failure::Key(_) => HsmSignError::Failed,
             })
     }
 
     /// The kind of the key `object` (from CKA_KEY_TYPE, CKA_EC_PARAMS,
     /// CKA_MODULUS).
-    fn key_kind(self: &Arc<Self>, token: &TokenSel, object: &ObjectSel) -> Result<KeyKind, Failure> {
+    fn key_kind(
+        self: &Arc<Self>,
+        token: &TokenSel,
+        object: &ObjectSel,
+    ) -> Result<KeyKind, Failure> {
         self.with_key(token, object, |s, key| {
             let attrs = s.get_attributes(
                 key,
-                &[AttributeType::KeyType, AttributeType::EcParams, AttributeType::Modulus],
+                &[
+                    AttributeType::KeyType,
+                    AttributeType::EcParams,
+                    AttributeType::Modulus,
+                ],
             )?;
             let mut key_type = None;
             let (mut params, mut modulus) = (None, None);
@@ -579,7 +592,10 @@ impl Module {
                         .iter()
                         .any(|a| matches!(a, Attribute::KeyType(t) if *t == KeyType::RSA));
                     let (mech, data) = if rsa {
-                        (Mechanism::RsaPkcs, [&SHA256_DIGEST_INFO[..], &[0u8; 32]].concat())
+                        (
+                            Mechanism::RsaPkcs,
+                            [&SHA256_DIGEST_INFO[..], &[0u8; 32]].concat(),
+                        )
                     } else {
                         (Mechanism::Ecdsa, vec![0u8; 32])
                     };
@@ -780,6 +796,8 @@ struct Gate {
     used: Mutex<usize>,
     freed: Condvar,
     max: usize,
+    /// The most ever in flight at once.
+    peak: AtomicU64,
 }
 
 struct Permit<'a>(&'a Gate);
@@ -797,6 +815,7 @@ impl Gate {
             used: Mutex::new(0),
             freed: Condvar::new(),
             max,
+            peak: AtomicU64::new(0),
         }
     }
 
@@ -810,6 +829,7 @@ impl Gate {
             return None;
         }
         *used += 1;
+        self.peak.fetch_max(*used as u64, Ordering::Relaxed);
         Some(Permit(self))
     }
 }
@@ -828,6 +848,131 @@ mod tests {
         assert_eq!(&der[2..5], &[0x02, 33, 0x00]);
         assert_eq!(&der[der.len() - 3..], &[0x02, 1, 1]);
         assert!(ecdsa_der(&[1, 2, 3]).is_none());
+    }
+
+    /// A P-256 key imported into a fresh SoftHSM2 token, signed with from
+    /// 16 threads through 2 sessions: every signature verifies, and never
+    /// more than 2 signings were in flight.
+    #[test]
+    fn softhsm_signs_from_many_threads_within_the_bound() {
+        use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256};
+        let util = std::env::var_os("PATH")
+            .and_then(|p| {
+                std::env::split_paths(&p)
+                    .map(|d| d.join("softhsm2-util"))
+                    .find(|f| f.is_file())
+            })
+            .expect("softhsm2-util is not installed; run ./scripts/test");
+        let module = [
+            "/usr/lib/softhsm/libsofthsm2.so",
+            "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .expect("libsofthsm2.so");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf = dir.path().join("softhsm2.conf");
+        std::fs::create_dir(dir.path().join("tokens")).expect("mkdir");
+        std::fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}\n",
+                dir.path().join("tokens").display()
+            ),
+        )
+        .expect("conf");
+        // The only test in this binary that loads SoftHSM, which reads its
+        // configuration at C_Initialize.
+        std::env::set_var("SOFTHSM2_CONF", &conf);
+        let softhsm = |args: &[&str]| {
+            let out = std::process::Command::new(&util)
+                .args(args)
+                .output()
+                .expect("softhsm2-util");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        softhsm(&[
+            "--init-token",
+            "--free",
+            "--label",
+            "unit",
+            "--pin",
+            "4321",
+            "--so-pin",
+            "8765",
+        ]);
+        let pair = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("keygen");
+        let pem = dir.path().join("k.pem");
+        std::fs::write(&pem, pair.serialize_pem()).expect("pem");
+        softhsm(&[
+            "--import",
+            &pem.display().to_string(),
+            "--token",
+            "unit",
+            "--label",
+            "k",
+            "--id",
+            "07",
+            "--pin",
+            "4321",
+        ]);
+        std::fs::write(dir.path().join("pin"), "4321\n").expect("pin");
+        let uri = Pkcs11Uri::parse(
+            &format!(
+                "pkcs11:token=unit;object=k?module-path={}&pin-source=file:pin",
+                module.display()
+            ),
+            dir.path(),
+        )
+        .expect("uri");
+        let settings = HsmSettings {
+            sessions: 2,
+            max_in_flight: 2,
+            ..HsmSettings::default()
+        };
+        let key = Arc::new(HsmKey::open(&uri, settings).expect("open"));
+        assert_eq!(key.kind(), KeyKind::EcdsaP256);
+        assert!(format!("{key:?}").contains("object=k") && !format!("{key:?}").contains("4321"));
+        let public = pair.public_key_raw().to_vec();
+        let threads: Vec<_> = (0..16)
+            .map(|t| {
+                let (key, public) = (Arc::clone(&key), public.clone());
+                std::thread::spawn(move || {
+                    for i in 0..25 {
+                        let msg = format!("message {t}/{i}");
+                        let sig = key.sign(msg.as_bytes()).expect("sign");
+                        ring::signature::UnparsedPublicKey::new(
+                            &ring::signature::ECDSA_P256_SHA256_ASN1,
+                            &public,
+                        )
+                        .verify(msg.as_bytes(), &sig)
+                        .expect("verifies");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+        let peak = key.module.gate.peak.load(Ordering::Relaxed);
+        assert!((1..=2).contains(&peak), "peak in flight {peak}");
+        let idle = key.module.live.read().expect("lock").as_ref().map(|l| {
+            l.tokens
+                .lock()
+                .expect("lock")
+                .values()
+                .map(|t| t.idle.lock().expect("lock").len())
+                .sum::<usize>()
+        });
+        assert!(
+            idle.is_some_and(|n| (1..=2).contains(&n)),
+            "the pool keeps at most its two sessions: {idle:?}"
+        );
     }
 
     #[test]

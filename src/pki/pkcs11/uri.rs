@@ -117,15 +117,21 @@ impl Pkcs11Uri {
                     uri.pin_source = Some(match t.strip_prefix("env:") {
                         Some(var) => PinSource::Env(var.to_string()),
                         None => {
-                            let file = t.strip_prefix("file://").or_else(|| t.strip_prefix("file:"));
+                            let file = t
+                                .strip_prefix("file://")
+                                .or_else(|| t.strip_prefix("file:"));
                             PinSource::File(base.join(file.unwrap_or(&t)))
                         }
                     });
                 }
                 "pin-value" => return Err(UriError::PinValue),
                 // Informational attributes other tools write; they select nothing.
-                "library-manufacturer" | "library-description" | "library-version"
-                | "slot-manufacturer" | "slot-description" | "module-name" => {}
+                "library-manufacturer"
+                | "library-description"
+                | "library-version"
+                | "slot-manufacturer"
+                | "slot-description"
+                | "module-name" => {}
                 _ => return Err(UriError::Unknown(name)),
             }
         }
@@ -223,6 +229,9 @@ mod tests {
             Pkcs11Uri::parse("pkcs11:object=k;colour=red", base),
             Err(UriError::Unknown(_))
         ));
-        assert_eq!(Pkcs11Uri::parse("/etc/key.pem", base), Err(UriError::Scheme));
+        assert_eq!(
+            Pkcs11Uri::parse("/etc/key.pem", base),
+            Err(UriError::Scheme)
+        );
     }
 }
