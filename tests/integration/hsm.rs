@@ -473,3 +473,67 @@ fn an_hsm_that_goes_away_marks_the_signer_down_keeps_answering_and_recovers() {
     assert!(log.contains("HSM reconnected: signer up"), "{log}");
     assert!(!log.contains("87654321"), "{log}");
 }
+
+#[test]
+fn after_a_rollover_with_the_hsm_down_the_previous_windows_answer_is_served() {
+    let dir = demo_pki();
+    let p = dir.path();
+    let client = p11_kit_client();
+    let mut env = into_softhsm(p, Some(&client));
+    let socket = p.join("p11-kit.sock");
+    env.push((
+        "P11_KIT_SERVER_ADDRESS".into(),
+        format!("unix:path={}", socket.display()),
+    ));
+    let config = p.join("revocd.toml");
+    let cfg = std::fs::read_to_string(&config).expect("config");
+    // One-minute windows, and no pre-signing: an answer exists only once a
+    // client asked, so what the rollover finds is exactly what was asked.
+    std::fs::write(
+        &config,
+        cfg.replace("window = \"60m\"", "window = \"1m\"\npresign-cpu-share = 0"),
+    )
+    .expect("config");
+    let mut server = P11Server::start(p, &socket);
+    let d = Daemon::start_with(&config, &env_refs(&env), true);
+    let ca = load_cert(&p.join("ca.pem"));
+    let good = revocd::state::Serial::from_hex(&serial_of(&p.join("leaf-good.pem"))).expect("s");
+    let revoked =
+        revocd::state::Serial::from_hex(&serial_of(&p.join("leaf-revoked.pem"))).expect("s");
+    let mut first = ocsp_status(&d, &ca, &good);
+    let now = revocd::clock::Clock::now(&revocd::clock::SystemClock);
+    if now % 60 > 50 {
+        // Too close to the rollover to take the HSM down inside this
+        // window: ask again in the next one.
+        std::thread::sleep(std::time::Duration::from_secs((61 - now % 60) as u64));
+        first = ocsp_status(&d, &ca, &good);
+    }
+    assert_eq!(first.status, "good");
+    let window_end = (first.this_update.div_euclid(60) + 1) * 60;
+
+    server.kill();
+    // Read while the HSM is down (a hit): kept past its window's end.
+    eventually(20, "the signer marked down", || {
+        let req = revocd::query::build_request(&ca, &revoked, revocd::pki::HashAlg::Sha1);
+        let _ = post_der(&d, &req);
+        (metric(&d, "revocd_signer_up{issuer=\"demo\",role=\"ocsp\"}") == 0.0).then_some(())
+    });
+    assert_eq!(ocsp_status(&d, &ca, &good).this_update, first.this_update);
+    // Past the rollover: nothing can be signed for the new window.
+    let now = revocd::clock::Clock::now(&revocd::clock::SystemClock);
+    std::thread::sleep(std::time::Duration::from_secs(
+        (window_end - now + 8).max(0) as u64,
+    ));
+    let later = ocsp_status(&d, &ca, &good);
+    assert_eq!(later.status, "good");
+    assert_eq!(
+        later.this_update, first.this_update,
+        "the previous window's answer, still before its nextUpdate"
+    );
+    assert!(metric(&d, "revocd_ocsp_stale_served_total") >= 1.0);
+    // A serial never asked about before the outage has nothing to fall
+    // back on: tryLater.
+    let req = revocd::query::build_request(&ca, &revoked, revocd::pki::HashAlg::Sha256);
+    let (status, body) = post_der(&d, &req);
+    assert_eq!((status, body.as_slice()), (503, &TRY_LATER[..]));
+}
