@@ -47,20 +47,9 @@ fn add_to_config(config: &Path, text: &str) {
 }
 
 fn openssl_ocsp(dir: &Path, d: &Daemon, args: &[&str]) -> String {
-    let out = run(Command::new(require("openssl"))
-        .current_dir(dir)
-        .args([
-            "ocsp",
-            "-issuer",
-            "ca.pem",
-            "-CAfile",
-            "ca.pem",
-            "-url",
-            &d.url(),
-            "-no_nonce",
-        ])
-        .args(args));
-    text(&out)
+    let mut all = vec!["-no_nonce"];
+    all.extend(args);
+    crate::openssl_client_run(dir, d, &all)
 }
 
 fn query(dir: &Path, d: &Daemon, cert: &str, extra: &[&str]) -> String {
@@ -361,6 +350,18 @@ fn p11_kit_client() -> PathBuf {
     p
 }
 
+/// The demo's keys in a SoftHSM token that revocd reaches through p11-kit's
+/// client module and a `p11-kit server` on `socket` (not started yet).
+fn behind_p11_kit(dir: &Path) -> (Vec<(String, String)>, PathBuf) {
+    let mut env = into_softhsm(dir, Some(&p11_kit_client()));
+    let socket = dir.join("p11-kit.sock");
+    env.push((
+        "P11_KIT_SERVER_ADDRESS".into(),
+        format!("unix:path={}", socket.display()),
+    ));
+    (env, socket)
+}
+
 /// RFC 6960 OCSPResponse { responseStatus tryLater }.
 const TRY_LATER: [u8; 5] = [0x30, 0x03, 0x0a, 0x01, 0x03];
 
@@ -379,13 +380,7 @@ fn post_der(d: &Daemon, der: &[u8]) -> (u16, Vec<u8>) {
 fn an_hsm_that_goes_away_marks_the_signer_down_keeps_answering_and_recovers() {
     let dir = demo_pki();
     let p = dir.path();
-    let client = p11_kit_client();
-    let mut env = into_softhsm(p, Some(&client));
-    let socket = p.join("p11-kit.sock");
-    env.push((
-        "P11_KIT_SERVER_ADDRESS".into(),
-        format!("unix:path={}", socket.display()),
-    ));
+    let (env, socket) = behind_p11_kit(p);
     let config = p.join("revocd.toml");
     add_to_config(&config, "[pkcs11]\nsessions = 2\nretry-max = \"1s\"\n");
     let cfg = std::fs::read_to_string(&config).expect("config");
@@ -478,13 +473,7 @@ fn an_hsm_that_goes_away_marks_the_signer_down_keeps_answering_and_recovers() {
 fn after_a_rollover_with_the_hsm_down_the_previous_windows_answer_is_served() {
     let dir = demo_pki();
     let p = dir.path();
-    let client = p11_kit_client();
-    let mut env = into_softhsm(p, Some(&client));
-    let socket = p.join("p11-kit.sock");
-    env.push((
-        "P11_KIT_SERVER_ADDRESS".into(),
-        format!("unix:path={}", socket.display()),
-    ));
+    let (env, socket) = behind_p11_kit(p);
     let config = p.join("revocd.toml");
     let cfg = std::fs::read_to_string(&config).expect("config");
     // One-minute windows, and no pre-signing: an answer exists only once a
