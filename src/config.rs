@@ -72,6 +72,8 @@ struct RawConfig {
     crl: Option<RawCrl>,
     fleet: Option<RawFleet>,
     pkcs11: Option<RawPkcs11>,
+    upstream: Option<RawUpstream>,
+    cdn: Option<RawCdn>,
     data_dir: Option<PathBuf>,
     #[serde(default, rename = "issuer")]
     issuers: Vec<RawIssuer>,
@@ -134,6 +136,26 @@ struct RawSecurity {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawUpstream {
+    poll: Option<String>,
+    endpoint: Option<String>,
+    region: Option<String>,
+    allow_http: Option<bool>,
+    max_bytes: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawCdn {
+    cloudfront_distribution: Option<String>,
+    endpoint: Option<String>,
+    region: Option<String>,
+    batch: Option<String>,
+    max_paths_in_progress: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawPkcs11 {
     sessions: Option<usize>,
     max_in_flight: Option<usize>,
@@ -177,6 +199,9 @@ struct RawIssuer {
     responder_key: Option<PathBuf>,
     index: Option<PathBuf>,
     unknown_serial: Option<String>,
+    upstream_crls: Option<Vec<String>>,
+    audit_reports: Option<Vec<String>>,
+    issued_certs: Option<PathBuf>,
 }
 
 /// What to answer for a serial of a served issuer that revocd does not know
@@ -221,6 +246,10 @@ pub struct Config {
     /// Key and token files readable by group or others: refuse to start
     /// (the default) or only warn.
     pub refuse_loose_secrets: bool,
+    /// Polling of upstream revocation and issuance sources (`[upstream]`).
+    pub upstream: Upstream,
+    /// CDN purge on revocation (`[cdn]`), when configured.
+    pub cdn: Option<Cdn>,
     /// Limits for keys in HSMs (`[pkcs11]`).
     pub pkcs11: crate::pki::pkcs11::HsmSettings,
     pub issuers: Vec<IssuerConfig>,
@@ -330,6 +359,14 @@ pub struct IssuerConfig {
     pub ca_key: Option<KeyRef>,
     pub index: Option<PathBuf>,
     pub unknown_serial: UnknownSerialPolicy,
+    /// CRLs this issuer's CA publishes elsewhere, polled as a revocation
+    /// source (`upstream-crls`).
+    pub upstream_crls: Vec<String>,
+    /// AWS Private CA audit reports (an object, or a prefix ending in `/`
+    /// whose newest object is read), polled for issued serials.
+    pub audit_reports: Vec<String>,
+    /// A directory of issued certificates (PEM or DER), watched.
+    pub issued_certs: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -338,6 +375,29 @@ pub enum SignerConfig {
     Issuer { key: KeyRef },
     /// A delegated OCSP responder certificate and key.
     Delegated { certificate: PathBuf, key: KeyRef },
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// How often every upstream source is polled (conditional GETs).
+    pub poll: Duration,
+    pub source: crate::publish::SourceOptions,
+    /// A larger CRL or report is refused.
+    pub max_bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Cdn {
+    /// The CloudFront distribution whose cached OCSP answers are
+    /// invalidated on every revocation and release.
+    pub distribution: String,
+    /// The CloudFront API (default `https://cloudfront.amazonaws.com`).
+    pub endpoint: String,
+    pub region: String,
+    /// Changes are gathered this long into one invalidation.
+    pub batch: Duration,
+    /// Paths in invalidations not yet completed, at most (CloudFront: 3,000).
+    pub max_paths_in_progress: usize,
 }
 
 /// Where a private key is: a PKCS#8 file, or an HSM object named by a
@@ -449,6 +509,11 @@ fn validate(raw: RawConfig, path: &Path, base: &Path, errors: &mut Vec<String>) 
         } else {
             base.join(p)
         }
+    };
+    // `file://relative/path` is relative to the config, like every path.
+    let resolve_url = |u: &str| match u.strip_prefix("file://") {
+        Some(rest) if !rest.starts_with('/') => format!("file://{}", base.join(rest).display()),
+        _ => u.to_string(),
     };
     let addr = |field: &str, value: Option<String>, default: &str, errors: &mut Vec<String>| {
         let v = value.unwrap_or_else(|| default.to_string());
@@ -711,6 +776,19 @@ fn validate(raw: RawConfig, path: &Path, base: &Path, errors: &mut Vec<String>) 
             signer,
             ca_key,
             index: r.index.as_deref().map(resolve),
+            upstream_crls: r
+                .upstream_crls
+                .unwrap_or_default()
+                .into_iter()
+                .map(|u| resolve_url(&u))
+                .collect(),
+            audit_reports: r
+                .audit_reports
+                .unwrap_or_default()
+                .into_iter()
+                .map(|u| resolve_url(&u))
+                .collect(),
+            issued_certs: r.issued_certs.as_deref().map(resolve),
         });
     }
 
@@ -854,9 +932,61 @@ fn validate(raw: RawConfig, path: &Path, base: &Path, errors: &mut Vec<String>) 
         }
     };
 
+    let upstream = {
+        let u = raw.upstream.unwrap_or_default();
+        let poll = duration("upstream.poll", u.poll, "30s", errors);
+        if poll < Duration::from_secs(1) {
+            errors.push("upstream.poll: at least 1s".to_string());
+        }
+        Upstream {
+            poll: poll.max(Duration::from_secs(1)),
+            source: crate::publish::SourceOptions {
+                endpoint: u.endpoint,
+                region: u.region,
+                allow_http: u.allow_http.unwrap_or(false),
+            },
+            max_bytes: u.max_bytes.unwrap_or(512 << 20),
+        }
+    };
+    for i in &issuers {
+        for url in i.upstream_crls.iter().chain(&i.audit_reports) {
+            if let Err(e) = crate::publish::Source::open(url, &upstream.source) {
+                errors.push(format!("issuer {:?}: {e}", i.id));
+            }
+        }
+    }
+    let cdn = raw.cdn.and_then(|c| {
+        let Some(distribution) = c.cloudfront_distribution else {
+            errors.push("cdn.cloudfront-distribution is required in [cdn]".to_string());
+            return None;
+        };
+        if distribution.is_empty() || !distribution.chars().all(|c| c.is_ascii_alphanumeric()) {
+            errors.push(format!(
+                "cdn.cloudfront-distribution: {distribution:?} is not a distribution id like E2QWRUHEXAMPLE"
+            ));
+        }
+        let max_paths_in_progress = c.max_paths_in_progress.unwrap_or(3000);
+        if !(1..=3000).contains(&max_paths_in_progress) {
+            errors.push("cdn.max-paths-in-progress: 1 to 3000 (CloudFront's limit)".to_string());
+        }
+        Some(Cdn {
+            distribution,
+            endpoint: c
+                .endpoint
+                .unwrap_or_else(|| "https://cloudfront.amazonaws.com".to_string())
+                .trim_end_matches('/')
+                .to_string(),
+            region: c.region.unwrap_or_else(|| "us-east-1".to_string()),
+            batch: duration("cdn.batch", c.batch, "1s", errors),
+            max_paths_in_progress: max_paths_in_progress.clamp(1, 3000),
+        })
+    });
+
     Config {
         path: path.to_path_buf(),
         refuse_loose_secrets,
+        upstream,
+        cdn,
         pkcs11,
         data_dir: resolve(raw.data_dir.as_deref().unwrap_or(Path::new("."))),
         listen,

@@ -194,6 +194,15 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             )));
         }
     }
+    for sources in crate::upstream::open(&config, &responder) {
+        followers.push(tokio::spawn(crate::upstream::run(
+            sources,
+            Arc::clone(&responder),
+            ledger.clone(),
+            config.upstream.clone(),
+            stop_rx.clone(),
+        )));
+    }
     let service = Arc::new(PublicService {
         responder: Arc::clone(&responder),
         prefix: config.ocsp.path.clone(),

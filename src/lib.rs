@@ -25,3 +25,4 @@ pub mod query;
 pub mod shutdown;
 pub mod state;
 pub mod sync;
+pub mod upstream;

@@ -26,6 +26,14 @@ pub struct Metrics {
     pub hsm_errors: IntCounterVec,
     pub hsm_reconnects: IntCounterVec,
     pub hsm_in_flight: IntGaugeVec,
+    /// Upstream sources: polls by issuer, kind (crl, audit_report, certs)
+    /// and result; changes recorded from them by kind; CRLs refused; serials
+    /// a CRL dropped without a hold release (never applied); last success.
+    pub upstream_polls: IntCounterVec,
+    pub upstream_changes: IntCounterVec,
+    pub upstream_refused: IntCounterVec,
+    pub upstream_vanished: IntCounterVec,
+    pub upstream_last_success: IntGaugeVec,
     /// Signatures made, by why (presign, on_demand, change).
     pub ocsp_signings: IntCounterVec,
     pub ocsp_signing_seconds: HistogramVec,
@@ -130,6 +138,46 @@ impl Metrics {
             ocsp_cache_misses: IntCounter::new(
                 "revocd_ocsp_cache_misses_total",
                 "OCSP answers that needed an on-demand signature",
+            )
+            .expect("static metric"),
+            upstream_polls: IntCounterVec::new(
+                Opts::new(
+                    "revocd_upstream_polls_total",
+                    "Polls of upstream sources by issuer, kind and result (unchanged, applied, refused, waiting, error)",
+                ),
+                &["issuer", "kind", "result"],
+            )
+            .expect("static metric"),
+            upstream_changes: IntCounterVec::new(
+                Opts::new(
+                    "revocd_upstream_changes_total",
+                    "Changes recorded from upstream sources, by kind (register, revoke, release)",
+                ),
+                &["issuer", "kind"],
+            )
+            .expect("static metric"),
+            upstream_refused: IntCounterVec::new(
+                Opts::new(
+                    "revocd_upstream_crls_refused_total",
+                    "Upstream CRLs refused (signature, issuer, number not increasing, unknown critical extension)",
+                ),
+                &["issuer"],
+            )
+            .expect("static metric"),
+            upstream_vanished: IntCounterVec::new(
+                Opts::new(
+                    "revocd_upstream_vanished_serials_total",
+                    "Revoked serials an upstream CRL stopped listing without a hold release: never applied",
+                ),
+                &["issuer"],
+            )
+            .expect("static metric"),
+            upstream_last_success: IntGaugeVec::new(
+                Opts::new(
+                    "revocd_upstream_last_success_timestamp_seconds",
+                    "When an upstream source of the issuer was last read successfully",
+                ),
+                &["issuer"],
             )
             .expect("static metric"),
             ocsp_stale_served: IntCounter::new(
@@ -500,6 +548,11 @@ impl Metrics {
             Box::new(m.ocsp_cache_hits.clone()),
             Box::new(m.ocsp_cache_misses.clone()),
             Box::new(m.ocsp_stale_served.clone()),
+            Box::new(m.upstream_polls.clone()),
+            Box::new(m.upstream_changes.clone()),
+            Box::new(m.upstream_refused.clone()),
+            Box::new(m.upstream_vanished.clone()),
+            Box::new(m.upstream_last_success.clone()),
             Box::new(m.signer_up.clone()),
             Box::new(m.hsm_up.clone()),
             Box::new(m.hsm_errors.clone()),

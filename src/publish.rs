@@ -422,6 +422,9 @@ pub struct Source {
     store: Arc<dyn ObjectStore>,
     path: StorePath,
     url: String,
+    /// The URL ends in `/`: the newest object under it is read (AWS
+    /// Private CA writes each audit report under a new name).
+    prefix: bool,
 }
 
 impl std::fmt::Debug for Source {
@@ -484,11 +487,37 @@ impl Source {
             }
             _ => return Err(bad("scheme must be s3, gs, az, file, http or https".into())),
         };
+        let prefix = url.ends_with('/');
+        if prefix && matches!(scheme, "http" | "https") {
+            return Err(bad(
+                "an http(s) URL names one object; a prefix needs s3://, gs://, az:// or file://"
+                    .into(),
+            ));
+        }
         Ok(Self {
             store,
             path: StorePath::from(path),
             url: url.to_string(),
+            prefix,
         })
+    }
+
+    /// For a prefix source: the newest object under it (by last-modified
+    /// time, then name), or `None` when there is none.
+    async fn newest(&self) -> Result<Option<StorePath>, PublishError> {
+        use futures::StreamExt;
+        let mut list = self.store.list(Some(&self.path));
+        let mut best: Option<object_store::ObjectMeta> = None;
+        while let Some(meta) = list.next().await {
+            let meta = meta.map_err(store_err)?;
+            let newer = best.as_ref().is_none_or(|b| {
+                (meta.last_modified, &meta.location) > (b.last_modified, &b.location)
+            });
+            if newer {
+                best = Some(meta);
+            }
+        }
+        Ok(best.map(|m| m.location))
     }
 
     pub fn url(&self) -> &str {
@@ -504,7 +533,15 @@ impl Source {
             if_none_match: etag.map(str::to_string),
             ..Default::default()
         };
-        let r = match self.store.get_opts(&self.path, opts).await {
+        let path = if self.prefix {
+            match self.newest().await? {
+                Some(p) => p,
+                None => return Ok(Fetched::Absent),
+            }
+        } else {
+            self.path.clone()
+        };
+        let r = match self.store.get_opts(&path, opts).await {
             Ok(r) => r,
             Err(object_store::Error::NotModified { .. }) => return Ok(Fetched::Unchanged),
             Err(object_store::Error::NotFound { .. }) => return Ok(Fetched::Absent),

@@ -254,7 +254,7 @@ fn load_cas(paths: &[PathBuf]) -> anyhow::Result<Vec<Cert>> {
 
 /// Replaces `path` atomically: a temp file beside it, fsync, rename, fsync
 /// of the directory.
-fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path
         .parent()

@@ -184,6 +184,8 @@ pub struct CrlFacts {
     pub next_update: Option<i64>,
     pub n_entries: usize,
     pub is_delta: bool,
+    /// A delta CRL's BaseCRLNumber (minimal big-endian octets).
+    pub delta_base: Option<Vec<u8>>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -228,7 +230,7 @@ pub fn check(der: &[u8], ca: &Cert) -> Result<CrlFacts, CrlError> {
         return Err(CrlError::Signature);
     }
     let mut number: Option<Vec<u8>> = None;
-    let mut is_delta = false;
+    let mut delta_base: Option<Vec<u8>> = None;
     let mut has_idp = false;
     let mut unknown_critical = None;
     for ext in tbs.crl_extensions.iter().flatten() {
@@ -240,7 +242,13 @@ pub fn check(der: &[u8], ca: &Cert) -> Result<CrlFacts, CrlError> {
                     .map(|u| u.as_bytes().to_vec())
                     .filter(|b| b.len() <= 20);
             }
-            EXT_DELTA => is_delta = true,
+            EXT_DELTA => {
+                delta_base = Some(
+                    der::asn1::Uint::from_der(ext.extn_value.as_bytes())
+                        .map(|u| u.as_bytes().to_vec())
+                        .unwrap_or_default(),
+                )
+            }
             EXT_IDP => has_idp = true,
             _ => {}
         }
@@ -282,7 +290,8 @@ pub fn check(der: &[u8], ca: &Cert) -> Result<CrlFacts, CrlError> {
         this_update: secs(&tbs.this_update),
         next_update: tbs.next_update.as_ref().map(secs),
         n_entries: tbs.revoked_certificates.as_ref().map_or(0, Vec::len),
-        is_delta,
+        is_delta: delta_base.is_some(),
+        delta_base,
     })
 }
 

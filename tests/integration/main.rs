@@ -23,5 +23,6 @@ mod properties;
 mod python_client;
 mod responder;
 mod support;
+mod upstream;
 
 use openssl_client::ocsp as openssl_client_run;
