@@ -194,6 +194,15 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             )));
         }
     }
+    if let Some((tx, task)) = crate::cdn::start(
+        config.cdn.as_ref(),
+        &responder,
+        &config.ocsp.path,
+        stop_rx.clone(),
+    )? {
+        ledger.observe(tx);
+        followers.push(task);
+    }
     for sources in crate::upstream::open(&config, &responder) {
         followers.push(tokio::spawn(crate::upstream::run(
             sources,

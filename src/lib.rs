@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod asn1;
+pub mod cdn;
 pub mod cli;
 pub mod client;
 pub mod clock;

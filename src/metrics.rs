@@ -26,6 +26,14 @@ pub struct Metrics {
     pub hsm_errors: IntCounterVec,
     pub hsm_reconnects: IntCounterVec,
     pub hsm_in_flight: IntGaugeVec,
+    /// CDN purge: seconds from a change's acknowledgement to the
+    /// invalidation created, paths sent, wildcards, errors, paths in
+    /// invalidations not completed yet.
+    pub cdn_invalidation_seconds: Histogram,
+    pub cdn_paths: IntCounter,
+    pub cdn_wildcards: IntCounter,
+    pub cdn_errors: IntCounter,
+    pub cdn_paths_in_progress: IntGauge,
     /// Upstream sources: polls by issuer, kind (crl, audit_report, certs)
     /// and result; changes recorded from them by kind; CRLs refused; serials
     /// a CRL dropped without a hold release (never applied); last success.
@@ -138,6 +146,34 @@ impl Metrics {
             ocsp_cache_misses: IntCounter::new(
                 "revocd_ocsp_cache_misses_total",
                 "OCSP answers that needed an on-demand signature",
+            )
+            .expect("static metric"),
+            cdn_invalidation_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "revocd_cdn_revocation_to_invalidation_seconds",
+                    "From a revocation or release acknowledged to its CloudFront invalidation created",
+                )
+                .buckets(vec![0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0]),
+            )
+            .expect("static metric"),
+            cdn_paths: IntCounter::new(
+                "revocd_cdn_invalidated_paths_total",
+                "Paths sent in CloudFront invalidations (a wildcard counts as one)",
+            )
+            .expect("static metric"),
+            cdn_wildcards: IntCounter::new(
+                "revocd_cdn_wildcard_invalidations_total",
+                "Invalidations of every OCSP answer because the paths exceeded the in-progress limit",
+            )
+            .expect("static metric"),
+            cdn_errors: IntCounter::new(
+                "revocd_cdn_invalidation_errors_total",
+                "Failed CloudFront requests (retried with backoff)",
+            )
+            .expect("static metric"),
+            cdn_paths_in_progress: IntGauge::new(
+                "revocd_cdn_paths_in_progress",
+                "Paths in CloudFront invalidations not completed yet",
             )
             .expect("static metric"),
             upstream_polls: IntCounterVec::new(
@@ -548,6 +584,11 @@ impl Metrics {
             Box::new(m.ocsp_cache_hits.clone()),
             Box::new(m.ocsp_cache_misses.clone()),
             Box::new(m.ocsp_stale_served.clone()),
+            Box::new(m.cdn_invalidation_seconds.clone()),
+            Box::new(m.cdn_paths.clone()),
+            Box::new(m.cdn_wildcards.clone()),
+            Box::new(m.cdn_errors.clone()),
+            Box::new(m.cdn_paths_in_progress.clone()),
             Box::new(m.upstream_polls.clone()),
             Box::new(m.upstream_changes.clone()),
             Box::new(m.upstream_refused.clone()),

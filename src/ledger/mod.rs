@@ -90,11 +90,24 @@ struct Request {
     reply: oneshot::Sender<Vec<Outcome>>,
 }
 
+/// A revocation or release this replica recorded: what a CDN may hold an
+/// older answer for.
+#[derive(Debug, Clone)]
+pub struct Acknowledged {
+    pub issuer: String,
+    pub serial: crate::state::Serial,
+    /// When the ledger acknowledged it.
+    pub at: std::time::Instant,
+}
+
 /// The handle the admin API and sources append through.
 #[derive(Clone)]
 pub struct Ledger {
     tx: std::sync::mpsc::Sender<Request>,
     stats: Arc<Stats>,
+    /// Told of every revocation and release recorded through this handle
+    /// (the CDN purger).
+    observer: Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Acknowledged>>>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -232,19 +245,48 @@ impl Ledger {
             .spawn(move || writer.run(rx))
             .map(|_| ())
             .unwrap_or_else(|e| tracing::error!(error = %e, "cannot start the ledger writer"));
-        Self { tx, stats }
+        Self {
+            tx,
+            stats,
+            observer: Arc::default(),
+        }
+    }
+
+    /// Reports every revocation and release recorded from now on to `tx`.
+    pub fn observe(&self, tx: tokio::sync::mpsc::UnboundedSender<Acknowledged>) {
+        let _ = self.observer.set(tx);
     }
 
     /// Appends changes; resolves once each is durable and applied, refused,
     /// or failed.
     pub async fn submit(&self, changes: Vec<Submitted>) -> Vec<Outcome> {
         let n = changes.len();
+        let watched: Vec<Option<(String, crate::state::Serial)>> = match self.observer.get() {
+            Some(_) => changes
+                .iter()
+                .map(|s| {
+                    (!matches!(s.change, crate::state::Change::Register { .. }))
+                        .then(|| (s.issuer.clone(), s.change.serial().clone()))
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         let (reply, rx) = oneshot::channel();
         if self.tx.send(Request { changes, reply }).is_err() {
             return vec![Outcome::Failed(LedgerError::Closed); n];
         }
-        rx.await
-            .unwrap_or_else(|_| vec![Outcome::Failed(LedgerError::Closed); n])
+        let outcomes = rx
+            .await
+            .unwrap_or_else(|_| vec![Outcome::Failed(LedgerError::Closed); n]);
+        if let Some(observer) = self.observer.get() {
+            let at = std::time::Instant::now();
+            for (outcome, w) in outcomes.iter().zip(watched) {
+                if let (Outcome::Recorded { .. }, Some((issuer, serial))) = (outcome, w) {
+                    let _ = observer.send(Acknowledged { issuer, serial, at });
+                }
+            }
+        }
+        outcomes
     }
 
     pub fn stats(&self) -> &Stats {

@@ -1,0 +1,101 @@
+//! CDN purge on revocation, against moto's CloudFront (which records the
+//! paths of each invalidation): a revocation through the API, a release,
+//! and a revocation from index.txt each invalidate the serial's GET paths
+//! (SHA-1 and SHA-256 CertIDs, NULL and absent parameters, plain and
+//! %-encoded), within seconds of the acknowledgement.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use crate::support::*;
+
+fn cloudfront(port: u16, args: &[&str]) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/cloudfront.py");
+    let out = run(Command::new(python())
+        .arg(script)
+        .arg(format!("http://127.0.0.1:{port}"))
+        .args(args));
+    let t = text(&out);
+    assert!(out.status.success(), "cloudfront.py {args:?}: {t}");
+    t
+}
+
+/// Every invalidated path so far.
+fn invalidated(port: u16, dist: &str) -> Vec<String> {
+    cloudfront(port, &["paths", dist])
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(_, p)| p.to_string()))
+        .collect()
+}
+
+#[test]
+fn every_acknowledged_revocation_or_release_invalidates_the_serials_get_paths() {
+    let dir = demo_pki();
+    let p = dir.path();
+    let moto = moto(None);
+    let dist = cloudfront(moto.port, &["create"]).trim().to_string();
+    let config = p.join("revocd.toml");
+    let cfg = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        format!(
+            "{cfg}\n[cdn]\ncloudfront-distribution = \"{dist}\"\nendpoint = \"http://127.0.0.1:{}\"\nregion = \"us-east-1\"\nbatch = \"200ms\"\n",
+            moto.port
+        ),
+    )
+    .expect("config");
+    let d = Daemon::start_with(&config, &MOTO_ENV, true);
+    let ca = load_cert(&p.join("ca.pem"));
+    let tok = token(p);
+
+    // Through the API.
+    let serial = revocd::state::Serial::from_hex("5ACDF00D").expect("hex");
+    let want = revocd::cdn::paths::get_paths("/", &ca, &serial);
+    assert_eq!(want.len(), 8, "{want:?}");
+    let started = Instant::now();
+    revoke(&d, &tok, "5ACDF00D", "certificateHold");
+    eventually(10, "the serial's paths invalidated", || {
+        let got = invalidated(moto.port, &dist);
+        want.iter().all(|w| got.contains(w)).then_some(())
+    });
+    eprintln!(
+        "revocation to invalidation seen in moto: {:?}",
+        started.elapsed()
+    );
+    let m = metric(&d, "revocd_cdn_revocation_to_invalidation_seconds_count");
+    assert!(m >= 1.0, "{m}");
+
+    // A release is a change a CDN may hold an old answer for, too.
+    let before = invalidated(moto.port, &dist).len();
+    revoke(&d, &tok, "5ACDF00D", "removeFromCRL");
+    eventually(10, "the release invalidated", || {
+        (invalidated(moto.port, &dist).len() >= before + 8).then_some(())
+    });
+
+    // From another source: index.txt, as `openssl ca -revoke` writes it.
+    let good = revocd::state::Serial::from_hex(&serial_of(&p.join("leaf-good.pem"))).expect("s");
+    let index = std::fs::read_to_string(p.join("index.txt")).expect("index");
+    let hex = good.to_hex();
+    let revoked_index: String = index
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            if f.len() >= 6 && f[3].eq_ignore_ascii_case(&hex) {
+                format!(
+                    "R\t{}\t261201000000Z,superseded\t{}\t{}\t{}\n",
+                    f[1], f[3], f[4], f[5]
+                )
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(p.join("index.txt"), revoked_index).expect("index");
+    let want = revocd::cdn::paths::get_paths("/", &ca, &good);
+    eventually(10, "the index revocation invalidated", || {
+        let got = invalidated(moto.port, &dist);
+        want.iter().all(|w| got.contains(w)).then_some(())
+    });
+    assert_eq!(metric(&d, "revocd_cdn_invalidation_errors_total"), 0.0);
+}
