@@ -325,20 +325,17 @@ fn xml_escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// Starts the purger when `[cdn]` is configured; returns the sender the
-/// ledger reports acknowledged changes to.
+/// The running purger: where the ledger reports acknowledged changes, and
+/// its task.
+pub type Running = (mpsc::UnboundedSender<Acknowledged>, tokio::task::JoinHandle<()>);
+
+/// Starts the purger when `[cdn]` is configured.
 pub fn start(
     options: Option<&Options>,
     responder: &Arc<Responder>,
     prefix: &str,
     shutdown: watch::Receiver<bool>,
-) -> Result<
-    Option<(
-        mpsc::UnboundedSender<Acknowledged>,
-        tokio::task::JoinHandle<()>,
-    )>,
-    CdnError,
-> {
+) -> Result<Option<Running>, CdnError> {
     let Some(options) = options else {
         return Ok(None);
     };
