@@ -184,6 +184,15 @@ pub enum Command {
         /// Serve Prometheus metrics at http://ADDR/metrics.
         #[arg(long)]
         metrics_listen: Option<std::net::SocketAddr>,
+        /// HAProxy's stats socket (`stats socket PATH level admin`): each new
+        /// CRL is installed with `set ssl crl-file` + `commit ssl crl-file`,
+        /// without a reload (besides, or instead of, --on-change).
+        #[arg(long)]
+        haproxy_socket: Option<PathBuf>,
+        /// The `crl-file` path as HAProxy's configuration names it (default:
+        /// --out).
+        #[arg(long, requires = "haproxy_socket")]
+        haproxy_crl_file: Option<String>,
     },
     /// Ask an OCSP responder about one certificate, verify and print the answer.
     Query {

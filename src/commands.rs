@@ -194,7 +194,10 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             region,
             allow_http,
             metrics_listen,
+            haproxy_socket,
+            haproxy_crl_file,
         } => {
+            let out_name = out.display().to_string();
             let mut syncer = crate::sync::Syncer::new(crate::sync::SyncOptions {
                 sources,
                 shard_sources,
@@ -211,6 +214,10 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     allow_http,
                 },
                 metrics_listen,
+                haproxy: haproxy_socket.map(|socket| {
+                    let name = haproxy_crl_file.unwrap_or_else(|| out_name.clone());
+                    (socket, name)
+                }),
             })?;
             if once {
                 return Ok(if syncer.once().await? {

@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod demo;
 pub mod fault;
 pub mod follow;
+pub mod haproxy;
 pub mod http;
 pub mod index;
 pub mod issuer;

@@ -49,6 +49,9 @@ pub struct SyncOptions {
     pub once: bool,
     pub source: SourceOptions,
     pub metrics_listen: Option<SocketAddr>,
+    /// HAProxy's stats socket and the `crl-file` name it loaded: new CRLs
+    /// are installed through its runtime API, without a reload.
+    pub haproxy: Option<(PathBuf, String)>,
 }
 
 /// A CRL that passed every check, held for one CA.
@@ -287,6 +290,8 @@ struct SyncMetrics {
     next_update_in: GaugeVec,
     installs: IntCounter,
     on_change_failures: IntCounter,
+    haproxy_updates: IntCounter,
+    haproxy_failures: IntCounter,
     up: Gauge,
 }
 
@@ -326,6 +331,14 @@ impl SyncMetrics {
                 "revocd_crl_sync_installs_total",
                 "Times the output file was replaced",
             )?,
+            haproxy_updates: IntCounter::new(
+                "revocd_crl_sync_haproxy_updates_total",
+                "CRLs installed in HAProxy through its runtime API",
+            )?,
+            haproxy_failures: IntCounter::new(
+                "revocd_crl_sync_haproxy_failures_total",
+                "Failed HAProxy runtime API updates (retried every poll)",
+            )?,
             on_change_failures: IntCounter::new(
                 "revocd_crl_sync_on_change_failures_total",
                 "--on-change commands that failed or timed out",
@@ -342,6 +355,8 @@ impl SyncMetrics {
             Box::new(m.next_update_in.clone()),
             Box::new(m.installs.clone()),
             Box::new(m.on_change_failures.clone()),
+            Box::new(m.haproxy_updates.clone()),
+            Box::new(m.haproxy_failures.clone()),
             Box::new(m.up.clone()),
         ] {
             m.registry.register(c)?;
@@ -394,6 +409,9 @@ pub struct Syncer {
     file_existed: bool,
     metrics: SyncMetrics,
     clock: SystemClock,
+    /// HAProxy does not hold the file's CRLs yet: at start (it may have
+    /// loaded an older file), after a replacement, after a failed update.
+    haproxy_pending: bool,
 }
 
 impl Syncer {
@@ -447,6 +465,7 @@ impl Syncer {
             });
         }
         Ok(Self {
+            haproxy_pending: opts.haproxy.is_some(),
             file_existed: existing.is_some(),
             metrics: SyncMetrics::new()?,
             opts,
@@ -548,6 +567,7 @@ impl Syncer {
         }
         let bytes = encode_bundle(&self.installed, self.opts.format);
         if std::fs::read(&self.opts.out).is_ok_and(|b| b == bytes) {
+            self.push_to_haproxy().await;
             return Ok(false);
         }
         let path = self.opts.out.clone();
@@ -581,7 +601,33 @@ impl Syncer {
                 }
             }
         }
+        self.haproxy_pending = self.opts.haproxy.is_some();
+        self.push_to_haproxy().await;
         Ok(true)
+    }
+
+    /// Installs the file's CRLs in HAProxy through its runtime API when it
+    /// does not hold them yet; a failure is retried at the next poll.
+    async fn push_to_haproxy(&mut self) {
+        let Some((socket, crl_file)) = &self.opts.haproxy else {
+            return;
+        };
+        if !self.haproxy_pending {
+            return;
+        }
+        let pem =
+            String::from_utf8_lossy(&encode_bundle(&self.installed, Format::Pem)).into_owned();
+        match crate::haproxy::set_crl(socket, crl_file, &pem).await {
+            Ok(()) => {
+                self.haproxy_pending = false;
+                self.metrics.haproxy_updates.inc();
+                tracing::info!(socket = %socket.display(), crl_file, "CRL installed in HAProxy (runtime API, no reload)");
+            }
+            Err(e) => {
+                self.metrics.haproxy_failures.inc();
+                tracing::error!(error = %e, "installing the CRL in HAProxy failed; will retry");
+            }
+        }
     }
 
     /// Gauges that follow the clock, and the near-expiry warning.
@@ -632,7 +678,8 @@ impl Syncer {
         }
         self.install().await?;
         self.refresh();
-        Ok(ok)
+        // A CRL HAProxy did not take counts as a failure.
+        Ok(ok && !self.haproxy_pending)
     }
 
     /// Polls until SIGTERM or SIGINT.
@@ -665,7 +712,7 @@ impl Syncer {
                     changed |= self.poll(i).await.1;
                 }
             }
-            if changed {
+            if changed || self.haproxy_pending {
                 if let Err(e) = self.install().await {
                     tracing::error!(error = %e, "installing the CRL file failed; will retry");
                     // Forget the ETags so the next poll re-fetches.

@@ -327,7 +327,10 @@ fn xml_escape(s: &str) -> String {
 
 /// The running purger: where the ledger reports acknowledged changes, and
 /// its task.
-pub type Running = (mpsc::UnboundedSender<Acknowledged>, tokio::task::JoinHandle<()>);
+pub type Running = (
+    mpsc::UnboundedSender<Acknowledged>,
+    tokio::task::JoinHandle<()>,
+);
 
 /// Starts the purger when `[cdn]` is configured.
 pub fn start(

@@ -9,6 +9,7 @@ mod crl_sync;
 mod deploy;
 mod faults;
 mod fleet;
+mod haproxy;
 mod hostile;
 mod hsm;
 mod http_get;
