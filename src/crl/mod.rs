@@ -250,6 +250,40 @@ impl CrlService {
             .cloned()
     }
 
+    /// Issuer `id`'s full CRL URLs as a JSON array, the form CCADB asks for
+    /// as "JSON Array of Partitioned CRLs": every shard, or the one full
+    /// CRL; never the delta. Needs `crl.url-base` (the public URL).
+    pub fn urls_json(&self, id: &str) -> Option<Bytes> {
+        let base = self.timing.url_base.as_deref()?.trim_end_matches('/');
+        let urls: Vec<String> = self
+            .issuers
+            .iter()
+            .filter(|u| u.id == id && matches!(u.kind, Kind::Full { .. }))
+            .map(|u| {
+                u.idp
+                    .clone()
+                    .unwrap_or_else(|| format!("{base}/{}", u.name))
+            })
+            .collect();
+        (!urls.is_empty()).then(|| Bytes::from(format!("{}\n", serde_json::json!(urls))))
+    }
+
+    /// Writes `<id>/urls.json` next to the manifest, for every issuer.
+    async fn write_urls(&self) {
+        let mut ids: Vec<&str> = self.issuers.iter().map(|u| u.id.as_str()).collect();
+        ids.dedup();
+        for id in ids {
+            let Some(body) = self.urls_json(id) else {
+                continue;
+            };
+            let p = self.publisher.read().await;
+            let key = p.object(&format!("{id}/urls.json"));
+            if let Err(e) = p.write(&key, body, "application/json", &Expect::Any).await {
+                tracing::warn!(issuer = id, error = %e, "CRL URL list not written; it is still served at /crl/<id>/urls.json");
+            }
+        }
+    }
+
     /// Asks for a publish now (admin API). False if the issuer has no CRLs.
     pub fn request(&self, id: &str) -> bool {
         match self.issuers.iter().find(|i| i.id == id) {
@@ -279,6 +313,7 @@ impl CrlService {
             }
         };
         self.log_mode(mode).await;
+        self.write_urls().await;
         for i in &self.issuers {
             if let Err(e) = self.refresh_live(i).await {
                 tracing::warn!(issuer = %i.id, error = %e, "cannot read the live CRL yet");

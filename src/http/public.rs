@@ -265,8 +265,16 @@ impl PublicService {
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             return r;
         }
-        if let Some(id) = name.strip_suffix("/manifest.json") {
-            return match self.crl.as_ref().and_then(|c| c.manifest(id)) {
+        let listed = match (
+            name.strip_suffix("/manifest.json"),
+            name.strip_suffix("/urls.json"),
+        ) {
+            (Some(id), _) => Some(self.crl.as_ref().and_then(|c| c.manifest(id))),
+            (None, Some(id)) => Some(self.crl.as_ref().and_then(|c| c.urls_json(id))),
+            (None, None) => None,
+        };
+        if let Some(json) = listed {
+            return match json {
                 Some(m) => Response::builder()
                     .header(header::CONTENT_TYPE, "application/json")
                     .header(header::CACHE_CONTROL, "no-cache")

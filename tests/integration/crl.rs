@@ -722,3 +722,32 @@ fn a_released_hold_appears_as_remove_from_crl_in_the_delta() {
     );
     assert!(out.contains("Remove From CRL"), "{out}");
 }
+
+#[test]
+fn the_ccadb_url_list_names_every_full_crl_in_the_store_and_at_the_origin() {
+    for (extra, want) in [
+        (
+            "shards = 2\nurl-base = \"http://crl.example/crl\"\n",
+            vec![
+                "http://crl.example/crl/demo/0.crl",
+                "http://crl.example/crl/demo/1.crl",
+            ],
+        ),
+        (
+            "delta = true\nurl-base = \"http://crl.example/crl/\"\n",
+            vec!["http://crl.example/crl/demo.crl"],
+        ),
+    ] {
+        let dir = demo_pki();
+        let p = dir.path();
+        set_crl(&p.join("revocd.toml"), extra);
+        let d = Daemon::start(&p.join("revocd.toml"));
+        let (status, head, body) = http_get(d.public, "/crl/demo/urls.json").expect("urls.json");
+        assert_eq!(status, 200);
+        assert!(head.to_lowercase().contains("application/json"), "{head}");
+        let got: Vec<String> = serde_json::from_slice(&body).expect("a JSON array");
+        assert_eq!(got, want);
+        let stored = std::fs::read(p.join("crl/demo/urls.json")).expect("in the store");
+        assert_eq!(stored, body);
+    }
+}
