@@ -458,14 +458,15 @@ impl Source {
                 (Arc::new(store), path.to_string())
             }
             "file" => {
-                let path = std::path::Path::new(rest);
-                let (dir, name) = match (path.parent(), path.file_name()) {
-                    (Some(d), Some(n)) if path.is_absolute() => (d, n),
-                    _ => return Err(bad("expected file:///absolute/path".into())),
-                };
-                let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
-                    .map_err(|e| bad(e.to_string()))?;
-                (Arc::new(fs), name.to_string_lossy().into_owned())
+                // From the file system's root, so a directory that does not
+                // exist yet is a source that is absent for now, not an error.
+                if !rest.starts_with('/') || rest.len() < 2 {
+                    return Err(bad("expected file:///absolute/path".into()));
+                }
+                let path = rest.trim_start_matches('/');
+                StorePath::parse(path).map_err(|e| bad(e.to_string()))?;
+                let fs = object_store::local::LocalFileSystem::new();
+                (Arc::new(fs), path.to_string())
             }
             "s3" | "gs" | "az" => {
                 let (bucket, key) = rest

@@ -103,6 +103,14 @@ pub fn open(config: &crate::config::Config, responder: &Responder) -> Vec<Issuer
         let Some(idx) = responder.issuer_index(&ic.id) else {
             continue;
         };
+        // Exported from the start, so alert rules see a zero and the
+        // staleness clock starts now.
+        let m = responder.metrics();
+        m.upstream_refused.with_label_values(&[&ic.id]);
+        m.upstream_vanished.with_label_values(&[&ic.id]);
+        m.upstream_last_success
+            .with_label_values(&[&ic.id])
+            .set(responder.clock().now());
         let cert = &responder.issuers()[idx].cert;
         let dir = config.data_dir.join("upstream").join(&ic.id);
         let crls = ic

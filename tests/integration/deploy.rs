@@ -68,6 +68,15 @@ fn systemd_units_pass_systemd_analyze_verify() {
 fn every_yaml_and_json_parses_and_uses_real_metrics() {
     let dir = demo_pki();
     let p = dir.path();
+    // The demo's own CRL as an upstream source too, so the upstream
+    // metrics exist (the issuer table is the config's last).
+    let config = p.join("revocd.toml");
+    let cfg = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        format!("{cfg}upstream-crls = [\"file://crl/demo.crl\"]\n"),
+    )
+    .expect("config");
     let d = Daemon::start(&p.join("revocd.toml"));
     // Real traffic first, so labelled series exist.
     let ca = load_cert(&p.join("ca.pem"));
