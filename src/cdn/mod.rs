@@ -193,7 +193,10 @@ impl Purger {
                 self.options.distribution, inv.id
             );
             match self.call("GET", &path, Vec::new()).await {
-                Ok((_, body)) if tag(&body, "Status").as_deref() == Some("Completed") => {}
+                // CloudFront says "Completed" (moto "COMPLETED").
+                Ok((_, body))
+                    if tag(&body, "Status")
+                        .is_some_and(|s| s.eq_ignore_ascii_case("completed")) => {}
                 Ok(_) => still.push(inv),
                 Err(e) => {
                     still.push(inv);

@@ -99,3 +99,52 @@ fn every_acknowledged_revocation_or_release_invalidates_the_serials_get_paths() 
     });
     assert_eq!(metric(&d, "revocd_cdn_invalidation_errors_total"), 0.0);
 }
+
+#[test]
+fn purges_are_retried_through_cloudfront_errors_and_a_backlog_over_the_limit_becomes_one_wildcard()
+{
+    let dir = demo_pki();
+    let p = dir.path();
+    let moto = moto(None);
+    let dist = cloudfront(moto.port, &["create"]).trim().to_string();
+    // CloudFront answering 500 at first.
+    let proxy = fault_proxy(moto.port);
+    proxy.mode.store(FAIL, std::sync::atomic::Ordering::SeqCst);
+    let config = p.join("revocd.toml");
+    let cfg = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        format!(
+            "{cfg}\n[cdn]\ncloudfront-distribution = \"{dist}\"\nendpoint = \"http://127.0.0.1:{}\"\nbatch = \"1s\"\nmax-paths-in-progress = 12\n",
+            proxy.port
+        ),
+    )
+    .expect("config");
+    let d = Daemon::start_with(&config, &MOTO_ENV, true);
+    let tok = token(p);
+    revoke(&d, &tok, "5ACDF001", "keyCompromise");
+    eventually(20, "a failed invalidation counted", || {
+        (metric(&d, "revocd_cdn_invalidation_errors_total") >= 2.0).then_some(())
+    });
+    assert!(invalidated(moto.port, &dist).is_empty());
+    // CloudFront recovers: the pending purge goes out on a retry.
+    proxy.mode.store(PASS, std::sync::atomic::Ordering::SeqCst);
+    let ca = load_cert(&p.join("ca.pem"));
+    let serial = revocd::state::Serial::from_hex("5ACDF001").expect("hex");
+    let want = revocd::cdn::paths::get_paths("/", &ca, &serial);
+    eventually(30, "the retried invalidation", || {
+        let got = invalidated(moto.port, &dist);
+        want.iter().all(|w| got.contains(w)).then_some(())
+    });
+    // Two serials in one batch (1 s) are 16 paths, over the limit of 12
+    // (the earlier invalidation has completed): one wildcard instead.
+    revoke(&d, &tok, "5ACDF0A1", "superseded");
+    revoke(&d, &tok, "5ACDF0A2", "superseded");
+    eventually(30, "one wildcard invalidation", || {
+        invalidated(moto.port, &dist)
+            .iter()
+            .any(|p| p == "/*")
+            .then_some(())
+    });
+    assert!(metric(&d, "revocd_cdn_wildcard_invalidations_total") >= 1.0);
+}
