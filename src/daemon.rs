@@ -179,6 +179,22 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let presigner = tokio::spawn(presign::run(Arc::clone(&responder), stop_rx.clone()));
+    // Answer tables of windows that are over are dropped whole.
+    let retire = {
+        let (responder, mut stop) = (Arc::clone(&responder), stop_rx.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                    () = crate::shutdown::stopped(&mut stop) => return,
+                }
+                let dropped = responder.retire_windows();
+                if dropped > 0 {
+                    tracing::debug!(dropped, "answer tables of past windows dropped");
+                }
+            }
+        })
+    };
     let crl_task = crl
         .clone()
         .map(|svc| tokio::spawn(svc.run(stop_rx.clone())));
@@ -256,7 +272,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     tracing::info!("shutting down: draining connections");
     responder.set_draining();
     let _ = stop_tx.send(true);
-    let _ = tokio::join!(public_task, admin_task, presigner);
+    let _ = tokio::join!(public_task, admin_task, presigner, retire);
     for f in followers {
         let _ = f.await;
     }
