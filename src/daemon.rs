@@ -69,7 +69,14 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         );
     }
     let metrics = Metrics::new();
-    let responder = Responder::new(issuers, &config.ocsp, Arc::clone(&clock), metrics.clone());
+    // The issuers and their state: one owner, held by OCSP and by CRLs.
+    let issuers = crate::issuer::Issuers::new(issuers);
+    let responder = Responder::new(
+        Arc::clone(&issuers),
+        &config.ocsp,
+        Arc::clone(&clock),
+        metrics.clone(),
+    );
 
     // State: newest snapshot plus the ledger after it, then the index sources.
     let applier: Arc<dyn ledger::Applier> = Arc::clone(&responder) as Arc<dyn ledger::Applier>;
@@ -147,7 +154,8 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
                 delta: c.delta,
             };
             let svc = CrlService::new(
-                Arc::clone(&responder),
+                Arc::clone(&issuers),
+                Arc::clone(&clock),
                 publisher,
                 keys,
                 timing,

@@ -19,7 +19,7 @@ use super::response::{self, CertStatus, ErrorStatus, ResponseBody, ResponseSigne
 pub use super::store::Presigned;
 use crate::clock::{Clock, Window, Windows};
 use crate::config::{NonceMode, Ocsp, UnknownSerialPolicy};
-use crate::issuer::Issuer;
+use crate::issuer::{Issuer, Issuers};
 use crate::ledger::record::IssuerEntries;
 use crate::ledger::{Applier, ApplyError};
 use crate::metrics::Metrics;
@@ -163,6 +163,22 @@ impl Signed {
     }
 }
 
+/// The issuers a responder is built on: shared with the CRL service, or a
+/// plain list (tests, tools).
+pub struct IssuersArg(Arc<Issuers>);
+
+impl From<Arc<Issuers>> for IssuersArg {
+    fn from(i: Arc<Issuers>) -> Self {
+        Self(i)
+    }
+}
+
+impl From<Vec<Issuer>> for IssuersArg {
+    fn from(list: Vec<Issuer>) -> Self {
+        Self(Issuers::new(list))
+    }
+}
+
 /// What the responder answers.
 #[derive(Debug, Clone)]
 pub enum Answer {
@@ -269,7 +285,7 @@ impl IssuerHashes {
 }
 
 pub struct Responder {
-    issuers: Vec<Issuer>,
+    issuers: Arc<Issuers>,
     hashes: Vec<IssuerHashes>,
     /// issuerKeyHash -> the issuers and hash algorithms it stands for.
     by_key_hash: HashMap<Vec<u8>, Vec<Candidate>>,
@@ -310,11 +326,12 @@ impl std::fmt::Debug for Responder {
 
 impl Responder {
     pub fn new(
-        issuers: Vec<Issuer>,
+        issuers: impl Into<IssuersArg>,
         ocsp: &Ocsp,
         clock: Arc<dyn Clock>,
         metrics: Metrics,
     ) -> Arc<Self> {
+        let issuers = issuers.into().0;
         let windows = Windows::new(ocsp.window.as_secs());
         let mut by_key_hash: HashMap<Vec<u8>, Vec<Candidate>> = HashMap::new();
         let mut hashes = Vec::new();
@@ -406,7 +423,7 @@ impl Responder {
     }
 
     pub fn issuer_index(&self, id: &str) -> Option<usize> {
-        self.issuers.iter().position(|i| i.id == id)
+        self.issuers.index(id)
     }
 
     pub fn windows(&self) -> Windows {
