@@ -69,7 +69,14 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         );
     }
     let metrics = Metrics::new();
-    let responder = Responder::new(issuers, &config.ocsp, Arc::clone(&clock), metrics.clone());
+    // The issuers and their state: one owner, held by OCSP and by CRLs.
+    let issuers = crate::issuer::Issuers::new(issuers);
+    let responder = Responder::new(
+        Arc::clone(&issuers),
+        &config.ocsp,
+        Arc::clone(&clock),
+        metrics.clone(),
+    );
 
     // State: newest snapshot plus the ledger after it, then the index sources.
     let applier: Arc<dyn ledger::Applier> = Arc::clone(&responder) as Arc<dyn ledger::Applier>;
@@ -147,7 +154,8 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
                 delta: c.delta,
             };
             let svc = CrlService::new(
-                Arc::clone(&responder),
+                Arc::clone(&issuers),
+                Arc::clone(&clock),
                 publisher,
                 keys,
                 timing,
@@ -179,6 +187,22 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let presigner = tokio::spawn(presign::run(Arc::clone(&responder), stop_rx.clone()));
+    // Answer tables of windows that are over are dropped whole.
+    let retire = {
+        let (responder, mut stop) = (Arc::clone(&responder), stop_rx.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                    () = crate::shutdown::stopped(&mut stop) => return,
+                }
+                let dropped = responder.retire_windows();
+                if dropped > 0 {
+                    tracing::debug!(dropped, "answer tables of past windows dropped");
+                }
+            }
+        })
+    };
     let crl_task = crl
         .clone()
         .map(|svc| tokio::spawn(svc.run(stop_rx.clone())));
@@ -256,7 +280,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     tracing::info!("shutting down: draining connections");
     responder.set_draining();
     let _ = stop_tx.send(true);
-    let _ = tokio::join!(public_task, admin_task, presigner);
+    let _ = tokio::join!(public_task, admin_task, presigner, retire);
     for f in followers {
         let _ = f.await;
     }

@@ -51,6 +51,32 @@ impl Issuer {
     }
 }
 
+/// The issuers revocd serves, with their certificates, signers and state:
+/// the one owner OCSP (`ocsp::Responder`) and CRLs (`crl::CrlService`) both
+/// hold. Derefs to the slice, in configuration order (indexes are stable).
+#[derive(Debug)]
+pub struct Issuers {
+    list: Vec<Issuer>,
+}
+
+impl Issuers {
+    pub fn new(list: Vec<Issuer>) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self { list })
+    }
+
+    /// The index of the issuer named `id`.
+    pub fn index(&self, id: &str) -> Option<usize> {
+        self.list.iter().position(|i| i.id == id)
+    }
+}
+
+impl std::ops::Deref for Issuers {
+    type Target = [Issuer];
+    fn deref(&self) -> &[Issuer] {
+        &self.list
+    }
+}
+
 /// A problem with a secret file's permissions: readable or writable by
 /// group or others (Unix).
 pub fn loose_permissions(path: &Path) -> Option<String> {

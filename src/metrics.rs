@@ -329,12 +329,12 @@ impl Metrics {
             .expect("static metric"),
             ocsp_cached_responses: IntGauge::new(
                 "revocd_ocsp_cached_responses",
-                "Signed responses held in the cache",
+                "Signed responses held: pre-signed in the window tables plus signed on demand in the cache",
             )
             .expect("static metric"),
             ocsp_cache_bytes: IntGauge::new(
                 "revocd_ocsp_cache_bytes",
-                "Bytes the cached responses are charged against ocsp.cache-max-bytes (own bytes and ETag + 600 per entry for the key and the cache's bookkeeping; the responder certificate is shared)",
+                "Bytes of held responses: the window tables' answer bytes (ETag and own DER; the responder certificate is shared), plus what on-demand answers are charged against ocsp.cache-max-bytes (own bytes + 600 per entry)",
             )
             .expect("static metric"),
             ready: IntGauge::new(

@@ -15,7 +15,6 @@ use tokio::sync::{watch, Notify};
 
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::ocsp::Responder;
 use crate::pki::{Cert, SigningKey};
 use crate::publish::{Expect, PublishError, Publisher, WriteMode};
 use crate::state::Status;
@@ -113,7 +112,8 @@ pub struct CrlService {
     /// an older drawing written last.
     manifest_writer: tokio::sync::Mutex<()>,
     publisher: tokio::sync::RwLock<Publisher>,
-    responder: Arc<Responder>,
+    /// The issuers and their state (shared with OCSP).
+    issuers_state: Arc<crate::issuer::Issuers>,
     timing: CrlOptions,
     metrics: Metrics,
     clock: Arc<dyn Clock>,
@@ -143,16 +143,16 @@ fn http_etag(der: &[u8]) -> String {
 impl CrlService {
     /// `keys` pairs each issuer index with the CA key that signs its CRLs.
     pub fn new(
-        responder: Arc<Responder>,
+        issuers_state: Arc<crate::issuer::Issuers>,
+        clock: Arc<dyn Clock>,
         publisher: Publisher,
         keys: Vec<(usize, Arc<SigningKey>)>,
         timing: CrlOptions,
         metrics: Metrics,
     ) -> Arc<Self> {
-        let clock = Arc::clone(responder.clock());
         let mut issuers: Vec<IssuerCrl> = Vec::new();
         for (idx, key) in keys {
-            let Some(i) = responder.issuers().get(idx) else {
+            let Some(i) = issuers_state.get(idx) else {
                 continue;
             };
             let unit = |name: String, kind: Kind, idp: Option<String>, debounce: i64| IssuerCrl {
@@ -223,7 +223,7 @@ impl CrlService {
             manifests: RwLock::default(),
             manifest_writer: tokio::sync::Mutex::new(()),
             publisher: tokio::sync::RwLock::new(publisher),
-            responder,
+            issuers_state,
             timing,
             metrics,
             clock,
@@ -370,7 +370,7 @@ impl CrlService {
                     // A CRL from before this start covers the state only if the
                     // state has not moved since; assume it has not, and let the
                     // re-issue and change rules take it from here.
-                    let rev = self.responder.issuers()[i.idx].state.revision();
+                    let rev = self.issuers_state[i.idx].state.revision();
                     i.schedule
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
@@ -411,12 +411,12 @@ impl CrlService {
         };
         // At 1M entries this is about the cost of building the CRL: off the
         // reactor.
-        let responder = Arc::clone(&self.responder);
+        let issuers_state = Arc::clone(&self.issuers_state);
         let (idx, id, name) = (i.idx, i.id.clone(), i.name.clone());
         let live_der = live.der.clone();
         let this_update = live.this_update;
         let found = tokio::task::spawn_blocking(move || {
-            let state = &responder.issuers()[idx].state;
+            let state = &issuers_state[idx].state;
             let expected = match &base {
                 None => select_entries(state.snapshot(), Some(this_update), shard),
                 Some(b) => {
@@ -476,7 +476,7 @@ impl CrlService {
         let i = &self.issuers[n];
         loop {
             let now = self.clock.now();
-            let rev = self.responder.issuers()[i.idx].state.revision();
+            let rev = self.issuers_state[i.idx].state.revision();
             let due = {
                 let mut s = i.schedule.lock().unwrap_or_else(|p| p.into_inner());
                 s.observe(rev, now);
@@ -497,7 +497,7 @@ impl CrlService {
                 _ = tokio::time::sleep(std::time::Duration::from_secs(wait as u64)) => {}
                 _ = i.wake.notified() => {}
                 _ = crate::shutdown::stopped(shutdown) => {
-                    let rev = self.responder.issuers()[i.idx].state.revision();
+                    let rev = self.issuers_state[i.idx].state.revision();
                     let pending = {
                         let mut s = i.schedule.lock().unwrap_or_else(|p| p.into_inner());
                         s.observe(rev, self.clock.now());
@@ -660,7 +660,7 @@ impl CrlService {
         i: &IssuerCrl,
         live: Option<&Live>,
     ) -> Result<(Vec<u8>, build::CrlFacts, u64), CrlPublishError> {
-        let state = &self.responder.issuers()[i.idx].state;
+        let state = &self.issuers_state[i.idx].state;
         let rev = state.revision();
         let now = self.clock.now();
         let (shard, base) = match i.kind {
@@ -724,13 +724,13 @@ impl CrlService {
             Kind::Full { .. } => live.cloned(),
             Kind::Delta { .. } => None,
         };
-        let responder = Arc::clone(&self.responder);
+        let issuers_state = Arc::clone(&self.issuers_state);
         let (idx, id, name) = (i.idx, i.id.clone(), i.name.clone());
         let metrics = self.metrics.clone();
         let result = tokio::task::spawn_blocking(move || {
             let mut entries = entries;
             if let Some(l) = gate_live {
-                let state = &responder.issuers()[idx].state;
+                let state = &issuers_state[idx].state;
                 match build::entries_of(&l.der) {
                     Ok(listed) => {
                         let kept = gate::keep_listed(listed, &mut entries, l.this_update, |s| {

@@ -7,6 +7,7 @@ pub mod request;
 pub mod requested;
 pub mod responder;
 pub mod response;
+pub mod store;
 
 pub use request::{decode_der, decode_get_path, Request, RequestError};
 pub use responder::{Answer, Responder, Signed};

@@ -241,7 +241,7 @@ impl Pass {
                     .unwrap_or_default();
             let busy = started.elapsed();
             let responses = signed.len();
-            self.responder.store(signed).await;
+            self.responder.store(window, signed);
             self.account(idx, n, responses, busy);
             // Rest, but not past the end of the pass.
             let left = Duration::from_secs(u64::try_from(self.stop_at - clock.now()).unwrap_or(0));

@@ -16,9 +16,10 @@ use tokio::sync::Semaphore;
 use super::request;
 use super::requested::Requested;
 use super::response::{self, CertStatus, ErrorStatus, ResponseBody, ResponseSigner, SingleAnswer};
+pub use super::store::Presigned;
 use crate::clock::{Clock, Window, Windows};
 use crate::config::{NonceMode, Ocsp, UnknownSerialPolicy};
-use crate::issuer::Issuer;
+use crate::issuer::{Issuer, Issuers};
 use crate::ledger::record::IssuerEntries;
 use crate::ledger::{Applier, ApplyError};
 use crate::metrics::Metrics;
@@ -32,7 +33,7 @@ use crate::state::{Applied, Change, Entry, Reason, Serial, Status};
 /// signer's `certs` field (the delegated responder certificate, about 60% of
 /// a response), which every response of that signer shares in one
 /// allocation. The HTTP layer writes both without joining them.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Signed {
     /// The ETag, then the response's own bytes: one allocation.
     buf: Bytes,
@@ -78,6 +79,50 @@ impl Signed {
         }
     }
 
+    /// From stored parts: `buf` is the ETag then the own bytes, as
+    /// [`stored_bytes`](Self::stored_bytes) gave them.
+    pub(super) fn from_parts(
+        buf: Bytes,
+        certs: Bytes,
+        this_update: i64,
+        next_update: i64,
+        window_end: i64,
+    ) -> Self {
+        Self {
+            buf,
+            certs,
+            this_update,
+            next_update,
+            window_end,
+        }
+    }
+
+    /// What the answer store keeps of it besides `certs`: the ETag, then
+    /// the response's own bytes.
+    pub(super) fn stored_bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    pub(super) fn stored_len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The signer's shared `certs` field.
+    pub(super) fn certs(&self) -> &Bytes {
+        &self.certs
+    }
+
+    #[cfg(test)]
+    pub(super) fn new_for_tests(
+        own: &[u8],
+        certs: &Bytes,
+        this_update: i64,
+        next_update: i64,
+        window_end: i64,
+    ) -> Self {
+        Self::new(own, certs, this_update, next_update, window_end)
+    }
+
     /// Strong ETag: quoted hex SHA-256 of the whole response (ASCII, ready
     /// to be a header value).
     pub fn etag(&self) -> Bytes {
@@ -118,10 +163,26 @@ impl Signed {
     }
 }
 
+/// The issuers a responder is built on: shared with the CRL service, or a
+/// plain list (tests, tools).
+pub struct IssuersArg(Arc<Issuers>);
+
+impl From<Arc<Issuers>> for IssuersArg {
+    fn from(i: Arc<Issuers>) -> Self {
+        Self(i)
+    }
+}
+
+impl From<Vec<Issuer>> for IssuersArg {
+    fn from(list: Vec<Issuer>) -> Self {
+        Self(Issuers::new(list))
+    }
+}
+
 /// What the responder answers.
 #[derive(Debug, Clone)]
 pub enum Answer {
-    Signed(Arc<Signed>),
+    Signed(Signed),
     Error(ErrorStatus),
 }
 
@@ -224,7 +285,7 @@ impl IssuerHashes {
 }
 
 pub struct Responder {
-    issuers: Vec<Issuer>,
+    issuers: Arc<Issuers>,
     hashes: Vec<IssuerHashes>,
     /// issuerKeyHash -> the issuers and hash algorithms it stands for.
     by_key_hash: HashMap<Vec<u8>, Vec<Candidate>>,
@@ -232,6 +293,8 @@ pub struct Responder {
     validity: i64,
     clock: Arc<dyn Clock>,
     cache: Cache<CacheKey, Arc<Signed>>,
+    /// Pre-signed single-CertID answers, one table per window.
+    store: super::store::AnswerStore,
     budget: Arc<Semaphore>,
     max_certs: usize,
     presign_hashes: Vec<HashAlg>,
@@ -250,8 +313,6 @@ pub struct Responder {
     uncommon: UncommonLimits,
     nonce: NonceMode,
     ready: AtomicBool,
-    /// To store re-signed answers from the ledger's writer thread.
-    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl std::fmt::Debug for Responder {
@@ -265,11 +326,12 @@ impl std::fmt::Debug for Responder {
 
 impl Responder {
     pub fn new(
-        issuers: Vec<Issuer>,
+        issuers: impl Into<IssuersArg>,
         ocsp: &Ocsp,
         clock: Arc<dyn Clock>,
         metrics: Metrics,
     ) -> Arc<Self> {
+        let issuers = issuers.into().0;
         let windows = Windows::new(ocsp.window.as_secs());
         let mut by_key_hash: HashMap<Vec<u8>, Vec<Candidate>> = HashMap::new();
         let mut hashes = Vec::new();
@@ -313,6 +375,7 @@ impl Responder {
             validity: i64::try_from(ocsp.validity.as_secs()).unwrap_or(i64::MAX),
             clock,
             cache,
+            store: super::store::AnswerStore::default(),
             budget: Arc::new(Semaphore::new(ocsp.signing_budget)),
             max_certs: ocsp.max_certs_per_request,
             presign_hashes: ocsp.presign_hashes.clone(),
@@ -352,7 +415,6 @@ impl Responder {
             nonce: ocsp.nonce,
             metrics,
             ready: AtomicBool::new(false),
-            runtime: tokio::runtime::Handle::try_current().ok(),
         })
     }
 
@@ -361,7 +423,7 @@ impl Responder {
     }
 
     pub fn issuer_index(&self, id: &str) -> Option<usize> {
-        self.issuers.iter().position(|i| i.id == id)
+        self.issuers.index(id)
     }
 
     pub fn windows(&self) -> Windows {
@@ -614,7 +676,7 @@ impl Responder {
         window: Window,
         job: Vec<(Serial, HashAlg, CertStatus)>,
         nonce: Vec<u8>,
-    ) -> Result<Arc<Signed>, ErrorStatus> {
+    ) -> Result<Signed, ErrorStatus> {
         let permit = self.uncommon_slot()?;
         let this = Arc::clone(self);
         let signed = tokio::task::spawn_blocking(move || {
@@ -624,7 +686,7 @@ impl Responder {
         })
         .await
         .map_err(|_| ErrorStatus::InternalError)??;
-        Ok(Arc::new(signed))
+        Ok(signed)
     }
 
     /// Bytes and entries of the uncommon requests' cache.
@@ -643,14 +705,18 @@ impl Responder {
         key: CacheKey,
         job: Vec<(Serial, HashAlg, CertStatus)>,
         class: Class,
-    ) -> Result<Arc<Signed>, ErrorStatus> {
+    ) -> Result<Signed, ErrorStatus> {
+        if let (Class::Common, Some(hit)) = (class, self.table_hit(&key)) {
+            self.metrics.ocsp_cache_hits.inc();
+            return Ok(hit);
+        }
         let cache = match class {
             Class::Common => &self.cache,
             Class::Uncommon => &self.uncommon.cache,
         };
         if let Some(hit) = cache.get(&key).await {
             self.metrics.ocsp_cache_hits.inc();
-            return Ok(hit);
+            return Ok((*hit).clone());
         }
         self.metrics.ocsp_cache_misses.inc();
         let stale = matches!(class, Class::Common).then(|| CacheKey {
@@ -665,7 +731,11 @@ impl Responder {
         // window's answer for the same revision of this serial is still
         // true and still valid, so it is served until its nextUpdate, as
         // Boulder serves stale-but-valid answers.
-        match self.cache.get(&stale).await {
+        let old = match self.table_hit(&stale) {
+            Some(old) => Some(old),
+            None => self.cache.get(&stale).await.map(|a| (*a).clone()),
+        };
+        match old {
             Some(old) if old.next_update > self.clock.now() => {
                 self.metrics.ocsp_stale_served.inc();
                 Ok(old)
@@ -674,13 +744,28 @@ impl Responder {
         }
     }
 
+    /// A pre-signed answer for a single-CertID `key` from the answer store.
+    fn table_hit(&self, key: &CacheKey) -> Option<Signed> {
+        let Items::One(serial, alg, revision) = &key.items else {
+            return None;
+        };
+        self.store.get(
+            key.window,
+            key.issuer,
+            *alg,
+            serial,
+            *revision,
+            key.generation,
+        )
+    }
+
     /// Signs `job` under `key` into its cache (single flight).
     async fn sign_into_cache(
         self: &Arc<Self>,
         key: CacheKey,
         job: Vec<(Serial, HashAlg, CertStatus)>,
         class: Class,
-    ) -> Result<Arc<Signed>, ErrorStatus> {
+    ) -> Result<Signed, ErrorStatus> {
         let this = Arc::clone(self);
         let task = tokio::spawn(async move {
             let window = this.windows.by_index(key.window);
@@ -722,7 +807,9 @@ impl Responder {
                 .await
                 .map_err(|e| *e)
         });
-        task.await.unwrap_or(Err(ErrorStatus::InternalError))
+        task.await
+            .unwrap_or(Err(ErrorStatus::InternalError))
+            .map(|a| (*a).clone())
     }
 
     /// Encodes and signs one response, counted in the signing metrics.
@@ -812,7 +899,7 @@ impl Responder {
         window: Window,
         serials: &[Serial],
         why: Why,
-    ) -> Vec<(CacheKeyHandle, Arc<Signed>)> {
+    ) -> Vec<Presigned> {
         let i = &self.issuers[issuer];
         self.presign_with(issuer, &i.signer(), i.generation(), window, serials, why)
     }
@@ -826,7 +913,7 @@ impl Responder {
         window: Window,
         serials: &[Serial],
         why: Why,
-    ) -> Vec<(CacheKeyHandle, Arc<Signed>)> {
+    ) -> Vec<Presigned> {
         let mut out = Vec::with_capacity(serials.len() * self.presign_hashes.len());
         for serial in serials {
             let Some((status, revision, _)) = self.status_of(issuer, serial) else {
@@ -835,23 +922,30 @@ impl Responder {
             for alg in &self.presign_hashes {
                 let item = vec![(serial.clone(), *alg, status.clone())];
                 if let Ok(signed) = self.sign(issuer, signer, window, &item, None, why) {
-                    let key = CacheKey {
+                    out.push(Presigned {
                         issuer,
+                        alg: *alg,
+                        serial: serial.clone(),
+                        revision,
                         generation,
-                        window: window.index,
-                        items: Items::One(serial.clone(), *alg, revision),
-                    };
-                    out.push((CacheKeyHandle(key), Arc::new(signed)));
+                        signed,
+                    });
                 }
             }
         }
         out
     }
 
-    pub async fn store(&self, signed: Vec<(CacheKeyHandle, Arc<Signed>)>) {
-        for (key, value) in signed {
-            self.cache.insert(key.0, value).await;
-        }
+    /// Keeps answers pre-signed for `window` in its table.
+    pub fn store(&self, window: Window, signed: Vec<Presigned>) {
+        self.store.insert(window, signed);
+    }
+
+    /// Drops the answer tables of windows that are over (the previous
+    /// window's stays while an HSM signer is down: still valid answers).
+    pub fn retire_windows(&self) -> usize {
+        let current = self.windows.at(self.clock.now()).index;
+        self.store.retire(current, crate::pki::pkcs11::any_down())
     }
 
     /// Applies one change straight to an issuer's state (no ledger: tests
@@ -868,22 +962,21 @@ impl Responder {
         if let Applied::Changed { .. } = applied {
             let this = Arc::clone(self);
             let serial = change.serial().clone();
-            let signed = tokio::task::spawn_blocking(move || this.resign_blocking(idx, &serial))
-                .await
-                .unwrap_or_default();
-            self.store(signed).await;
+            let _ = tokio::task::spawn_blocking(move || this.resign_blocking(idx, &serial)).await;
         }
         Ok(applied)
     }
 
-    /// Signs `serial`'s answers for the current and the next window. CPU-bound.
-    fn resign_blocking(&self, idx: usize, serial: &Serial) -> Vec<(CacheKeyHandle, Arc<Signed>)> {
+    /// Signs and stores `serial`'s answers for the current and the next
+    /// window. CPU-bound.
+    fn resign_blocking(&self, idx: usize, serial: &Serial) {
         let current = self.windows.at(self.clock.now());
         let next = self.windows.next(current);
         let one = std::slice::from_ref(serial);
-        let mut out = self.presign_blocking(idx, current, one, Why::Change);
-        out.extend(self.presign_blocking(idx, next, one, Why::Change));
-        out
+        for window in [current, next] {
+            let signed = self.presign_blocking(idx, window, one, Why::Change);
+            self.store(window, signed);
+        }
     }
 
     /// Rotates an issuer's OCSP signer without downtime: pre-signs the
@@ -906,7 +999,7 @@ impl Responder {
                 .await
                 .unwrap_or_default();
                 total += signed.len();
-                self.store(signed).await;
+                self.store(window, signed);
             }
         }
         issuer.swap_signer(signer, generation);
@@ -916,13 +1009,17 @@ impl Responder {
     /// Responses in the cache and the bytes they are charged (their own
     /// bytes plus a fixed overhead per entry); approximate, without waiting.
     pub fn cache_usage(&self) -> (u64, u64) {
-        (self.cache.entry_count(), self.cache.weighted_size())
+        let (answers, bytes) = self.store.usage();
+        (
+            self.cache.entry_count() + answers,
+            self.cache.weighted_size() + bytes,
+        )
     }
 
     /// Number of responses held in the cache (approximate, for tests and metrics).
     pub async fn cached_responses(&self) -> u64 {
         self.cache.run_pending_tasks().await;
-        self.cache.entry_count()
+        self.cache.entry_count() + self.store.usage().0
     }
 }
 
@@ -969,10 +1066,6 @@ impl moka::Expiry<CacheKey, Arc<Signed>> for UntilWindowEnd {
     }
 }
 
-/// Opaque cache key handed between the pre-signer and the store.
-#[derive(Debug)]
-pub struct CacheKeyHandle(CacheKey);
-
 fn wire_status(entry: &Entry) -> CertStatus {
     match entry.status {
         Status::Good => CertStatus::Good,
@@ -1005,10 +1098,7 @@ impl Applier for Responder {
             Ok(Applied::Changed { .. })
         );
         if changed && self.is_ready() && !matches!(change, Change::Register { .. }) {
-            let signed = self.resign_blocking(idx, change.serial());
-            if let Some(rt) = &self.runtime {
-                rt.block_on(self.store(signed));
-            }
+            self.resign_blocking(idx, change.serial());
         }
     }
 

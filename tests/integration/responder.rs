@@ -51,7 +51,7 @@ fn setup(budget: Option<usize>) -> Setup {
     }
 }
 
-fn signed(a: Answer) -> Arc<revocd::ocsp::Signed> {
+fn signed(a: Answer) -> revocd::ocsp::Signed {
     match a {
         Answer::Signed(s) => s,
         Answer::Error(e) => panic!("expected a signed answer, got {e:?}"),
