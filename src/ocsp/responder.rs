@@ -969,6 +969,13 @@ impl Responder {
         self.store.insert(window, signed);
     }
 
+    /// Sizes `window`'s answer table for `serials` serials under every
+    /// pre-signed hash, before the pre-signer fills it.
+    pub fn reserve_window(&self, window: Window, serials: usize) {
+        self.store
+            .reserve(window, serials * self.presign_hashes.len());
+    }
+
     /// Drops the answer tables of windows that are over (the previous
     /// window's stays while an HSM signer is down: still valid answers).
     pub fn retire_windows(&self) -> usize {
