@@ -4,7 +4,9 @@
 //! Pre-signed answers are produced in bulk, live exactly one window, are
 //! replaced only when their serial changes, and all die together at the
 //! window's end: a general cache is the wrong shape for them. Here each
-//! window has a table of 16 shards; a shard holds its answers' bytes (ETag
+//! window has a table of shards (16, or as many as the pre-signer's plan
+//! needs for each shard's index to be about 80% full: hashbrown sizes by
+//! powers of two); a shard holds its answers' bytes (ETag
 //! then DER, without the signer's shared `certs` suffix) in a few large
 //! chunks, one per batch the pre-signer stores, and an index from
 //! (issuer, hash, serial) to a 64-byte slot: no heap allocation per answer.
