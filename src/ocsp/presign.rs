@@ -168,6 +168,7 @@ impl Pass {
         label: &'static str,
         why: Why,
     ) -> Arc<Self> {
+        responder.reserve_window(window, items.len());
         Arc::new(Self {
             progress: Progress::new(responder.issuers().len()),
             responder: Arc::clone(responder),

@@ -4,7 +4,9 @@
 //! Pre-signed answers are produced in bulk, live exactly one window, are
 //! replaced only when their serial changes, and all die together at the
 //! window's end: a general cache is the wrong shape for them. Here each
-//! window has a table of 16 shards; a shard holds its answers' bytes (ETag
+//! window has a table of shards (16, or as many as the pre-signer's plan
+//! needs for each shard's index to be about 80% full: hashbrown sizes by
+//! powers of two); a shard holds its answers' bytes (ETag
 //! then DER, without the signer's shared `certs` suffix) in a few large
 //! chunks, one per batch the pre-signer stores, and an index from
 //! (issuer, hash, serial) to a 64-byte slot: no heap allocation per answer.
@@ -30,7 +32,12 @@ use crate::clock::Window;
 use crate::pki::HashAlg;
 use crate::state::Serial;
 
+/// Shards of a table nobody sized in advance.
 const SHARDS: usize = 16;
+/// Answers per shard when a table is sized for a known count: 80% of a
+/// power of two, so the index's buckets (a power of two each) are about 80%
+/// full instead of anywhere from 44% to 88%.
+const PER_SHARD: usize = (1 << 16) * 4 / 5;
 /// Serial content octets a key holds inline: 20 (RFC 5280's maximum) plus
 /// a sign octet. Longer serials are not stored here.
 const SERIAL_MAX: usize = 21;
@@ -121,16 +128,30 @@ struct Table {
 
 impl Table {
     fn new(window: Window) -> Self {
+        Self::sized(window, 0)
+    }
+
+    /// A table for about `answers` answers, its index allocated up front.
+    fn sized(window: Window, answers: usize) -> Self {
+        let count = answers.div_ceil(PER_SHARD).max(SHARDS);
+        let each = answers.div_ceil(count);
         Self {
             window,
-            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            shards: (0..count)
+                .map(|_| {
+                    RwLock::new(Shard {
+                        map: HashMap::with_capacity_and_hasher(each, FastHash),
+                        ..Shard::default()
+                    })
+                })
+                .collect(),
             answers: AtomicUsize::new(0),
             bytes: AtomicUsize::new(0),
         }
     }
 
-    fn shard_of(key: &Key) -> usize {
-        (FastHash.hash_one(key) >> 7) as usize % SHARDS
+    fn shard_of(&self, key: &Key) -> usize {
+        (FastHash.hash_one(key) >> 7) as usize % self.shards.len()
     }
 }
 
@@ -182,7 +203,7 @@ impl AnswerStore {
     ) -> Option<Signed> {
         let key = Key::new(issuer, alg, serial)?;
         let table = self.table(window)?;
-        let shard = table.shards[Table::shard_of(&key)]
+        let shard = table.shards[table.shard_of(&key)]
             .read()
             .unwrap_or_else(PoisonError::into_inner);
         let slot = shard.map.get(&key)?;
@@ -219,7 +240,8 @@ impl AnswerStore {
                     .or_insert_with(|| Arc::new(Table::new(window))),
             )
         };
-        let mut by_shard: Vec<Vec<(Key, Presigned)>> = (0..SHARDS).map(|_| Vec::new()).collect();
+        let mut by_shard: Vec<Vec<(Key, Presigned)>> =
+            (0..table.shards.len()).map(|_| Vec::new()).collect();
         for a in answers {
             let Some(key) = Key::new(a.issuer, a.alg, &a.serial) else {
                 continue;
@@ -228,7 +250,7 @@ impl AnswerStore {
             if !fits(a.signed.this_update) || !fits(a.signed.next_update) {
                 continue;
             }
-            by_shard[Table::shard_of(&key)].push((key, a));
+            by_shard[table.shard_of(&key)].push((key, a));
         }
         for (n, items) in by_shard.into_iter().enumerate() {
             if items.is_empty() {
@@ -280,6 +302,15 @@ impl AnswerStore {
             table.answers.fetch_add(added, Ordering::Relaxed);
             table.bytes.fetch_add(added_bytes, Ordering::Relaxed);
         }
+    }
+
+    /// Sizes `window`'s table for about `answers` answers before they come
+    /// (the pre-signer knows its plan); a table already made stays as is.
+    pub fn reserve(&self, window: Window, answers: usize) {
+        let mut tables = self.tables.write().unwrap_or_else(PoisonError::into_inner);
+        tables
+            .entry(window.index)
+            .or_insert_with(|| Arc::new(Table::sized(window, answers)));
     }
 
     /// Drops the tables of windows that are over: all before `current - 1`,
@@ -387,6 +418,8 @@ mod tests {
     fn many_answers_from_many_batches_all_come_back() {
         let store = AnswerStore::default();
         let window = crate::clock::Windows::new(3600).by_index(500_001);
+        // Sized for more shards than the default: lookups still find all.
+        store.reserve(window, PER_SHARD * SHARDS + 1);
         let certs = Bytes::from_static(b"C");
         for batch in 0..20u32 {
             let answers = (0..256u32)
@@ -414,6 +447,10 @@ mod tests {
             store.insert(window, answers);
         }
         assert_eq!(store.answers_in(window.index), 20 * 256 * 2);
+        assert_eq!(
+            store.table(window.index).expect("table").shards.len(),
+            SHARDS + 1
+        );
         for n in (0..20 * 256u32).step_by(97) {
             let serial = Serial::from_hex(&format!("{:X}", 0x1000_0000 + n)).expect("hex");
             for alg in HashAlg::ALL.into_iter().take(2) {
