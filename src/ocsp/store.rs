@@ -336,7 +336,8 @@ impl AnswerStore {
     }
 
     /// Answers held for `window`.
-    pub fn answers_in(&self, window: i64) -> usize {
+    #[cfg(test)]
+    fn answers_in(&self, window: i64) -> usize {
         self.table(window)
             .map_or(0, |t| t.answers.load(Ordering::Relaxed))
     }

@@ -258,22 +258,36 @@ impl Poller {
         }
     }
 
-    async fn poll_report(&self, idx: usize, id: &str, r: &mut ReportSource) -> Polled {
-        let fetched = r
-            .source
-            .fetch(r.etag.as_deref(), self.options.max_bytes)
-            .await;
-        let (bytes, etag) = match fetched {
-            Ok(Fetched::Unchanged) => return Polled::Unchanged,
+    /// The object if it changed since `etag`; otherwise what the poll came
+    /// to (unchanged, or an error, logged).
+    async fn fetch(
+        &self,
+        id: &str,
+        source: &Source,
+        etag: Option<&str>,
+        what: &str,
+    ) -> Result<(bytes::Bytes, Option<String>), Polled> {
+        match source.fetch(etag, self.options.max_bytes).await {
+            Ok(Fetched::Unchanged) => Err(Polled::Unchanged),
+            Ok(Fetched::Found { bytes, etag }) => Ok((bytes, etag)),
             Ok(Fetched::Absent) => {
-                tracing::warn!(issuer = id, url = r.source.url(), "audit report absent");
-                return Polled::Error;
+                tracing::warn!(issuer = id, url = source.url(), "{what} absent");
+                Err(Polled::Error)
             }
-            Ok(Fetched::Found { bytes, etag }) => (bytes, etag),
             Err(e) => {
-                tracing::warn!(issuer = id, url = r.source.url(), error = %e, "cannot fetch the audit report");
-                return Polled::Error;
+                tracing::warn!(issuer = id, url = source.url(), error = %e, "cannot fetch the {what}");
+                Err(Polled::Error)
             }
+        }
+    }
+
+    async fn poll_report(&self, idx: usize, id: &str, r: &mut ReportSource) -> Polled {
+        let (bytes, etag) = match self
+            .fetch(id, &r.source, r.etag.as_deref(), "audit report")
+            .await
+        {
+            Ok(found) => found,
+            Err(polled) => return polled,
         };
         let (issued, problems) = plan::audit_report(&bytes);
         for p in problems.iter().take(10) {
@@ -316,21 +330,12 @@ impl Poller {
         c: &mut CrlSource,
         base: Option<&[u8]>,
     ) -> Polled {
-        let fetched = c
-            .source
-            .fetch(c.etag.as_deref(), self.options.max_bytes)
-            .await;
-        let (bytes, etag) = match fetched {
-            Ok(Fetched::Unchanged) => return Polled::Unchanged,
-            Ok(Fetched::Absent) => {
-                tracing::warn!(issuer = id, url = c.source.url(), "upstream CRL absent");
-                return Polled::Error;
-            }
-            Ok(Fetched::Found { bytes, etag }) => (bytes, etag),
-            Err(e) => {
-                tracing::warn!(issuer = id, url = c.source.url(), error = %e, "cannot fetch the upstream CRL");
-                return Polled::Error;
-            }
+        let (bytes, etag) = match self
+            .fetch(id, &c.source, c.etag.as_deref(), "upstream CRL")
+            .await
+        {
+            Ok(found) => found,
+            Err(polled) => return polled,
         };
         let url = c.source.url().to_string();
         let refuse = |c: &mut CrlSource, why: String| {
