@@ -77,6 +77,9 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         Arc::clone(&clock),
         metrics.clone(),
     );
+    if config.ocsp.answer_tables == crate::config::AnswerTables::Files {
+        responder.use_answer_files(config.data_dir.join("answers"));
+    }
 
     // State: newest snapshot plus the ledger after it, then the index sources.
     let applier: Arc<dyn ledger::Applier> = Arc::clone(&responder) as Arc<dyn ledger::Applier>;
