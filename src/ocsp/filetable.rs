@@ -27,8 +27,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
+use super::compact::{self, References};
 use super::responder::Signed;
 use super::response::CertStatus;
 use super::store::{key_hash, FastHash, Presigned};
@@ -87,6 +88,8 @@ pub struct FileTable {
     writer: Mutex<Writer>,
     sealed: AtomicBool,
     signers: RwLock<Vec<Option<Mapped>>>,
+    /// The reference answers the records are differences from.
+    refs: RwLock<References>,
     shards: Vec<RwLock<HashMap<u64, u64, FastHash>>>,
     answers: AtomicUsize,
     bytes: AtomicU64,
@@ -138,6 +141,12 @@ fn unpack(v: u64) -> (u64, usize) {
     (v >> LEN_BITS, (v & ((1 << LEN_BITS) - 1)) as usize)
 }
 
+/// Tells the kernel the table is read at random: a miss reads the record's
+/// pages, not a readahead window (measured with `loadtest/tablebench`).
+fn advise_random(file: &File) {
+    let _ = rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::Random);
+}
+
 /// Syncs a directory so a rename in it is durable.
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
@@ -165,6 +174,7 @@ impl FileTable {
             }),
             sealed: AtomicBool::new(false),
             signers: RwLock::new(Vec::new()),
+            refs: RwLock::new(References::default()),
             shards: shards_for(answers),
             answers: AtomicUsize::new(0),
             bytes: AtomicU64::new(0),
@@ -204,7 +214,7 @@ impl FileTable {
         if self.is_sealed() {
             return Err((answers, None));
         }
-        let mut buf = Vec::with_capacity(answers.iter().map(|a| a.signed.stored_len() + 60).sum());
+        let mut buf = Vec::with_capacity(answers.len() * 200);
         let mut placed = Vec::with_capacity(answers.len());
         let mut rest = Vec::new();
         for a in answers {
@@ -221,6 +231,13 @@ impl FileTable {
                 rest.push(a);
                 continue;
             };
+            let own = a.signed.own_der();
+            let shape = (u64::from(signer), a.alg as u8, own.len());
+            let Some(body) = compact::compact(&self.refs, shape, own, &a.signed.etag_digest())
+            else {
+                rest.push(a);
+                continue;
+            };
             let head = RecordHead {
                 key,
                 claim: Claim::of(&a.claim),
@@ -228,7 +245,7 @@ impl FileTable {
                 next_off,
             };
             let offset = w.end + buf.len() as u64;
-            let len = fmt::encode_record(&mut buf, &head, a.signed.stored_bytes());
+            let len = fmt::encode_record(&mut buf, &head, &body);
             placed.push((key_hash(a.issuer, a.alg, &a.serial), pack(offset, len), len));
         }
         if let Err(e) = self.file.write_all_at(&buf, w.end) {
@@ -317,7 +334,7 @@ impl FileTable {
             .unwrap_or_else(PoisonError::into_inner)
             .get(&hash)?;
         let (offset, len) = unpack(packed);
-        let mut buf = BytesMut::zeroed(len);
+        let mut buf = vec![0u8; len];
         if let Err(e) = self.file.read_exact_at(&mut buf, offset) {
             self.read_error(&format!("reading {len} bytes at {offset}: {e}"));
             return None;
@@ -345,9 +362,15 @@ impl FileTable {
         {
             return None;
         }
+        let Some(expanded) = compact::expand_with(&self.refs, &buf[body]) else {
+            self.read_error(&format!(
+                "record at {offset}: its compact answer does not fit its reference"
+            ));
+            return None;
+        };
         let base = self.window.start;
         Some(Signed::from_parts(
-            buf.freeze().slice(body),
+            expanded,
             certs,
             base + i64::from(head.this_off),
             base + i64::from(head.next_off),
@@ -378,6 +401,12 @@ impl FileTable {
         }
         let records_end = w.end;
         let signers_bytes = fmt::encode_signers(&w.infos);
+        let refs_bytes = fmt::encode_references(
+            self.refs
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .list(),
+        );
         let mapped: Vec<Option<Mapped>> = self
             .signers
             .read()
@@ -436,12 +465,14 @@ impl FileTable {
         let footer = fmt::encode_footer(&fmt::Footer {
             records_end,
             signers_len: signers_bytes.len() as u64,
+            references_len: refs_bytes.len() as u64,
             index_count: count,
             signers_crc: crc32fast::hash(&signers_bytes),
+            references_crc: crc32fast::hash(&refs_bytes),
             index_crc: crc32fast::hash(&index),
         });
         let mut at = records_end;
-        for part in [&signers_bytes[..], &index[..], &footer[..]] {
+        for part in [&signers_bytes[..], &refs_bytes[..], &index[..], &footer[..]] {
             self.file.write_all_at(part, at)?;
             at += part.len() as u64;
         }
@@ -454,6 +485,7 @@ impl FileTable {
             sync_dir(dir)?;
         }
         *path = sealed;
+        advise_random(&self.file);
         Ok(())
     }
 
@@ -496,6 +528,15 @@ impl FileTable {
             return Err(FormatError::Checksum("signers section").into());
         }
         let infos = fmt::decode_signers(&signers_bytes)?;
+        let refs_len = usize::try_from(footer.references_len).map_err(|_| FormatError::Layout {
+            section: "references",
+        })?;
+        let mut refs_bytes = vec![0u8; refs_len];
+        file.read_exact_at(&mut refs_bytes, footer.references_offset())?;
+        if crc32fast::hash(&refs_bytes) != footer.references_crc {
+            return Err(FormatError::Checksum("references section").into());
+        }
+        let refs = References::from_list(fmt::decode_references(&refs_bytes)?);
         let mut loaded = Loaded::default();
         // A file signer is usable when its issuer is configured with the
         // same key and the issuer's current signer is the one that signed.
@@ -554,6 +595,7 @@ impl FileTable {
             return Err(FormatError::Checksum("index section").into());
         }
         drop(reader);
+        advise_random(&file);
         Ok((
             Self {
                 window,
@@ -565,6 +607,7 @@ impl FileTable {
                 }),
                 sealed: AtomicBool::new(true),
                 signers: RwLock::new(mapped),
+                refs: RwLock::new(refs),
                 shards,
                 answers: AtomicUsize::new(loaded.answers),
                 bytes: table_bytes,

@@ -1,6 +1,7 @@
 //! OCSP: request decoding and response encoding (pure), and the responder
 //! that answers from pre-signed bytes (filter -> cache -> bounded signer).
 
+pub mod compact;
 pub mod filetable;
 pub mod presign;
 pub mod rate;

@@ -97,14 +97,14 @@ impl Signed {
         }
     }
 
-    /// What the answer store keeps of it besides `certs`: the ETag, then
-    /// the response's own bytes.
-    pub(super) fn stored_bytes(&self) -> &[u8] {
-        &self.buf
+    /// The response's own DER (without the shared `certs`).
+    pub(super) fn own_der(&self) -> &[u8] {
+        self.own()
     }
 
-    pub(super) fn stored_len(&self) -> usize {
-        self.buf.len()
+    /// The ETag's SHA-256, raw.
+    pub(super) fn etag_digest(&self) -> [u8; 32] {
+        super::compact::etag_digest(&self.buf[..ETAG_LEN]).unwrap_or([0; 32])
     }
 
     /// The signer's shared `certs` field.
@@ -593,8 +593,9 @@ impl Responder {
     }
 
     /// The hit path: one CertID of a known serial whose pre-signed answer
-    /// for this state is in the window's table. Nothing allocated besides
-    /// the answer's two reference counts; anything else goes the long way.
+    /// for this state is in the window's table. One allocation: the
+    /// answer expanded from its compact form; anything else goes the long
+    /// way.
     fn presigned_hit(&self, q: &request::CertIdQuery, window: Window) -> Option<Signed> {
         let alg = q.hash?;
         let idx = self.find_issuer(alg, &q.name_hash, &q.key_hash)?;

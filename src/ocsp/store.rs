@@ -6,10 +6,12 @@
 //! window's end: a general cache is the wrong shape for them. Here each
 //! window has a table of shards (16, or as many as the pre-signer's plan
 //! needs for each shard's index to be about 80% full: hashbrown sizes by
-//! powers of two); a shard holds its answers' bytes (ETag
-//! then DER, without the signer's shared `certs` suffix) in a few large
+//! powers of two); a shard holds its answers in compact form (`compact`:
+//! the ETag digest and where the DER, without the signer's shared `certs`,
+//! differs from the table's reference answer of its shape) in a few large
 //! chunks, one per batch the pre-signer stores, and an index from
 //! (issuer, hash, serial) to a 64-byte slot: no heap allocation per answer.
+//! A lookup expands the answer into one new buffer.
 //! A changed serial's new answer is appended and its slot replaced; the old
 //! bytes stay until the table is dropped. Every slot carries the entry
 //! revision and signer generation it was signed for, and a lookup must
@@ -34,6 +36,7 @@ use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use bytes::{Bytes, BytesMut};
 
+use super::compact::{self, References};
 use super::filetable::{self, CurrentSigner, FileTable, IssuerRef, Loaded};
 use super::responder::Signed;
 use super::response::CertStatus;
@@ -146,6 +149,8 @@ impl Hasher for Fnv {
 struct Table {
     window: Window,
     shards: Vec<RwLock<Shard>>,
+    /// The reference answers every stored answer is a difference from.
+    refs: RwLock<References>,
     answers: AtomicUsize,
     bytes: AtomicUsize,
 }
@@ -169,6 +174,7 @@ impl Table {
                     })
                 })
                 .collect(),
+            refs: RwLock::new(References::default()),
             answers: AtomicUsize::new(0),
             bytes: AtomicUsize::new(0),
         }
@@ -206,7 +212,7 @@ impl Table {
         }
         let chunk = shard.chunks.get(slot.chunk as usize)?;
         let start = slot.offset as usize;
-        let buf = chunk.slice(start..start + slot.len as usize);
+        let buf = compact::expand_with(&self.refs, chunk.get(start..start + slot.len as usize)?)?;
         let certs = shard.signers.get(usize::from(slot.signer))?.clone();
         let base = self.window.start;
         Some(Signed::from_parts(
@@ -220,7 +226,7 @@ impl Table {
 
     fn insert(&self, window: Window, answers: Vec<Presigned>) {
         let table = self;
-        let mut by_shard: Vec<Vec<(Key, Presigned)>> =
+        let mut by_shard: Vec<Vec<(Key, Presigned, Vec<u8>)>> =
             (0..table.shards.len()).map(|_| Vec::new()).collect();
         for a in answers {
             let Some(key) = Key::new(a.issuer, a.alg, &a.serial) else {
@@ -230,19 +236,31 @@ impl Table {
             if !fits(a.signed.this_update) || !fits(a.signed.next_update) {
                 continue;
             }
-            by_shard[table.shard_of(&key)].push((key, a));
+            let shape = (
+                a.signed.certs().as_ptr() as u64,
+                a.alg as u8,
+                a.signed.own_der().len(),
+            );
+            let Some(compact) = compact::compact(
+                &table.refs,
+                shape,
+                a.signed.own_der(),
+                &a.signed.etag_digest(),
+            ) else {
+                continue;
+            };
+            by_shard[table.shard_of(&key)].push((key, a, compact));
         }
         for (n, items) in by_shard.into_iter().enumerate() {
             if items.is_empty() {
                 continue;
             }
-            let mut chunk =
-                BytesMut::with_capacity(items.iter().map(|(_, a)| a.signed.stored_len()).sum());
+            let mut chunk = BytesMut::with_capacity(items.iter().map(|(_, _, c)| c.len()).sum());
             let mut placed = Vec::with_capacity(items.len());
-            for (key, a) in items {
+            for (key, a, compact) in items {
                 let offset = chunk.len();
-                chunk.extend_from_slice(a.signed.stored_bytes());
-                placed.push((key, a, offset));
+                chunk.extend_from_slice(&compact);
+                placed.push((key, a, offset, compact.len()));
             }
             let chunk = chunk.freeze();
             let added_bytes = chunk.len();
@@ -252,7 +270,7 @@ impl Table {
             let chunk_index = shard.chunks.len() as u32;
             shard.chunks.push(chunk);
             let mut added = 0usize;
-            for (key, a, offset) in placed {
+            for (key, a, offset, len) in placed {
                 let certs = a.signed.certs();
                 let signer = match shard
                     .signers
@@ -270,7 +288,7 @@ impl Table {
                     generation: a.generation as u32,
                     chunk: chunk_index,
                     offset: offset as u32,
-                    len: a.signed.stored_len() as u32,
+                    len: len as u32,
                     signer: signer as u16,
                     this_off: (a.signed.this_update - window.start) as u32,
                     next_off: (a.signed.next_update - window.start) as u32,

@@ -5,18 +5,20 @@
 //! integers are little-endian.
 //!
 //! ```text
-//! header   64 bytes   magic "revocdAT", version, window index/start/end, CRC-32
-//! records  ...        one per answer, appended as the pre-signer signs
-//! signers  ...        who signed the records (issuer, responder key, certs)
-//! index    48 x n     the live record of every (signer, hash, serial)
-//! footer   64 bytes   section offsets and lengths, their CRC-32s, CRC-32
+//! header      64 bytes   magic "revocdAT", version, window index/start/end, CRC-32
+//! records     ...        one per answer, appended as the pre-signer signs
+//! signers     ...        who signed the records (issuer, responder key, certs)
+//! references  ...        the reference answers records are differences from
+//! index       48 x n     the live record of every (signer, hash, serial)
+//! footer      64 bytes   section lengths, their CRC-32s, CRC-32
 //! ```
 //!
 //! A record carries its own length and CRC-32, the key it answers for, the
 //! status its answer states (the "claim"), thisUpdate and nextUpdate as
-//! offsets from the window's start, and the stored answer (ETag, then the
-//! response's DER without the signer's shared `certs`, which the signers
-//! section holds once). Nothing in the file depends on the process that
+//! offsets from the window's start, and the answer in compact form
+//! (`compact`: its ETag digest and where its DER differs from a reference
+//! answer; the DER never includes the signer's shared `certs`, which the
+//! signers section holds once). Nothing in the file depends on the process that
 //! wrote it: signers are named by issuer id and key hashes, answers by the
 //! status they state, so a file can be loaded by a later process (or,
 //! later, by a replica that holds no keys) and checked against its state.
@@ -426,13 +428,47 @@ pub fn decode_index_entry(
     })
 }
 
+/// The references section: count, then each reference's length and bytes.
+pub fn encode_references(refs: &[bytes::Bytes]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&(refs.len() as u32).to_le_bytes());
+    for r in refs {
+        out.extend_from_slice(&(r.len() as u32).to_le_bytes());
+        out.extend_from_slice(r);
+    }
+    out
+}
+
+pub fn decode_references(b: &[u8]) -> Result<Vec<bytes::Bytes>, FormatError> {
+    let bad = FormatError::Layout {
+        section: "references",
+    };
+    let count = u32_at(b.get(..4).ok_or(bad.clone())?, 0) as usize;
+    let mut at = 4;
+    let mut out = Vec::with_capacity(count.min(65_536));
+    for _ in 0..count {
+        let len = u32_at(b.get(at..at + 4).ok_or(bad.clone())?, 0) as usize;
+        let bytes = b
+            .get(at + 4..(at + 4).saturating_add(len))
+            .ok_or(bad.clone())?;
+        out.push(bytes::Bytes::copy_from_slice(bytes));
+        at += 4 + len;
+    }
+    if at != b.len() {
+        return Err(bad);
+    }
+    Ok(out)
+}
+
 /// Where the sections are, as the footer says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Footer {
     pub records_end: u64,
     pub signers_len: u64,
+    pub references_len: u64,
     pub index_count: u64,
     pub signers_crc: u32,
+    pub references_crc: u32,
     pub index_crc: u32,
 }
 
@@ -441,8 +477,12 @@ impl Footer {
         self.records_end
     }
 
-    pub fn index_offset(&self) -> u64 {
+    pub fn references_offset(&self) -> u64 {
         self.records_end + self.signers_len
+    }
+
+    pub fn index_offset(&self) -> u64 {
+        self.references_offset() + self.references_len
     }
 
     pub fn index_len(&self) -> u64 {
@@ -458,6 +498,8 @@ pub fn encode_footer(f: &Footer) -> [u8; FOOTER_LEN] {
     b[24..32].copy_from_slice(&f.index_count.to_le_bytes());
     b[32..36].copy_from_slice(&f.signers_crc.to_le_bytes());
     b[36..40].copy_from_slice(&f.index_crc.to_le_bytes());
+    b[40..48].copy_from_slice(&f.references_len.to_le_bytes());
+    b[48..52].copy_from_slice(&f.references_crc.to_le_bytes());
     let crc = crc32fast::hash(&b[..60]);
     b[60..64].copy_from_slice(&crc.to_le_bytes());
     b
@@ -481,10 +523,13 @@ pub fn decode_footer(b: &[u8], file_len: u64) -> Result<Footer, FormatError> {
         index_count: u64_at(b, 24),
         signers_crc: u32_at(b, 32),
         index_crc: u32_at(b, 36),
+        references_len: u64_at(b, 40),
+        references_crc: u32_at(b, 48),
     };
     let end = f
         .records_end
         .checked_add(f.signers_len)
+        .and_then(|e| e.checked_add(f.references_len))
         .and_then(|e| e.checked_add(f.index_count.checked_mul(INDEX_ENTRY as u64)?))
         .and_then(|e| e.checked_add(FOOTER_LEN as u64));
     if f.records_end < HEADER_LEN as u64 || end != Some(file_len) {
@@ -542,12 +587,16 @@ mod tests {
         let footer = Footer {
             records_end: 1000,
             signers_len: 50,
+            references_len: 30,
             index_count: 2,
             signers_crc: 5,
+            references_crc: 7,
             index_crc: 6,
         };
-        let file_len = 1000 + 50 + 96 + FOOTER_LEN as u64;
+        let file_len = 1000 + 50 + 30 + 96 + FOOTER_LEN as u64;
         assert_eq!(decode_footer(&encode_footer(&footer), file_len), Ok(footer));
+        let refs = vec![bytes::Bytes::from_static(b"one"), bytes::Bytes::new()];
+        assert_eq!(decode_references(&encode_references(&refs)), Ok(refs));
     }
 
     #[test]
@@ -591,6 +640,7 @@ mod tests {
             let _ = check_header(&bytes, window());
             let _ = decode_record(&bytes, 64);
             let _ = decode_signers(&bytes);
+            let _ = decode_references(&bytes);
             if bytes.len() >= INDEX_ENTRY {
                 let _ = decode_index_entry(&bytes[..INDEX_ENTRY], 0, 1 << 20, 3);
             }

@@ -40,6 +40,9 @@ struct Args {
     /// Drop the page cache before each run (root).
     #[arg(long)]
     cold: bool,
+    /// Advise random access (posix_fadvise / madvise RANDOM: no readahead).
+    #[arg(long)]
+    random: bool,
 }
 
 fn window() -> revocd::clock::Window {
@@ -55,7 +58,11 @@ fn make(args: &Args, n: u64) -> anyhow::Result<()> {
     let answer: Vec<u8> = (0..args.answer).map(|i| (i * 7) as u8).collect();
     for i in 0..n {
         let serial = (0x1000_0000 + i / 2).to_be_bytes();
-        let alg = if i % 2 == 0 { HashAlg::Sha1 } else { HashAlg::Sha256 };
+        let alg = if i % 2 == 0 {
+            HashAlg::Sha1
+        } else {
+            HashAlg::Sha256
+        };
         let key = fmt::FileKey::new(0, alg, &serial).context("key")?;
         let claim = fmt::Claim::of(&CertStatus::Good);
         rec.clear();
@@ -87,13 +94,17 @@ fn make(args: &Args, n: u64) -> anyhow::Result<()> {
         responder_key_sha1: [2; 20],
         certs: vec![0; 500],
     }]);
+    let refs = fmt::encode_references(&[]);
     out.write_all(&signers)?;
+    out.write_all(&refs)?;
     out.write_all(&index)?;
     out.write_all(&fmt::encode_footer(&fmt::Footer {
         records_end: offset,
         signers_len: signers.len() as u64,
+        references_len: refs.len() as u64,
         index_count: n,
         signers_crc: 0,
+        references_crc: 0,
         index_crc: 0,
     }))?;
     out.into_inner()?.sync_all()?;
@@ -152,7 +163,11 @@ fn main() -> anyhow::Result<()> {
     if let Some(n) = args.make {
         let t = Instant::now();
         make(&args, n)?;
-        println!("made {} with {n} records in {:.1} s", args.file.display(), t.elapsed().as_secs_f64());
+        println!(
+            "made {} with {n} records in {:.1} s",
+            args.file.display(),
+            t.elapsed().as_secs_f64()
+        );
     }
     let file = File::open(&args.file)?;
     let size = file.metadata()?.len();
@@ -164,13 +179,24 @@ fn main() -> anyhow::Result<()> {
         size as f64 / 1e9,
         recs.len(),
         args.reads,
-        if args.cold { ", page cache dropped before each run" } else { ", warm (page cache)" }
+        if args.cold {
+            ", page cache dropped before each run"
+        } else {
+            ", warm (page cache)"
+        }
     );
+    if args.random {
+        println!("  random access advised (no readahead)");
+    }
     #[allow(unsafe_code)]
     // SAFETY: the file is only read while mapped and nobody truncates it
     // during the run (a truncation would fault, not corrupt memory safety
     // of this measurement's own data).
     let map = unsafe { memmap2::Mmap::map(&file)? };
+    if args.random {
+        rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::Random)?;
+        map.advise(memmap2::Advice::Random)?;
+    }
     for round in 0..2 {
         for mode in ["pread", "mmap"] {
             if args.cold {
@@ -195,7 +221,11 @@ fn main() -> anyhow::Result<()> {
                 }
                 h.record(s.elapsed().as_nanos() as u64)?;
             }
-            ensure!(checked == args.reads, "{} records failed their checksum", args.reads - checked);
+            ensure!(
+                checked == args.reads,
+                "{} records failed their checksum",
+                args.reads - checked
+            );
             report(mode, &h, t.elapsed().as_secs_f64(), args.reads);
         }
     }
