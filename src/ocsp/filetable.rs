@@ -506,8 +506,8 @@ impl FileTable {
         path: &Path,
         window: Window,
         issuers: &[IssuerRef],
-        current: &dyn Fn(usize) -> Option<CurrentSigner>,
-        claim_now: &dyn Fn(usize, &Serial) -> Option<CertStatus>,
+        current: &(dyn Fn(usize) -> Option<CurrentSigner> + Sync),
+        claim_now: &(dyn Fn(usize, &Serial) -> Option<CertStatus> + Sync),
     ) -> Result<(Self, Loaded), LoadError> {
         let file = OpenOptions::new().read(true).open(path)?;
         let file_len = file.metadata()?.len();

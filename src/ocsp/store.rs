@@ -497,47 +497,67 @@ impl AnswerStore {
     pub fn load_files(
         &self,
         windows: &[Window],
-        current: &dyn Fn(usize) -> Option<CurrentSigner>,
-        claim_now: &dyn Fn(usize, &Serial) -> Option<CertStatus>,
+        current: &(dyn Fn(usize) -> Option<CurrentSigner> + Sync),
+        claim_now: &(dyn Fn(usize, &Serial) -> Option<CertStatus> + Sync),
     ) -> Vec<(i64, Result<Loaded, String>)> {
         let Some(files) = self.files.get() else {
             return Vec::new();
         };
-        let mut results = Vec::new();
         let entries = match std::fs::read_dir(&files.dir) {
             Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return results,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
             Err(e) => {
                 tracing::error!(dir = %files.dir.display(), error = %e, "cannot read the answer table directory");
-                return results;
+                return Vec::new();
             }
         };
+        let mut wanted = Vec::new();
         for entry in entries.flatten() {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
-            let window = windows
+            match windows
                 .iter()
-                .find(|w| name == filetable::file_name(w.index));
-            let Some(window) = window else {
-                // A partial table (a crash before sealing), a window that is
-                // over, or something else: nothing to serve from.
-                if let Err(e) = std::fs::remove_file(&path) {
-                    tracing::warn!(file = %path.display(), error = %e, "cannot remove a stale answer table file");
+                .find(|w| name == filetable::file_name(w.index))
+            {
+                Some(window) if self.tables(window.index).is_none() => wanted.push((path, *window)),
+                Some(_) => {}
+                None => {
+                    // A partial table (a crash before sealing), a window
+                    // that is over, or something else: nothing to serve.
+                    if let Err(e) = std::fs::remove_file(&path) {
+                        tracing::warn!(file = %path.display(), error = %e, "cannot remove a stale answer table file");
+                    }
                 }
+            }
+        }
+        // One thread per file (the current and the next window).
+        let loaded: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = wanted
+                .iter()
+                .map(|(path, window)| {
+                    scope.spawn(move || {
+                        let started = std::time::Instant::now();
+                        let r = FileTable::load(path, *window, &files.issuers, current, claim_now);
+                        (r, started.elapsed())
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join()).collect()
+        });
+        let mut results = Vec::new();
+        for ((path, window), joined) in wanted.into_iter().zip(loaded) {
+            let Ok((result, took)) = joined else {
+                results.push((window.index, Err("the loading thread panicked".to_string())));
                 continue;
             };
-            if self.tables(window.index).is_some() {
-                continue;
-            }
-            let started = std::time::Instant::now();
-            match FileTable::load(&path, *window, &files.issuers, current, claim_now) {
+            match result {
                 Ok((table, loaded)) => {
                     tracing::info!(
                         file = %path.display(),
                         answers = loaded.answers,
                         changed_since = loaded.changed,
                         other_signer = loaded.other_signer,
-                        seconds = started.elapsed().as_secs_f64(),
+                        seconds = took.as_secs_f64(),
                         "answer table loaded"
                     );
                     self.tables
@@ -546,7 +566,7 @@ impl AnswerStore {
                         .insert(
                             window.index,
                             Arc::new(Tables {
-                                mem: Arc::new(Table::new(*window)),
+                                mem: Arc::new(Table::new(window)),
                                 file: Some(table),
                             }),
                         );
