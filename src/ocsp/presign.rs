@@ -345,20 +345,41 @@ fn cores() -> usize {
 fn everything(responder: &Responder, window: Window) -> Vec<Item> {
     let mut items = Vec::new();
     for (idx, issuer) in responder.issuers().iter().enumerate() {
-        items.extend(
-            issuer
-                .state
-                .serials()
-                .into_iter()
-                .filter(|serial| !responder.presigned_already(window, idx, serial))
-                .map(|serial| Item {
-                    due: 0,
-                    issuer: idx,
-                    serial,
-                }),
-        );
+        let mut serials = issuer.state.serials();
+        retain_unsigned(responder, window, idx, &mut serials);
+        items.extend(serials.into_iter().map(|serial| Item {
+            due: 0,
+            issuer: idx,
+            serial,
+        }));
     }
     items
+}
+
+/// Keeps the serials `window` holds no answer for, on every core.
+fn retain_unsigned(responder: &Responder, window: Window, idx: usize, serials: &mut Vec<Serial>) {
+    let parts = cores();
+    let chunk = serials.len().div_ceil(parts).max(1);
+    let held: Vec<bool> = std::thread::scope(|scope| {
+        let handles: Vec<_> = serials
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|s| responder.presigned_already(window, idx, s))
+                        .collect::<Vec<bool>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    if held.len() == serials.len() {
+        let mut held = held.into_iter();
+        serials.retain(|_| !held.next().unwrap_or(false));
+    }
 }
 
 /// Signs `window` for every known serial of every issuer, using every core.
@@ -385,19 +406,11 @@ pub async fn presign_window(responder: &Arc<Responder>, window: Window, why: Why
 /// Runs until `shutdown` turns true.
 pub async fn run(responder: Arc<Responder>, mut shutdown: watch::Receiver<bool>) {
     let cores = cores();
-    // Answer tables this daemon wrote before a restart, still true: what
-    // they hold is not signed again.
+    // Answer tables this daemon wrote before a restart (loaded by the
+    // daemon before this starts, or here): what they hold is not signed
+    // again.
     let r = Arc::clone(&responder);
-    let started = Instant::now();
-    if let Ok(loaded) = tokio::task::spawn_blocking(move || r.load_answer_files()).await {
-        if loaded > 0 {
-            tracing::info!(
-                answers = loaded,
-                seconds = started.elapsed().as_secs_f64(),
-                "pre-signed answers loaded from the answer table files"
-            );
-        }
-    }
+    let _ = tokio::task::spawn_blocking(move || r.load_answer_files()).await;
     let share = responder.presign_cpu_share();
     if share <= 0.0 {
         responder.set_ready();
@@ -594,7 +607,7 @@ fn draw(
     for (idx, issuer) in responder.issuers().iter().enumerate() {
         // What a table loaded at start already holds is not signed again.
         let mut serials = issuer.state.serials();
-        serials.retain(|serial| !responder.presigned_already(next, idx, serial));
+        retain_unsigned(responder, next, idx, &mut serials);
         counts.push(serials.len());
         plan.extend(serials.into_iter().map(|serial| Item {
             due: due_time(window, &issuer.id, &serial),

@@ -334,6 +334,8 @@ struct Files {
 pub struct AnswerStore {
     tables: RwLock<BTreeMap<i64, Arc<Tables>>>,
     files: OnceLock<Files>,
+    /// One load at a time: a second caller waits and finds them loaded.
+    loading: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for AnswerStore {
@@ -503,6 +505,7 @@ impl AnswerStore {
         let Some(files) = self.files.get() else {
             return Vec::new();
         };
+        let _one_at_a_time = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
         let entries = match std::fs::read_dir(&files.dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),

@@ -9,7 +9,10 @@
 //! answer in the store (all told: index, answers, chunk slack), and the
 //! process RSS for comparison.
 //!
-//!   revocd-memory SERIALS [memory|files]
+//! With WINDOWS = 2 the next window is pre-signed too (four answers a
+//! serial: what a daemon holds during the second half of a window).
+//!
+//!   revocd-memory SERIALS [memory|files] [WINDOWS=1]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -85,6 +88,7 @@ fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let n: u32 = args.next().context("SERIALS")?.parse()?;
     let tables = args.next().unwrap_or_else(|| "memory".into());
+    let windows: usize = args.next().map_or(Ok(1), |w| w.parse())?;
     let dir = tempfile_dir()?;
     let out = revocd::demo::init(&revocd::demo::InitOptions {
         dir: dir.clone(),
@@ -109,27 +113,31 @@ fn main() -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     let with_state = live();
-    let window = responder.windows().at(SystemClock.now());
+    let current = responder.windows().at(SystemClock.now());
     let serials = state.serials();
     let listed = live();
-    responder.reserve_window(window, serials.len());
     let t = Instant::now();
-    std::thread::scope(|s| {
-        for part in serials.chunks(serials.len().div_ceil(2).max(1)) {
-            let r = &responder;
-            s.spawn(move || {
-                for batch in part.chunks(256) {
-                    let signed = r.presign_blocking(0, window, batch, Why::Presign);
-                    r.store(window, signed);
-                }
-            });
-        }
-    });
-    responder.seal_window(window);
+    let mut window = current;
+    for _ in 0..windows {
+        responder.reserve_window(window, serials.len());
+        std::thread::scope(|s| {
+            for part in serials.chunks(serials.len().div_ceil(2).max(1)) {
+                let r = &responder;
+                s.spawn(move || {
+                    for batch in part.chunks(256) {
+                        let signed = r.presign_blocking(0, window, batch, Why::Presign);
+                        r.store(window, signed);
+                    }
+                });
+            }
+        });
+        responder.seal_window(window);
+        window = responder.windows().next(window);
+    }
     let stored = live();
     let (answers, answer_bytes) = responder.cache_usage();
     println!(
-        "{n} serials, answer tables in {tables}: {answers} answers pre-signed in {:.1} s",
+        "{n} serials, answer tables in {tables}, {windows} window(s): {answers} answers pre-signed in {:.1} s",
         t.elapsed().as_secs_f64()
     );
     println!(
