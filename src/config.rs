@@ -184,6 +184,7 @@ struct RawOcsp {
     presign_cpu_share: Option<f64>,
     startup_presign: Option<String>,
     nonce: Option<String>,
+    answer_tables: Option<String>,
     uncommon_signing_budget: Option<usize>,
     uncommon_signing_rate: Option<f64>,
     uncommon_cache_bytes: Option<u64>,
@@ -298,6 +299,10 @@ pub struct Ocsp {
     /// RFC 9654 nonces: ignored (pre-produced answers, RFC 9919 3.2.1), or
     /// echoed in a freshly signed answer within the uncommon limits.
     pub nonce: NonceMode,
+    /// Where pre-signed answers are kept: in memory, or in one file per
+    /// window under `<data-dir>/answers` (index in memory, answers read
+    /// from the file; a restart within a window serves them again).
+    pub answer_tables: AnswerTables,
     /// Requests no ordinary client needs (several CertIDs, serials the
     /// state does not know, a nonce to echo) are signed under their own
     /// budget (signings in flight) and rate (signings per second, as a
@@ -306,6 +311,13 @@ pub struct Ocsp {
     pub uncommon_signing_budget: usize,
     pub uncommon_signing_rate: f64,
     pub uncommon_cache_bytes: u64,
+}
+
+/// `ocsp.answer-tables`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerTables {
+    Memory,
+    Files,
 }
 
 /// `ocsp.nonce`.
@@ -690,6 +702,16 @@ fn validate(raw: RawConfig, path: &Path, base: &Path, errors: &mut Vec<String>) 
                     "ocsp.nonce: {other:?} is not \"ignore\" or \"echo\""
                 ));
                 NonceMode::Ignore
+            }
+        },
+        answer_tables: match o.answer_tables.as_deref() {
+            None | Some("memory") => AnswerTables::Memory,
+            Some("files") => AnswerTables::Files,
+            Some(other) => {
+                errors.push(format!(
+                    "ocsp.answer-tables: {other:?} is not \"memory\" or \"files\""
+                ));
+                AnswerTables::Memory
             }
         },
         uncommon_signing_budget: positive(

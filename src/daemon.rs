@@ -77,6 +77,9 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         Arc::clone(&clock),
         metrics.clone(),
     );
+    if config.ocsp.answer_tables == crate::config::AnswerTables::Files {
+        responder.use_answer_files(config.data_dir.join("answers"));
+    }
 
     // State: newest snapshot plus the ledger after it, then the index sources.
     let applier: Arc<dyn ledger::Applier> = Arc::clone(&responder) as Arc<dyn ledger::Applier>;
@@ -117,6 +120,13 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             )
         }
         Some(fleet) => start_fleet(fleet, &responder, applier, &metrics, &clock).await?,
+    };
+    // The answer table files load while the index sources are read and the
+    // CRL service starts (the pre-signer waits for them); an entry an
+    // import changes is checked again by its claim when read.
+    let tables = {
+        let responder = Arc::clone(&responder);
+        tokio::task::spawn_blocking(move || responder.load_answer_files())
     };
     for issuer in responder.issuers() {
         if let Some(index) = &issuer.index {
@@ -186,6 +196,13 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     println!("revocd: admin listener on http://{}", admin.local_addr()?);
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let loaded = tables.await.unwrap_or(0);
+    if loaded > 0 {
+        tracing::info!(
+            answers = loaded,
+            "pre-signed answers loaded from the answer table files"
+        );
+    }
     let presigner = tokio::spawn(presign::run(Arc::clone(&responder), stop_rx.clone()));
     // Answer tables of windows that are over are dropped whole.
     let retire = {

@@ -56,6 +56,8 @@ pub struct Metrics {
     pub ocsp_presign_degraded: IntGaugeVec,
     /// Serials a window rolled over without (signed on demand instead).
     pub ocsp_presign_missed: IntGaugeVec,
+    pub ocsp_answer_files_refused: IntCounter,
+    pub ocsp_answer_file_read_errors: IntGauge,
     /// Wall time the pre-signer's workers spent signing.
     pub ocsp_presign_busy_seconds: prometheus::Counter,
     /// Responses in the cache and what they are charged, set at scrape.
@@ -320,6 +322,16 @@ impl Metrics {
                     "Serials of the last window rollover that were not pre-signed in time (signed on demand)",
                 ),
                 &["issuer"],
+            )
+            .expect("static metric"),
+            ocsp_answer_files_refused: IntCounter::new(
+                "revocd_ocsp_answer_files_refused_total",
+                "Answer table files that failed verification at start (removed; their window is signed again)",
+            )
+            .expect("static metric"),
+            ocsp_answer_file_read_errors: IntGauge::new(
+                "revocd_ocsp_answer_file_read_errors",
+                "Records of the answer table files in use that could not be read or verified (signed on demand instead)",
             )
             .expect("static metric"),
             ocsp_presign_busy_seconds: prometheus::Counter::new(
@@ -607,6 +619,8 @@ impl Metrics {
             Box::new(m.ocsp_presigned_serials.clone()),
             Box::new(m.ocsp_presign_degraded.clone()),
             Box::new(m.ocsp_presign_missed.clone()),
+            Box::new(m.ocsp_answer_files_refused.clone()),
+            Box::new(m.ocsp_answer_file_read_errors.clone()),
             Box::new(m.ocsp_presign_busy_seconds.clone()),
             Box::new(m.ocsp_cached_responses.clone()),
             Box::new(m.ocsp_cache_bytes.clone()),

@@ -1,6 +1,8 @@
 //! OCSP: request decoding and response encoding (pure), and the responder
 //! that answers from pre-signed bytes (filter -> cache -> bounded signer).
 
+pub mod compact;
+pub mod filetable;
 pub mod presign;
 pub mod rate;
 pub mod request;
@@ -8,6 +10,7 @@ pub mod requested;
 pub mod responder;
 pub mod response;
 pub mod store;
+pub mod tablefmt;
 
 pub use request::{decode_der, decode_get_path, Request, RequestError};
 pub use responder::{Answer, Responder, Signed};

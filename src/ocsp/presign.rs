@@ -124,6 +124,8 @@ struct Item {
 #[derive(Debug, Default)]
 struct Progress {
     signed: Vec<AtomicUsize>,
+    /// Serials the window held before the pass (a table loaded at start).
+    held: Vec<AtomicUsize>,
     /// (seconds busy, responses signed), for the cost estimate.
     cost: Mutex<Vec<(f64, u64)>>,
 }
@@ -132,6 +134,7 @@ impl Progress {
     fn new(issuers: usize) -> Self {
         Self {
             signed: (0..issuers).map(|_| AtomicUsize::new(0)).collect(),
+            held: (0..issuers).map(|_| AtomicUsize::new(0)).collect(),
             cost: Mutex::new(vec![(0.0, 0); issuers]),
         }
     }
@@ -190,6 +193,10 @@ impl Pass {
             set.spawn(async move { pass.work(worker, shutdown).await });
         }
         while set.join_next().await.is_some() {}
+        // The pass is over (done, out of time or stopped): a window written
+        // to a file is sealed, so a restart finds it.
+        let (r, window) = (Arc::clone(&self.responder), self.window);
+        let _ = tokio::task::spawn_blocking(move || r.seal_window(window)).await;
         let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
         queue.drain(..).collect()
     }
@@ -236,13 +243,16 @@ impl Pass {
             let started = Instant::now();
             let r = Arc::clone(&self.responder);
             let (window, n, why) = (self.window, batch.len(), self.why);
-            let signed =
-                tokio::task::spawn_blocking(move || r.presign_blocking(idx, window, &batch, why))
-                    .await
-                    .unwrap_or_default();
+            // Stored in the blocking pool too: with file tables it writes.
+            let responses = tokio::task::spawn_blocking(move || {
+                let signed = r.presign_blocking(idx, window, &batch, why);
+                let n = signed.len();
+                r.store(window, signed);
+                n
+            })
+            .await
+            .unwrap_or_default();
             let busy = started.elapsed();
-            let responses = signed.len();
-            self.responder.store(window, signed);
             self.account(idx, n, responses, busy);
             // Rest, but not past the end of the pass.
             let left = Duration::from_secs(u64::try_from(self.stop_at - clock.now()).unwrap_or(0));
@@ -304,7 +314,9 @@ impl Pass {
     fn account(&self, idx: usize, serials: usize, responses: usize, busy: Duration) {
         let m = self.responder.metrics();
         m.ocsp_presign_busy_seconds.inc_by(busy.as_secs_f64());
-        let done = self.progress.signed[idx].fetch_add(serials, Ordering::Relaxed) + serials;
+        let done = self.progress.signed[idx].fetch_add(serials, Ordering::Relaxed)
+            + serials
+            + self.progress.held[idx].load(Ordering::Relaxed);
         if let Some(issuer) = self.responder.issuers().get(idx) {
             m.ocsp_presigned_serials
                 .with_label_values(&[&issuer.id, self.label])
@@ -328,17 +340,46 @@ fn cores() -> usize {
         .unwrap_or(2)
 }
 
-/// Every known serial of every issuer, due at once.
-fn everything(responder: &Responder) -> Vec<Item> {
+/// Every known serial of every issuer that `window` does not hold yet
+/// (a table loaded at start holds most), due at once.
+fn everything(responder: &Responder, window: Window) -> Vec<Item> {
     let mut items = Vec::new();
     for (idx, issuer) in responder.issuers().iter().enumerate() {
-        items.extend(issuer.state.serials().into_iter().map(|serial| Item {
+        let mut serials = issuer.state.serials();
+        retain_unsigned(responder, window, idx, &mut serials);
+        items.extend(serials.into_iter().map(|serial| Item {
             due: 0,
             issuer: idx,
             serial,
         }));
     }
     items
+}
+
+/// Keeps the serials `window` holds no answer for, on every core.
+fn retain_unsigned(responder: &Responder, window: Window, idx: usize, serials: &mut Vec<Serial>) {
+    let parts = cores();
+    let chunk = serials.len().div_ceil(parts).max(1);
+    let held: Vec<bool> = std::thread::scope(|scope| {
+        let handles: Vec<_> = serials
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|s| responder.presigned_already(window, idx, s))
+                        .collect::<Vec<bool>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    if held.len() == serials.len() {
+        let mut held = held.into_iter();
+        serials.retain(|_| !held.next().unwrap_or(false));
+    }
 }
 
 /// Signs `window` for every known serial of every issuer, using every core.
@@ -350,7 +391,7 @@ pub async fn presign_window(responder: &Arc<Responder>, window: Window, why: Why
     let pass = Pass::new(
         responder,
         window,
-        everything(responder),
+        everything(responder, window),
         pace_rx,
         i64::MAX,
         "current",
@@ -365,6 +406,11 @@ pub async fn presign_window(responder: &Arc<Responder>, window: Window, why: Why
 /// Runs until `shutdown` turns true.
 pub async fn run(responder: Arc<Responder>, mut shutdown: watch::Receiver<bool>) {
     let cores = cores();
+    // Answer tables this daemon wrote before a restart (loaded by the
+    // daemon before this starts, or here): what they hold is not signed
+    // again.
+    let r = Arc::clone(&responder);
+    let _ = tokio::task::spawn_blocking(move || r.load_answer_files()).await;
     let share = responder.presign_cpu_share();
     if share <= 0.0 {
         responder.set_ready();
@@ -385,15 +431,34 @@ pub async fn run(responder: Arc<Responder>, mut shutdown: watch::Receiver<bool>)
     let current = windows.at(clock.now());
     let started = Instant::now();
     let (pace_tx, pace_rx) = watch::channel(Pace::new(1.0, cores).hsm(slots));
+    let r = Arc::clone(&responder);
+    let items = tokio::task::spawn_blocking(move || everything(&r, current))
+        .await
+        .unwrap_or_default();
+    let mut to_sign = vec![0usize; issuers];
+    for item in &items {
+        to_sign[item.issuer] += 1;
+    }
     let pass = Pass::new(
         &responder,
         current,
-        everything(&responder),
+        items,
         pace_rx,
         current.end,
         "current",
         Why::Presign,
     );
+    let mut held_total = 0;
+    for (idx, issuer) in responder.issuers().iter().enumerate() {
+        let held = issuer.state.len().saturating_sub(to_sign[idx]);
+        held_total += held;
+        pass.progress.held[idx].store(held, Ordering::Relaxed);
+        responder
+            .metrics()
+            .ocsp_presigned_serials
+            .with_label_values(&[&issuer.id, "current"])
+            .set(i64::try_from(held).unwrap_or(i64::MAX));
+    }
     let mut first = {
         let (pass, shutdown) = (Arc::clone(&pass), shutdown.clone());
         tokio::spawn(async move { pass.run(&shutdown).await })
@@ -406,6 +471,7 @@ pub async fn run(responder: Arc<Responder>, mut shutdown: watch::Receiver<bool>)
     responder.set_ready();
     tracing::info!(
         signed_serials = signed,
+        loaded_serials = held_total,
         complete = finished,
         seconds = started.elapsed().as_secs_f64(),
         "current window pre-signed{}; ready",
@@ -537,8 +603,11 @@ fn draw(
 ) -> (Vec<Item>, usize, f64, bool) {
     let mut plan: Vec<Item> = Vec::new();
     let mut counts = Vec::new();
+    let next = responder.windows().next(window);
     for (idx, issuer) in responder.issuers().iter().enumerate() {
-        let serials = issuer.state.serials();
+        // What a table loaded at start already holds is not signed again.
+        let mut serials = issuer.state.serials();
+        retain_unsigned(responder, next, idx, &mut serials);
         counts.push(serials.len());
         plan.extend(serials.into_iter().map(|serial| Item {
             due: due_time(window, &issuer.id, &serial),

@@ -97,14 +97,14 @@ impl Signed {
         }
     }
 
-    /// What the answer store keeps of it besides `certs`: the ETag, then
-    /// the response's own bytes.
-    pub(super) fn stored_bytes(&self) -> &[u8] {
-        &self.buf
+    /// The response's own DER (without the shared `certs`).
+    pub(super) fn own_der(&self) -> &[u8] {
+        self.own()
     }
 
-    pub(super) fn stored_len(&self) -> usize {
-        self.buf.len()
+    /// The ETag's SHA-256, raw.
+    pub(super) fn etag_digest(&self) -> [u8; 32] {
+        super::compact::etag_digest(&self.buf[..ETAG_LEN]).unwrap_or([0; 32])
     }
 
     /// The signer's shared `certs` field.
@@ -593,12 +593,14 @@ impl Responder {
     }
 
     /// The hit path: one CertID of a known serial whose pre-signed answer
-    /// for this state is in the window's table. Nothing allocated besides
-    /// the answer's two reference counts; anything else goes the long way.
+    /// for this state is in the window's table. One allocation: the
+    /// answer expanded from its compact form; anything else goes the long
+    /// way.
     fn presigned_hit(&self, q: &request::CertIdQuery, window: Window) -> Option<Signed> {
         let alg = q.hash?;
         let idx = self.find_issuer(alg, &q.name_hash, &q.key_hash)?;
         let entry = self.issuers[idx].state.lookup(&q.serial)?;
+        let status = wire_status(&entry);
         let hit = self.store.get(
             window.index,
             idx,
@@ -606,9 +608,10 @@ impl Responder {
             &q.serial,
             entry.revision,
             self.issuers[idx].generation(),
+            &status,
         )?;
         self.requested[idx].mark(window.index, &q.serial);
-        self.count_answer(&wire_status(&entry), alg);
+        self.count_answer(&status, alg);
         self.metrics.ocsp_cache_hits.inc();
         let age = self.clock.now().saturating_sub(hit.this_update);
         self.metrics.ocsp_response_age_seconds.observe(age as f64);
@@ -777,6 +780,10 @@ impl Responder {
         let Items::One(serial, alg, revision) = &key.items else {
             return None;
         };
+        let (status, now, _) = self.status_of(key.issuer, serial)?;
+        if now != *revision {
+            return None;
+        }
         self.store.get(
             key.window,
             key.issuer,
@@ -784,6 +791,7 @@ impl Responder {
             serial,
             *revision,
             key.generation,
+            &status,
         )
     }
 
@@ -943,6 +951,10 @@ impl Responder {
         why: Why,
     ) -> Vec<Presigned> {
         let mut out = Vec::with_capacity(serials.len() * self.presign_hashes.len());
+        let mut responder_key_sha1 = [0u8; 20];
+        if let Some(h) = signer.key_hash().get(..20) {
+            responder_key_sha1.copy_from_slice(h);
+        }
         for serial in serials {
             let Some((status, revision, _)) = self.status_of(issuer, serial) else {
                 continue;
@@ -956,6 +968,8 @@ impl Responder {
                         serial: serial.clone(),
                         revision,
                         generation,
+                        claim: status.clone(),
+                        responder_key_sha1,
                         signed,
                     });
                 }
@@ -974,6 +988,76 @@ impl Responder {
     pub fn reserve_window(&self, window: Window, serials: usize) {
         self.store
             .reserve(window, serials * self.presign_hashes.len());
+    }
+
+    /// Keeps pre-signed answers in one file per window in `dir` (see
+    /// `filetable`); call before the pre-signer starts.
+    pub fn use_answer_files(&self, dir: std::path::PathBuf) {
+        let issuers = self
+            .issuers
+            .iter()
+            .map(|i| {
+                let mut key_sha1 = [0u8; 20];
+                let (_, key) = i.hashes(HashAlg::Sha1);
+                if let Some(k) = key.get(..20) {
+                    key_sha1.copy_from_slice(k);
+                }
+                super::filetable::IssuerRef {
+                    id: i.id.clone(),
+                    key_sha1,
+                }
+            })
+            .collect();
+        self.store.use_files(dir, issuers);
+    }
+
+    /// Loads the answer table files of the current and next window that
+    /// still hold for the state and signers (blocking IO); returns the
+    /// answers loaded.
+    pub fn load_answer_files(&self) -> usize {
+        let current = self.windows.at(self.clock.now());
+        let windows = [current, self.windows.next(current)];
+        let signer_now = |idx: usize| {
+            let i = self.issuers.get(idx)?;
+            let signer = i.signer();
+            let mut responder_key_sha1 = [0u8; 20];
+            responder_key_sha1.copy_from_slice(signer.key_hash().get(..20)?);
+            Some(super::filetable::CurrentSigner {
+                generation: i.generation(),
+                responder_key_sha1,
+                certs: signer.certs_field().clone(),
+            })
+        };
+        let claim_now = |idx: usize, serial: &Serial| {
+            self.issuers
+                .get(idx)?
+                .state
+                .lookup(serial)
+                .map(|e| wire_status(&e))
+        };
+        let results = self.store.load_files(&windows, &signer_now, &claim_now);
+        let mut answers = 0;
+        for (_, r) in results {
+            match r {
+                Ok(loaded) => answers += loaded.answers,
+                Err(_) => self.metrics.ocsp_answer_files_refused.inc(),
+            }
+        }
+        answers
+    }
+
+    /// Seals `window`'s answer table file, if one is being written
+    /// (blocking IO).
+    pub fn seal_window(&self, window: Window) {
+        self.store.seal(window.index);
+    }
+
+    /// Whether `window` already holds an answer for `serial` of `issuer`
+    /// under every pre-signed hash (a table loaded at start).
+    pub fn presigned_already(&self, window: Window, issuer: usize, serial: &Serial) -> bool {
+        self.presign_hashes
+            .iter()
+            .all(|alg| self.store.contains(window.index, issuer, *alg, serial))
     }
 
     /// Drops the answer tables of windows that are over (the previous
@@ -1045,6 +1129,9 @@ impl Responder {
     /// bytes plus a fixed overhead per entry); approximate, without waiting.
     pub fn cache_usage(&self) -> (u64, u64) {
         let (answers, bytes) = self.store.usage();
+        self.metrics
+            .ocsp_answer_file_read_errors
+            .set(i64::try_from(self.store.file_read_errors()).unwrap_or(i64::MAX));
         (
             self.cache.entry_count() + answers,
             self.cache.weighted_size() + bytes,

@@ -2,6 +2,7 @@
 //! here wrote: openssl, curl, python `cryptography`. `./scripts/test`
 //! installs what is missing; a missing tool fails the test, never skips it.
 
+mod answer_files;
 mod cdn;
 mod cli;
 mod crl;
