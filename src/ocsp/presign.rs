@@ -406,11 +406,6 @@ pub async fn presign_window(responder: &Arc<Responder>, window: Window, why: Why
 /// Runs until `shutdown` turns true.
 pub async fn run(responder: Arc<Responder>, mut shutdown: watch::Receiver<bool>) {
     let cores = cores();
-    // Answer tables this daemon wrote before a restart (loaded by the
-    // daemon before this starts, or here): what they hold is not signed
-    // again.
-    let r = Arc::clone(&responder);
-    let _ = tokio::task::spawn_blocking(move || r.load_answer_files()).await;
     let share = responder.presign_cpu_share();
     if share <= 0.0 {
         responder.set_ready();

@@ -30,7 +30,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
@@ -334,8 +334,6 @@ struct Files {
 pub struct AnswerStore {
     tables: RwLock<BTreeMap<i64, Arc<Tables>>>,
     files: OnceLock<Files>,
-    /// One load at a time: a second caller waits and finds them loaded.
-    loading: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for AnswerStore {
@@ -353,10 +351,6 @@ impl AnswerStore {
     /// those there with `load_files`). `issuers` by index.
     pub fn use_files(&self, dir: PathBuf, issuers: Vec<IssuerRef>) {
         let _ = self.files.set(Files { dir, issuers });
-    }
-
-    pub fn files_dir(&self) -> Option<&Path> {
-        self.files.get().map(|f| f.dir.as_path())
     }
 
     fn tables(&self, window: i64) -> Option<Arc<Tables>> {
@@ -505,7 +499,6 @@ impl AnswerStore {
         let Some(files) = self.files.get() else {
             return Vec::new();
         };
-        let _one_at_a_time = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
         let entries = match std::fs::read_dir(&files.dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
@@ -849,15 +842,7 @@ mod tests {
         serials
             .flat_map(|n| [HashAlg::Sha1, HashAlg::Sha256].map(move |alg| (n, alg)))
             .map(|(n, alg)| {
-                let serial = Serial::from_hex(&format!("{:X}", 0x1000 + n)).expect("hex");
-                let claim = if n % 10 == 0 {
-                    CertStatus::Revoked {
-                        at: 1_700_000_000,
-                        reason: None,
-                    }
-                } else {
-                    CertStatus::Good
-                };
+                let (serial, claim) = (serial(n), claim_of(n));
                 Presigned {
                     issuer: 0,
                     alg,

@@ -15,13 +15,7 @@ use crate::support::*;
 /// The DER answer to a SHA-1 POST for `serial`.
 fn answer_bytes(d: &Daemon, ca: &revocd::pki::Cert, serial: &Serial) -> Vec<u8> {
     let der = revocd::query::build_request(ca, serial, revocd::pki::HashAlg::Sha1);
-    let mut req = format!(
-        "POST / HTTP/1.0\r\nContent-Type: application/ocsp-request\r\nContent-Length: {}\r\n\r\n",
-        der.len()
-    )
-    .into_bytes();
-    req.extend_from_slice(&der);
-    let (status, _, body) = raw_http(d.public, &req).expect("HTTP answer");
+    let (status, _, body) = ocsp_post(d.public, &der).expect("HTTP answer");
     assert_eq!(status, 200);
     body
 }

@@ -329,16 +329,21 @@ pub fn try_ocsp_status_at(
     now: i64,
 ) -> anyhow::Result<revocd::query::Verdict> {
     let der = revocd::query::build_request(ca, serial, revocd::pki::HashAlg::Sha1);
+    let (status, _, body) =
+        ocsp_post(d.public, &der).ok_or_else(|| anyhow::anyhow!("no HTTP answer"))?;
+    anyhow::ensure!(status == 200, "HTTP {status}");
+    revocd::query::verify(&body, ca, serial, now)
+}
+
+/// POSTs the OCSP request `der` over HTTP/1.0: (status, headers, body).
+pub fn ocsp_post(addr: SocketAddr, der: &[u8]) -> Option<(u16, String, Vec<u8>)> {
     let mut req = format!(
         "POST / HTTP/1.0\r\nContent-Type: application/ocsp-request\r\nContent-Length: {}\r\n\r\n",
         der.len()
     )
     .into_bytes();
-    req.extend_from_slice(&der);
-    let (status, _, body) =
-        raw_http(d.public, &req).ok_or_else(|| anyhow::anyhow!("no HTTP answer"))?;
-    anyhow::ensure!(status == 200, "HTTP {status}");
-    revocd::query::verify(&body, ca, serial, now)
+    req.extend_from_slice(der);
+    raw_http(addr, &req)
 }
 
 /// The sum of every sample of the daemon's /metrics whose line starts with
