@@ -152,7 +152,6 @@ fn http_date(unix: i64) -> HeaderValue {
 type Memo = RefCell<Option<(i64, HeaderValue)>>;
 
 thread_local! {
-    static DATE: Memo = const { RefCell::new(None) };
     static LAST_MODIFIED: Memo = const { RefCell::new(None) };
     static EXPIRES: Memo = const { RefCell::new(None) };
     static CACHE_CONTROL: Memo = const { RefCell::new(None) };
@@ -160,7 +159,7 @@ thread_local! {
 
 /// The header value for `key`, formatted only when it differs from the one
 /// this thread formatted last. Within a window nearly every answer has the
-/// same Last-Modified, Expires and (per second) Date and max-age, so the hit
+/// same Last-Modified and Expires and (per second) max-age, so the hit
 /// path formats nothing (DESIGN: pre-built headers).
 fn memo(
     cell: &'static std::thread::LocalKey<Memo>,
@@ -227,6 +226,7 @@ pub fn to_http(
     let until = signed.cache_until();
     let max_age = i64::try_from(seconds_until(now, until)).unwrap_or(0);
     let h = response.headers_mut();
+    h.reserve(6);
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(OCSP_CONTENT_TYPE),
@@ -243,11 +243,13 @@ pub fn to_http(
         header::EXPIRES,
         memo(&EXPIRES, now.saturating_add(max_age), http_date),
     );
-    h.insert(header::DATE, memo(&DATE, now, http_date));
     if let Ok(etag) = HeaderValue::from_maybe_shared(signed.etag()) {
         h.insert(header::ETAG, etag);
     }
-    if !matches {
+    // hyper writes Date (the system clock, formatted once a second) and,
+    // for a body, Content-Length from its size; a HEAD answer states the
+    // length its GET would have.
+    if head && !matches {
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(signed.len()));
     }
     response

@@ -503,6 +503,15 @@ impl Responder {
 
     /// Answers one DER OCSPRequest. Never signs on a cache hit.
     pub async fn respond(self: &Arc<Self>, der: &[u8]) -> Answer {
+        let window = self.windows.at(self.clock.now());
+        // The common request, decoded in place: a hit allocates nothing
+        // for decoding.
+        if let Some(one) = request::decode_single(der).filter(|_| self.max_certs >= 1) {
+            let serial = Serial::from_content(one.serial);
+            if let Some(hit) = self.presigned_hit(one, &serial, window) {
+                return Answer::Signed(hit);
+            }
+        }
         let req = match request::decode_der(der) {
             Ok(r) => r,
             Err(e) => {
@@ -529,9 +538,14 @@ impl Responder {
             },
             _ => None,
         };
-        let window = self.windows.at(self.clock.now());
         if let (None, [q]) = (&nonce, req.queries.as_slice()) {
-            if let Some(hit) = self.presigned_hit(q, window) {
+            let one = q.hash.map(|hash| request::SingleCertId {
+                hash,
+                name_hash: &q.name_hash,
+                key_hash: &q.key_hash,
+                serial: q.serial.content(),
+            });
+            if let Some(hit) = one.and_then(|one| self.presigned_hit(one, &q.serial, window)) {
                 return Answer::Signed(hit);
             }
         }
@@ -593,24 +607,29 @@ impl Responder {
     }
 
     /// The hit path: one CertID of a known serial whose pre-signed answer
-    /// for this state is in the window's table. One allocation: the
-    /// answer expanded from its compact form; anything else goes the long
-    /// way.
-    fn presigned_hit(&self, q: &request::CertIdQuery, window: Window) -> Option<Signed> {
-        let alg = q.hash?;
-        let idx = self.find_issuer(alg, &q.name_hash, &q.key_hash)?;
-        let entry = self.issuers[idx].state.lookup(&q.serial)?;
+    /// for this state is in the window's table. Allocates the serial's
+    /// lookup key only (the answer is expanded into a per-thread arena);
+    /// anything else goes the long way.
+    fn presigned_hit(
+        &self,
+        q: request::SingleCertId<'_>,
+        serial: &Serial,
+        window: Window,
+    ) -> Option<Signed> {
+        let alg = q.hash;
+        let idx = self.find_issuer(alg, q.name_hash, q.key_hash)?;
+        let entry = self.issuers[idx].state.lookup(serial)?;
         let status = wire_status(&entry);
         let hit = self.store.get(
             window.index,
             idx,
             alg,
-            &q.serial,
+            serial,
             entry.revision,
             self.issuers[idx].generation(),
             &status,
         )?;
-        self.requested[idx].mark(window.index, &q.serial);
+        self.requested[idx].mark(window.index, serial);
         self.count_answer(&status, alg);
         self.metrics.ocsp_cache_hits.inc();
         let age = self.clock.now().saturating_sub(hit.this_update);
