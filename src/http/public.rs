@@ -70,7 +70,7 @@ impl PublicService {
     }
 
     /// The DER OCSPRequest carried by a GET path or a POST body.
-    async fn request_der(&self, req: Request<Incoming>) -> Result<Vec<u8>, Refused> {
+    async fn request_der(&self, req: Request<Incoming>) -> Result<Bytes, Refused> {
         let malformed = Refused::Status(StatusCode::BAD_REQUEST, ErrorStatus::MalformedRequest);
         match *req.method() {
             Method::GET | Method::HEAD => {
@@ -83,7 +83,7 @@ impl PublicService {
                         _ => return Err(Refused::NotFound),
                     }
                 };
-                ocsp::decode_get_path(rest).map_err(|e| {
+                ocsp::decode_get_path(rest).map(Bytes::from).map_err(|e| {
                     tracing::debug!(error = %e, "undecodable OCSP GET path");
                     malformed
                 })
@@ -108,7 +108,7 @@ impl PublicService {
                     return Err(too_large());
                 }
                 match super::deadline::read_body(req.into_body(), self.body).await {
-                    Ok(body) => Ok(body.to_vec()),
+                    Ok(body) => Ok(body),
                     Err(super::deadline::BodyError::TooLarge(_)) => Err(too_large()),
                     Err(super::deadline::BodyError::TimedOut) => {
                         self.responder

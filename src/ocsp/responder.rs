@@ -13,6 +13,7 @@ use moka::future::Cache;
 use prometheus::{Histogram, IntCounter};
 use tokio::sync::Semaphore;
 
+use super::hot;
 use super::request;
 use super::requested::Requested;
 use super::response::{self, CertStatus, ErrorStatus, ResponseBody, ResponseSigner, SingleAnswer};
@@ -94,6 +95,18 @@ impl Signed {
             this_update,
             next_update,
             window_end,
+        }
+    }
+
+    /// The same answer in a buffer of its own (holding on to no shared
+    /// buffer it was carved from).
+    pub(super) fn detached(&self) -> Self {
+        Self {
+            buf: Bytes::copy_from_slice(&self.buf),
+            certs: self.certs.clone(),
+            this_update: self.this_update,
+            next_update: self.next_update,
+            window_end: self.window_end,
         }
     }
 
@@ -295,6 +308,8 @@ pub struct Responder {
     cache: Cache<CacheKey, Arc<Signed>>,
     /// Pre-signed single-CertID answers, one table per window.
     store: super::store::AnswerStore,
+    /// This responder's answers in the threads' hot answers (`hot`).
+    id: u64,
     budget: Arc<Semaphore>,
     max_certs: usize,
     presign_hashes: Vec<HashAlg>,
@@ -376,6 +391,7 @@ impl Responder {
             clock,
             cache,
             store: super::store::AnswerStore::default(),
+            id: hot::next_owner(),
             budget: Arc::new(Semaphore::new(ocsp.signing_budget)),
             max_certs: ocsp.max_certs_per_request,
             presign_hashes: ocsp.presign_hashes.clone(),
@@ -503,12 +519,13 @@ impl Responder {
 
     /// Answers one DER OCSPRequest. Never signs on a cache hit.
     pub async fn respond(self: &Arc<Self>, der: &[u8]) -> Answer {
-        let window = self.windows.at(self.clock.now());
+        let now = self.clock.now();
+        let window = self.windows.at(now);
         // The common request, decoded in place: a hit allocates nothing
         // for decoding.
         if let Some(one) = request::decode_single(der).filter(|_| self.max_certs >= 1) {
             let serial = Serial::from_content(one.serial);
-            if let Some(hit) = self.presigned_hit(one, &serial, window) {
+            if let Some(hit) = self.presigned_hit(one, &serial, window, now) {
                 return Answer::Signed(hit);
             }
         }
@@ -545,7 +562,8 @@ impl Responder {
                 key_hash: &q.key_hash,
                 serial: q.serial.content(),
             });
-            if let Some(hit) = one.and_then(|one| self.presigned_hit(one, &q.serial, window)) {
+            if let Some(hit) = one.and_then(|one| self.presigned_hit(one, &q.serial, window, now))
+            {
                 return Answer::Signed(hit);
             }
         }
@@ -615,34 +633,51 @@ impl Responder {
         q: request::SingleCertId<'_>,
         serial: &Serial,
         window: Window,
+        now: i64,
     ) -> Option<Signed> {
         let alg = q.hash;
         let idx = self.find_issuer(alg, q.name_hash, q.key_hash)?;
-        let entry = self.issuers[idx].state.lookup(serial)?;
-        let status = wire_status(&entry);
-        let hit = self.store.get(
-            window.index,
-            idx,
-            alg,
-            serial,
-            entry.revision,
-            self.issuers[idx].generation(),
-            &status,
-        )?;
+        let issuer = &self.issuers[idx];
+        // Both before the state: a change or rotation after this point
+        // moves them, so what is kept under them is never stale.
+        let stamp = issuer.state.stamp(serial);
+        let generation = issuer.generation();
+        let hot_key = hot::Key::new(self.id, window.index, generation, idx, alg, serial);
+        let (hit, status_row) = match hot_key.as_ref().and_then(|k| hot::get(k, stamp)) {
+            Some(kept) => kept,
+            None => {
+                let entry = issuer.state.lookup(serial)?;
+                let status = wire_status(&entry);
+                let hit = self.store.get(
+                    window.index,
+                    idx,
+                    alg,
+                    serial,
+                    entry.revision,
+                    generation,
+                    &status,
+                )?;
+                let row = status_row(&status);
+                if let Some(k) = hot_key {
+                    hot::put(k, stamp, row, &hit);
+                }
+                (hit, row)
+            }
+        };
         self.requested[idx].mark(window.index, serial);
-        self.count_answer(&status, alg);
+        self.count_answer_row(status_row, alg);
         self.metrics.ocsp_cache_hits.inc();
-        let age = self.clock.now().saturating_sub(hit.this_update);
+        let age = now.saturating_sub(hit.this_update);
         self.metrics.ocsp_response_age_seconds.observe(age as f64);
         Some(hit)
     }
 
     fn count_answer(&self, status: &CertStatus, alg: HashAlg) {
-        let row = match status {
-            CertStatus::Good => 0,
-            CertStatus::Revoked { .. } => 1,
-            CertStatus::Unknown => 2,
-        };
+        self.count_answer_row(status_row(status), alg);
+    }
+
+    fn count_answer_row(&self, row: u8, alg: HashAlg) {
+        let row = usize::from(row);
         let col = HashAlg::ALL.iter().position(|a| *a == alg).unwrap_or(0);
         if let Some(c) = self.answer_counters.get(row * HashAlg::ALL.len() + col) {
             c.inc();
@@ -1203,6 +1238,15 @@ impl moka::Expiry<CacheKey, Arc<Signed>> for UntilWindowEnd {
     ) -> Option<Duration> {
         let left = u64::try_from(value.window_end - self.clock.now()).unwrap_or(0);
         Some(Duration::from_secs(left) + EXPIRY_GRACE)
+    }
+}
+
+/// The row of `status` in `answer_counters`.
+fn status_row(status: &CertStatus) -> u8 {
+    match status {
+        CertStatus::Good => 0,
+        CertStatus::Revoked { .. } => 1,
+        CertStatus::Unknown => 2,
     }
 }
 
