@@ -325,11 +325,12 @@ impl IssuerState {
         Self::default()
     }
 
-    /// A stamp that moves on whenever `serial`'s entry changes (and, now
+    /// A stamp that moves on whenever the entry of the serial with INTEGER
+    /// content `serial` changes (and, now
     /// and then, when another serial of its bucket does). Read it before
     /// reading the entry: whatever was derived from the entry stays valid
     /// while the stamp is the same, with no lock taken to check it.
-    pub fn stamp(&self, serial: &Serial) -> u64 {
+    pub fn stamp(&self, serial: &[u8]) -> u64 {
         self.stamps[stamp_bucket(serial)].load(Ordering::Acquire)
     }
 
@@ -383,7 +384,7 @@ impl IssuerState {
         };
         let revision = self.revision.fetch_add(1, Ordering::AcqRel) + 1;
         map.insert(serial.clone(), Entry { revision, ..next });
-        self.stamps[stamp_bucket(serial)].fetch_add(1, Ordering::Release);
+        self.stamps[stamp_bucket(serial.content())].fetch_add(1, Ordering::Release);
         Ok(Applied::Changed { revision })
     }
 
@@ -422,9 +423,9 @@ impl IssuerState {
     }
 }
 
-fn stamp_bucket(serial: &Serial) -> usize {
+fn stamp_bucket(content: &[u8]) -> usize {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in serial.content() {
+    for b in content {
         h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
     }
     (h ^ (h >> 32)) as usize & (STAMP_BUCKETS - 1)

@@ -2,6 +2,7 @@
 //! 6-7). Serves the responder's bytes as they are; the one place that maps
 //! an answer to HTTP status, body and caching headers is [`to_http`].
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -43,8 +44,9 @@ impl PublicService {
         let method = req.method().clone();
         let head = method == Method::HEAD;
         let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();
-        let answer = match self.request_der(req).await {
-            Ok(der) => Ok(self.responder.respond(&der).await),
+        let mut path_der = [0u8; GET_DER_INLINE];
+        let answer = match self.request_der(req, &mut path_der).await {
+            Ok(der) => Ok(self.responder.respond(der.bytes()).await),
             Err(r) => Err(r),
         };
         let now = self.responder.clock().now();
@@ -69,8 +71,13 @@ impl PublicService {
         response
     }
 
-    /// The DER OCSPRequest carried by a GET path or a POST body.
-    async fn request_der(&self, req: Request<Incoming>) -> Result<Bytes, Refused> {
+    /// The DER OCSPRequest carried by a GET path (decoded into `path_der`
+    /// when it fits) or a POST body.
+    async fn request_der<'b>(
+        &self,
+        req: Request<Incoming>,
+        path_der: &'b mut [u8],
+    ) -> Result<Der<'b>, Refused> {
         let malformed = Refused::Status(StatusCode::BAD_REQUEST, ErrorStatus::MalformedRequest);
         match *req.method() {
             Method::GET | Method::HEAD => {
@@ -83,10 +90,12 @@ impl PublicService {
                         _ => return Err(Refused::NotFound),
                     }
                 };
-                ocsp::decode_get_path(rest).map(Bytes::from).map_err(|e| {
-                    tracing::debug!(error = %e, "undecodable OCSP GET path");
-                    malformed
-                })
+                ocsp::request::decode_get_path_in(rest, path_der)
+                    .map(Der::Path)
+                    .map_err(|e| {
+                        tracing::debug!(error = %e, "undecodable OCSP GET path");
+                        malformed
+                    })
             }
             Method::POST => {
                 let too_large = || {
@@ -108,7 +117,7 @@ impl PublicService {
                     return Err(too_large());
                 }
                 match super::deadline::read_body(req.into_body(), self.body).await {
-                    Ok(body) => Ok(body),
+                    Ok(body) => Ok(Der::Body(body)),
                     Err(super::deadline::BodyError::TooLarge(_)) => Err(too_large()),
                     Err(super::deadline::BodyError::TimedOut) => {
                         self.responder
@@ -131,6 +140,25 @@ impl PublicService {
                 StatusCode::METHOD_NOT_ALLOWED,
                 ErrorStatus::MalformedRequest,
             )),
+        }
+    }
+}
+
+/// GET requests whose DER is at most this long are decoded on the stack (a
+/// single-CertID request is about 80 to 120 bytes).
+const GET_DER_INLINE: usize = 384;
+
+/// A request's DER: from the GET path, or the POST body as read.
+enum Der<'b> {
+    Path(Cow<'b, [u8]>),
+    Body(Bytes),
+}
+
+impl Der<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Der::Path(p) => p,
+            Der::Body(b) => b,
         }
     }
 }

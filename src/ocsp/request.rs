@@ -2,6 +2,8 @@
 //! in, a [`Request`] or a [`RequestError`] out; nothing here may panic on any
 //! input (the fuzz target `ocsp_request` holds it to that).
 
+use std::borrow::Cow;
+
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
@@ -225,12 +227,6 @@ fn der_tlv(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
 /// prefix. Percent-decodes exactly once, accepts `+ / =` raw or escaped, leading
 /// slashes, missing padding and the base64url alphabet (CONFORMANCE 2).
 pub fn decode_get_path(path: &str) -> Result<Vec<u8>, RequestError> {
-    const LENIENT: GeneralPurpose = GeneralPurpose::new(
-        &alphabet::STANDARD,
-        GeneralPurposeConfig::new()
-            .with_decode_padding_mode(DecodePaddingMode::Indifferent)
-            .with_decode_allow_trailing_bits(true),
-    );
     let path = path.trim_start_matches('/');
     if path.is_empty() {
         return Err(RequestError::Empty);
@@ -256,6 +252,32 @@ pub fn decode_get_path(path: &str) -> Result<Vec<u8>, RequestError> {
         .decode(&normalised)
         .map_err(|_| RequestError::Base64)
 }
+
+/// [`decode_get_path`], decoding a plain base64 path (no escapes, the
+/// standard alphabet: what nearly every client sends) into `buf` when it
+/// fits: no allocation.
+pub fn decode_get_path_in<'b>(
+    path: &str,
+    buf: &'b mut [u8],
+) -> Result<Cow<'b, [u8]>, RequestError> {
+    let plain = path.trim_start_matches('/');
+    let fits = plain.len().div_ceil(4) * 3 <= buf.len();
+    if plain.is_empty() || !fits || plain.bytes().any(|b| matches!(b, b'%' | b'-' | b'_')) {
+        return decode_get_path(path).map(Cow::Owned);
+    }
+    let n = LENIENT
+        .decode_slice(plain, buf)
+        .map_err(|_| RequestError::Base64)?;
+    Ok(Cow::Borrowed(buf.get(..n).unwrap_or_default()))
+}
+
+/// Standard base64, padding optional, trailing bits ignored.
+const LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
 
 /// RFC 3986 percent-decoding, once. A `+` stays a `+`.
 fn percent_decode(s: &str) -> Result<Vec<u8>, RequestError> {

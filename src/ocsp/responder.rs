@@ -524,8 +524,7 @@ impl Responder {
         // The common request, decoded in place: a hit allocates nothing
         // for decoding.
         if let Some(one) = request::decode_single(der).filter(|_| self.max_certs >= 1) {
-            let serial = Serial::from_content(one.serial);
-            if let Some(hit) = self.presigned_hit(one, &serial, window, now) {
+            if let Some(hit) = self.presigned_hit(one, window, now) {
                 return Answer::Signed(hit);
             }
         }
@@ -562,8 +561,7 @@ impl Responder {
                 key_hash: &q.key_hash,
                 serial: q.serial.content(),
             });
-            if let Some(hit) = one.and_then(|one| self.presigned_hit(one, &q.serial, window, now))
-            {
+            if let Some(hit) = one.and_then(|one| self.presigned_hit(one, window, now)) {
                 return Answer::Signed(hit);
             }
         }
@@ -631,7 +629,6 @@ impl Responder {
     fn presigned_hit(
         &self,
         q: request::SingleCertId<'_>,
-        serial: &Serial,
         window: Window,
         now: i64,
     ) -> Option<Signed> {
@@ -640,12 +637,13 @@ impl Responder {
         let issuer = &self.issuers[idx];
         // Both before the state: a change or rotation after this point
         // moves them, so what is kept under them is never stale.
-        let stamp = issuer.state.stamp(serial);
+        let stamp = issuer.state.stamp(q.serial);
         let generation = issuer.generation();
-        let hot_key = hot::Key::new(self.id, window.index, generation, idx, alg, serial);
+        let hot_key = hot::Key::new(self.id, window.index, generation, idx, alg, q.serial);
         let (hit, status_row) = match hot_key.as_ref().and_then(|k| hot::get(k, stamp)) {
             Some(kept) => kept,
             None => {
+                let serial = &Serial::from_content(q.serial);
                 let entry = issuer.state.lookup(serial)?;
                 let status = wire_status(&entry);
                 let hit = self.store.get(
@@ -664,7 +662,7 @@ impl Responder {
                 (hit, row)
             }
         };
-        self.requested[idx].mark(window.index, serial);
+        self.requested[idx].mark_content(window.index, q.serial);
         self.count_answer_row(status_row, alg);
         self.metrics.ocsp_cache_hits.inc();
         let age = now.saturating_sub(hit.this_update);

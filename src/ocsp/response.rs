@@ -110,7 +110,9 @@ pub struct ResponseSigner {
 /// kilobyte per rotation) and lives as long as the process.
 fn interned(field: Vec<u8>) -> Bytes {
     static FIELDS: std::sync::Mutex<Vec<&'static [u8]>> = std::sync::Mutex::new(Vec::new());
-    let mut fields = FIELDS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut fields = FIELDS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let kept = match fields.iter().find(|f| **f == field.as_slice()) {
         Some(f) => *f,
         None => {
