@@ -4,7 +4,10 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -36,19 +39,81 @@ enum Refused {
     NotFound,
 }
 
+/// What [`PublicService::handle`] returns: a response made at once (a
+/// pre-signed answer: no future to store and run), or one still to come.
+pub enum Handled {
+    Ready(Option<Response<Body>>),
+    Pending(Pin<Box<dyn Future<Output = Response<Body>> + Send>>),
+}
+
+impl Future for Handled {
+    type Output = Response<Body>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response<Body>> {
+        match self.get_mut() {
+            Handled::Ready(response) => Poll::Ready(response.take().unwrap_or_else(|| {
+                let mut r = Response::new(body_of(Bytes::new()));
+                *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                r
+            })),
+            Handled::Pending(future) => future.as_mut().poll(cx),
+        }
+    }
+}
+
 impl PublicService {
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+    /// Answers one request. A GET or HEAD whose answer is pre-signed is
+    /// answered here and now, touching nothing another core writes; any
+    /// other request goes on in a future.
+    pub fn handle(self: &Arc<Self>, req: Request<Incoming>) -> Handled {
+        if let Some(response) = self.answer_at_once(&req) {
+            return Handled::Ready(Some(response));
+        }
+        Handled::Pending(Box::pin(Arc::clone(self).handle_any(req)))
+    }
+
+    fn answer_at_once(&self, req: &Request<Incoming>) -> Option<Response<Body>> {
+        if !matches!(*req.method(), Method::GET | Method::HEAD) {
+            return None;
+        }
+        let path = req.uri().path();
+        if path.starts_with("/crl/") {
+            return None;
+        }
+        let mut path_der = [0u8; GET_DER_INLINE];
+        let der =
+            ocsp::request::decode_get_path_in(self.get_path(path).ok()?, &mut path_der).ok()?;
+        let answer = self.responder.respond_hot(&der)?;
+        Some(self.finish(
+            Ok(answer),
+            req.method(),
+            req.headers().get(header::IF_NONE_MATCH),
+        ))
+    }
+
+    async fn handle_any(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         if let Some(name) = req.uri().path().strip_prefix("/crl/") {
             return self.crl(&req, name);
         }
         let method = req.method().clone();
-        let head = method == Method::HEAD;
         let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();
         let mut path_der = [0u8; GET_DER_INLINE];
         let answer = match self.request_der(req, &mut path_der).await {
             Ok(der) => Ok(self.responder.respond(der.bytes()).await),
             Err(r) => Err(r),
         };
+        self.finish(answer, &method, if_none_match.as_ref())
+    }
+
+    /// The HTTP response for what the responder answered (or why the
+    /// request never reached it), counted.
+    fn finish(
+        &self,
+        answer: Result<Answer, Refused>,
+        method: &Method,
+        if_none_match: Option<&HeaderValue>,
+    ) -> Response<Body> {
+        let head = *method == Method::HEAD;
         let now = self.responder.clock().now();
         let (response, status_label) = match answer {
             Ok(a) => {
@@ -56,12 +121,12 @@ impl PublicService {
                     Answer::Signed(_) => "successful",
                     Answer::Error(e) => e.name(),
                 };
-                (to_http(&a, now, head, if_none_match.as_ref()), label)
+                (to_http(&a, now, head, if_none_match), label)
             }
             Err(Refused::Status(code, e)) => (error_response(code, e, head), e.name()),
             Err(Refused::NotFound) => (not_found(), "not_found"),
         };
-        let method_label = match method {
+        let method_label = match *method {
             Method::GET => "GET",
             Method::HEAD => "HEAD",
             Method::POST => "POST",
@@ -69,6 +134,17 @@ impl PublicService {
         };
         self.responder.count_request(method_label, status_label);
         response
+    }
+
+    /// What follows the configured GET prefix in `path`.
+    fn get_path<'p>(&self, path: &'p str) -> Result<&'p str, Refused> {
+        if self.prefix == "/" {
+            return Ok(path);
+        }
+        match path.strip_prefix(self.prefix.trim_end_matches('/')) {
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => Ok(rest),
+            _ => Err(Refused::NotFound),
+        }
     }
 
     /// The DER OCSPRequest carried by a GET path (decoded into `path_der`
@@ -81,15 +157,7 @@ impl PublicService {
         let malformed = Refused::Status(StatusCode::BAD_REQUEST, ErrorStatus::MalformedRequest);
         match *req.method() {
             Method::GET | Method::HEAD => {
-                let path = req.uri().path();
-                let rest = if self.prefix == "/" {
-                    path
-                } else {
-                    match path.strip_prefix(self.prefix.trim_end_matches('/')) {
-                        Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
-                        _ => return Err(Refused::NotFound),
-                    }
-                };
+                let rest = self.get_path(req.uri().path())?;
                 ocsp::request::decode_get_path_in(rest, path_der)
                     .map(Der::Path)
                     .map_err(|e| {

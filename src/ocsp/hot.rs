@@ -141,7 +141,8 @@ mod tests {
         let owner = next_owner();
         put(key(owner, "0A"), 5, 0, &signed(b"answer-0A"));
         let (got, row) = get(&key(owner, "0A"), 5).expect("kept");
-        assert_eq!(got.own_der(), b"answer-0A");
+        assert_eq!(got.to_der(), b"answer-0AC");
+        assert_eq!(got.etag(), signed(b"answer-0A").etag());
         assert_eq!(row, 0);
         // The serial changed since: its stamp moved on.
         assert!(get(&key(owner, "0A"), 6).is_none());

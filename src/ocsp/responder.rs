@@ -98,12 +98,17 @@ impl Signed {
         }
     }
 
-    /// The same answer in a buffer of its own (holding on to no shared
-    /// buffer it was carved from).
+    /// The same answer, whole (its own bytes then the signer's `certs`) in
+    /// one buffer of its own: written with one slice instead of two, and
+    /// holding on to no buffer it was carved from. For serving only: its
+    /// own bytes include the `certs` field.
     pub(super) fn detached(&self) -> Self {
+        let mut buf = Vec::with_capacity(self.buf.len() + self.certs.len());
+        buf.extend_from_slice(&self.buf);
+        buf.extend_from_slice(&self.certs);
         Self {
-            buf: Bytes::copy_from_slice(&self.buf),
-            certs: self.certs.clone(),
+            buf: Bytes::from(buf),
+            certs: Bytes::new(),
             this_update: self.this_update,
             next_update: self.next_update,
             window_end: self.window_end,
@@ -517,17 +522,24 @@ impl Responder {
         self.metrics.ready.set(0);
     }
 
+    /// The hit path alone: the answer when `der` is a single-CertID request
+    /// (decoded in place, nothing allocated) whose pre-signed answer is
+    /// held for the serial's current state; `None` sends it to
+    /// [`respond`](Self::respond). Never waits, never signs.
+    pub fn respond_hot(&self, der: &[u8]) -> Option<Answer> {
+        let one = request::decode_single(der).filter(|_| self.max_certs >= 1)?;
+        let now = self.clock.now();
+        self.presigned_hit(one, self.windows.at(now), now)
+            .map(Answer::Signed)
+    }
+
     /// Answers one DER OCSPRequest. Never signs on a cache hit.
     pub async fn respond(self: &Arc<Self>, der: &[u8]) -> Answer {
+        if let Some(hit) = self.respond_hot(der) {
+            return hit;
+        }
         let now = self.clock.now();
         let window = self.windows.at(now);
-        // The common request, decoded in place: a hit allocates nothing
-        // for decoding.
-        if let Some(one) = request::decode_single(der).filter(|_| self.max_certs >= 1) {
-            if let Some(hit) = self.presigned_hit(one, window, now) {
-                return Answer::Signed(hit);
-            }
-        }
         let req = match request::decode_der(der) {
             Ok(r) => r,
             Err(e) => {
