@@ -83,12 +83,10 @@ impl PublicService {
         let mut path_der = [0u8; GET_DER_INLINE];
         let der =
             ocsp::request::decode_get_path_in(self.get_path(path).ok()?, &mut path_der).ok()?;
-        let answer = self.responder.respond_hot(&der)?;
-        Some(self.finish(
-            Ok(answer),
-            req.method(),
-            req.headers().get(header::IF_NONE_MATCH),
-        ))
+        let now = self.responder.clock().now();
+        let answer = self.responder.respond_hot(&der, now)?;
+        let if_none_match = req.headers().get(header::IF_NONE_MATCH);
+        Some(self.finish(Ok(answer), now, req.method(), if_none_match))
     }
 
     async fn handle_any(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
@@ -102,7 +100,8 @@ impl PublicService {
             Ok(der) => Ok(self.responder.respond(der.bytes()).await),
             Err(r) => Err(r),
         };
-        self.finish(answer, &method, if_none_match.as_ref())
+        let now = self.responder.clock().now();
+        self.finish(answer, now, &method, if_none_match.as_ref())
     }
 
     /// The HTTP response for what the responder answered (or why the
@@ -110,11 +109,11 @@ impl PublicService {
     fn finish(
         &self,
         answer: Result<Answer, Refused>,
+        now: i64,
         method: &Method,
         if_none_match: Option<&HeaderValue>,
     ) -> Response<Body> {
         let head = *method == Method::HEAD;
-        let now = self.responder.clock().now();
         let (response, status_label) = match answer {
             Ok(a) => {
                 let label = match &a {

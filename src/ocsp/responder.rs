@@ -524,21 +524,20 @@ impl Responder {
 
     /// The hit path alone: the answer when `der` is a single-CertID request
     /// (decoded in place, nothing allocated) whose pre-signed answer is
-    /// held for the serial's current state; `None` sends it to
-    /// [`respond`](Self::respond). Never waits, never signs.
-    pub fn respond_hot(&self, der: &[u8]) -> Option<Answer> {
+    /// held for the serial's current state at `now` (the clock's); `None`
+    /// sends it to [`respond`](Self::respond). Never waits, never signs.
+    pub fn respond_hot(&self, der: &[u8], now: i64) -> Option<Answer> {
         let one = request::decode_single(der).filter(|_| self.max_certs >= 1)?;
-        let now = self.clock.now();
         self.presigned_hit(one, self.windows.at(now), now)
             .map(Answer::Signed)
     }
 
     /// Answers one DER OCSPRequest. Never signs on a cache hit.
     pub async fn respond(self: &Arc<Self>, der: &[u8]) -> Answer {
-        if let Some(hit) = self.respond_hot(der) {
+        let now = self.clock.now();
+        if let Some(hit) = self.respond_hot(der, now) {
             return hit;
         }
-        let now = self.clock.now();
         let window = self.windows.at(now);
         let req = match request::decode_der(der) {
             Ok(r) => r,
