@@ -215,7 +215,9 @@ async fn no_thread_serves_its_kept_answer_after_an_acknowledged_revocation() {
     };
     let before = ask_all();
     let good = before[0].clone().expect("pre-signed answer");
-    assert!(before.iter().all(|b| b.as_ref().map(|b| b.etag()) == Some(good.etag())));
+    assert!(before
+        .iter()
+        .all(|b| b.as_ref().map(|b| b.etag()) == Some(good.etag())));
 
     s.responder
         .apply(
