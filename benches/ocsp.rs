@@ -96,6 +96,40 @@ fn benches(c: &mut Criterion) {
             revocd::http::public::to_http(&answer, SystemClock.now(), false, None)
         })
     });
+    // The same on every core at once, each thread with its own runtime as
+    // the listener's workers: what shared counters, locks and reference
+    // counts cost when the cores contend for them. Time per request per
+    // thread.
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    g.bench_function("cache_hit_get_with_headers_all_cores", |b| {
+        b.iter_custom(|iters| {
+            let started = std::time::Instant::now();
+            std::thread::scope(|s| {
+                for _ in 0..threads {
+                    s.spawn(|| {
+                        let rt = tokio::runtime::Builder::new_current_thread()
+                            .build()
+                            .expect("runtime");
+                        rt.block_on(async {
+                            for _ in 0..iters {
+                                let der = ocsp::decode_get_path(std::hint::black_box(&path))
+                                    .expect("path");
+                                let answer = f.responder.respond(&der).await;
+                                assert!(matches!(answer, Answer::Signed(_)));
+                                std::hint::black_box(revocd::http::public::to_http(
+                                    &answer,
+                                    SystemClock.now(),
+                                    false,
+                                    None,
+                                ));
+                            }
+                        })
+                    });
+                }
+            });
+            started.elapsed()
+        })
+    });
     g.finish();
 
     let mut g = c.benchmark_group("sign");

@@ -272,7 +272,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     };
     let public_task = tokio::spawn(http::serve(
         public,
-        move |req| Arc::clone(&service).handle(req),
+        move |req| service.handle(req),
         limits("public"),
         stop_rx.clone(),
     ));

@@ -297,16 +297,41 @@ pub enum Conflict {
     },
 }
 
+/// Buckets of change stamps per issuer (a power of two).
+const STAMP_BUCKETS: usize = 4096;
+
 /// One issuer's serials. Reads take a shared lock for a hash lookup only.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct IssuerState {
     entries: RwLock<HashMap<Serial, Entry>>,
     revision: AtomicU64,
+    /// Per bucket of serials, a counter every change to one of them moves
+    /// on, under the write lock, before the change is acknowledged.
+    stamps: Box<[AtomicU64]>,
+}
+
+impl Default for IssuerState {
+    fn default() -> Self {
+        Self {
+            entries: RwLock::default(),
+            revision: AtomicU64::new(0),
+            stamps: (0..STAMP_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
 }
 
 impl IssuerState {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A stamp that moves on whenever the entry of the serial with INTEGER
+    /// content `serial` changes (and, now
+    /// and then, when another serial of its bucket does). Read it before
+    /// reading the entry: whatever was derived from the entry stays valid
+    /// while the stamp is the same, with no lock taken to check it.
+    pub fn stamp(&self, serial: &[u8]) -> u64 {
+        self.stamps[stamp_bucket(serial)].load(Ordering::Acquire)
     }
 
     pub fn revision(&self) -> u64 {
@@ -359,6 +384,7 @@ impl IssuerState {
         };
         let revision = self.revision.fetch_add(1, Ordering::AcqRel) + 1;
         map.insert(serial.clone(), Entry { revision, ..next });
+        self.stamps[stamp_bucket(serial.content())].fetch_add(1, Ordering::Release);
         Ok(Applied::Changed { revision })
     }
 
@@ -377,6 +403,9 @@ impl IssuerState {
                 },
             );
         }
+        for stamp in self.stamps.iter() {
+            stamp.fetch_add(1, Ordering::Release);
+        }
     }
 
     /// (good, revoked) serial counts, for metrics.
@@ -392,6 +421,14 @@ impl IssuerState {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Serial, Entry>> {
         self.entries.read().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+fn stamp_bucket(content: &[u8]) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in content {
+        h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (h ^ (h >> 32)) as usize & (STAMP_BUCKETS - 1)
 }
 
 /// The entry `change` leads to from `current`, `None` when it changes nothing.

@@ -96,8 +96,8 @@ pub async fn serve<H, F>(
                 let _ = stream.set_nodelay(true);
                 let h = handler.clone();
                 let service = service_fn(move |req| {
-                    let h = h.clone();
-                    async move { Ok::<_, Infallible>(h(req).await) }
+                    let response = h(req);
+                    async move { Ok::<_, Infallible>(response.await) }
                 });
                 let conn = http1::Builder::new()
                     .timer(TokioTimer::new())

@@ -2,8 +2,12 @@
 //! 6-7). Serves the responder's bytes as they are; the one place that maps
 //! an answer to HTTP status, body and caching headers is [`to_http`].
 
+use std::borrow::Cow;
 use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -35,31 +39,93 @@ enum Refused {
     NotFound,
 }
 
+/// What [`PublicService::handle`] returns: a response made at once (a
+/// pre-signed answer: no future to store and run), or one still to come.
+pub enum Handled {
+    Ready(Option<Response<Body>>),
+    Pending(Pin<Box<dyn Future<Output = Response<Body>> + Send>>),
+}
+
+impl Future for Handled {
+    type Output = Response<Body>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response<Body>> {
+        match self.get_mut() {
+            Handled::Ready(response) => Poll::Ready(response.take().unwrap_or_else(|| {
+                let mut r = Response::new(body_of(Bytes::new()));
+                *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                r
+            })),
+            Handled::Pending(future) => future.as_mut().poll(cx),
+        }
+    }
+}
+
 impl PublicService {
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+    /// Answers one request. A GET or HEAD whose answer is pre-signed is
+    /// answered here and now, touching nothing another core writes; any
+    /// other request goes on in a future.
+    pub fn handle(self: &Arc<Self>, req: Request<Incoming>) -> Handled {
+        if let Some(response) = self.answer_at_once(&req) {
+            return Handled::Ready(Some(response));
+        }
+        Handled::Pending(Box::pin(Arc::clone(self).handle_any(req)))
+    }
+
+    fn answer_at_once(&self, req: &Request<Incoming>) -> Option<Response<Body>> {
+        if !matches!(*req.method(), Method::GET | Method::HEAD) {
+            return None;
+        }
+        let path = req.uri().path();
+        if path.starts_with("/crl/") {
+            return None;
+        }
+        let mut path_der = [0u8; GET_DER_INLINE];
+        let der =
+            ocsp::request::decode_get_path_in(self.get_path(path).ok()?, &mut path_der).ok()?;
+        let now = self.responder.clock().now();
+        let answer = self.responder.respond_hot(&der, now)?;
+        let if_none_match = req.headers().get(header::IF_NONE_MATCH);
+        Some(self.finish(Ok(answer), now, req.method(), if_none_match))
+    }
+
+    async fn handle_any(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         if let Some(name) = req.uri().path().strip_prefix("/crl/") {
             return self.crl(&req, name);
         }
         let method = req.method().clone();
-        let head = method == Method::HEAD;
         let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();
-        let answer = match self.request_der(req).await {
-            Ok(der) => Ok(self.responder.respond(&der).await),
+        let mut path_der = [0u8; GET_DER_INLINE];
+        let answer = match self.request_der(req, &mut path_der).await {
+            Ok(der) => Ok(self.responder.respond(der.bytes()).await),
             Err(r) => Err(r),
         };
         let now = self.responder.clock().now();
+        self.finish(answer, now, &method, if_none_match.as_ref())
+    }
+
+    /// The HTTP response for what the responder answered (or why the
+    /// request never reached it), counted.
+    fn finish(
+        &self,
+        answer: Result<Answer, Refused>,
+        now: i64,
+        method: &Method,
+        if_none_match: Option<&HeaderValue>,
+    ) -> Response<Body> {
+        let head = *method == Method::HEAD;
         let (response, status_label) = match answer {
             Ok(a) => {
                 let label = match &a {
                     Answer::Signed(_) => "successful",
                     Answer::Error(e) => e.name(),
                 };
-                (to_http(&a, now, head, if_none_match.as_ref()), label)
+                (to_http(&a, now, head, if_none_match), label)
             }
             Err(Refused::Status(code, e)) => (error_response(code, e, head), e.name()),
             Err(Refused::NotFound) => (not_found(), "not_found"),
         };
-        let method_label = match method {
+        let method_label = match *method {
             Method::GET => "GET",
             Method::HEAD => "HEAD",
             Method::POST => "POST",
@@ -69,24 +135,34 @@ impl PublicService {
         response
     }
 
-    /// The DER OCSPRequest carried by a GET path or a POST body.
-    async fn request_der(&self, req: Request<Incoming>) -> Result<Vec<u8>, Refused> {
+    /// What follows the configured GET prefix in `path`.
+    fn get_path<'p>(&self, path: &'p str) -> Result<&'p str, Refused> {
+        if self.prefix == "/" {
+            return Ok(path);
+        }
+        match path.strip_prefix(self.prefix.trim_end_matches('/')) {
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => Ok(rest),
+            _ => Err(Refused::NotFound),
+        }
+    }
+
+    /// The DER OCSPRequest carried by a GET path (decoded into `path_der`
+    /// when it fits) or a POST body.
+    async fn request_der<'b>(
+        &self,
+        req: Request<Incoming>,
+        path_der: &'b mut [u8],
+    ) -> Result<Der<'b>, Refused> {
         let malformed = Refused::Status(StatusCode::BAD_REQUEST, ErrorStatus::MalformedRequest);
         match *req.method() {
             Method::GET | Method::HEAD => {
-                let path = req.uri().path();
-                let rest = if self.prefix == "/" {
-                    path
-                } else {
-                    match path.strip_prefix(self.prefix.trim_end_matches('/')) {
-                        Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
-                        _ => return Err(Refused::NotFound),
-                    }
-                };
-                ocsp::decode_get_path(rest).map_err(|e| {
-                    tracing::debug!(error = %e, "undecodable OCSP GET path");
-                    malformed
-                })
+                let rest = self.get_path(req.uri().path())?;
+                ocsp::request::decode_get_path_in(rest, path_der)
+                    .map(Der::Path)
+                    .map_err(|e| {
+                        tracing::debug!(error = %e, "undecodable OCSP GET path");
+                        malformed
+                    })
             }
             Method::POST => {
                 let too_large = || {
@@ -108,7 +184,7 @@ impl PublicService {
                     return Err(too_large());
                 }
                 match super::deadline::read_body(req.into_body(), self.body).await {
-                    Ok(body) => Ok(body.to_vec()),
+                    Ok(body) => Ok(Der::Body(body)),
                     Err(super::deadline::BodyError::TooLarge(_)) => Err(too_large()),
                     Err(super::deadline::BodyError::TimedOut) => {
                         self.responder
@@ -135,6 +211,25 @@ impl PublicService {
     }
 }
 
+/// GET requests whose DER is at most this long are decoded on the stack (a
+/// single-CertID request is about 80 to 120 bytes).
+const GET_DER_INLINE: usize = 384;
+
+/// A request's DER: from the GET path, or the POST body as read.
+enum Der<'b> {
+    Path(Cow<'b, [u8]>),
+    Body(Bytes),
+}
+
+impl Der<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Der::Path(p) => p,
+            Der::Body(b) => b,
+        }
+    }
+}
+
 fn declared_length<B>(req: &Request<B>) -> Option<u64> {
     req.headers()
         .get(header::CONTENT_LENGTH)?
@@ -152,7 +247,6 @@ fn http_date(unix: i64) -> HeaderValue {
 type Memo = RefCell<Option<(i64, HeaderValue)>>;
 
 thread_local! {
-    static DATE: Memo = const { RefCell::new(None) };
     static LAST_MODIFIED: Memo = const { RefCell::new(None) };
     static EXPIRES: Memo = const { RefCell::new(None) };
     static CACHE_CONTROL: Memo = const { RefCell::new(None) };
@@ -160,7 +254,7 @@ thread_local! {
 
 /// The header value for `key`, formatted only when it differs from the one
 /// this thread formatted last. Within a window nearly every answer has the
-/// same Last-Modified, Expires and (per second) Date and max-age, so the hit
+/// same Last-Modified and Expires and (per second) max-age, so the hit
 /// path formats nothing (DESIGN: pre-built headers).
 fn memo(
     cell: &'static std::thread::LocalKey<Memo>,
@@ -227,6 +321,7 @@ pub fn to_http(
     let until = signed.cache_until();
     let max_age = i64::try_from(seconds_until(now, until)).unwrap_or(0);
     let h = response.headers_mut();
+    h.reserve(6);
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(OCSP_CONTENT_TYPE),
@@ -243,11 +338,13 @@ pub fn to_http(
         header::EXPIRES,
         memo(&EXPIRES, now.saturating_add(max_age), http_date),
     );
-    h.insert(header::DATE, memo(&DATE, now, http_date));
     if let Ok(etag) = HeaderValue::from_maybe_shared(signed.etag()) {
         h.insert(header::ETAG, etag);
     }
-    if !matches {
+    // hyper writes Date (the system clock, formatted once a second) and,
+    // for a body, Content-Length from its size; a HEAD answer states the
+    // length its GET would have.
+    if head && !matches {
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(signed.len()));
     }
     response

@@ -3,6 +3,7 @@
 
 pub mod compact;
 pub mod filetable;
+pub mod hot;
 pub mod presign;
 pub mod rate;
 pub mod request;

@@ -2,6 +2,8 @@
 //! in, a [`Request`] or a [`RequestError`] out; nothing here may panic on any
 //! input (the fuzz target `ocsp_request` holds it to that).
 
+use std::borrow::Cow;
+
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
@@ -128,11 +130,112 @@ pub fn decode_der(bytes: &[u8]) -> Result<Request, RequestError> {
     })
 }
 
+/// The one CertID of a request that is nothing else: no version, requestor
+/// name, extensions or signature, one CertID whose hash is one revocd
+/// answers for (parameters absent or NULL). Nearly every client sends this
+/// shape (openssl, browsers, nginx and HAProxy stapling). Borrowed from the
+/// request bytes: the hit path decodes it without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SingleCertId<'a> {
+    pub hash: HashAlg,
+    pub name_hash: &'a [u8],
+    pub key_hash: &'a [u8],
+    /// The serial's INTEGER content, minimal two's complement.
+    pub serial: &'a [u8],
+}
+
+/// The request's only CertID when the request has exactly the shape of
+/// [`SingleCertId`] in strict DER (minimal lengths and INTEGER), else
+/// `None`: then [`decode_der`] decides. Whatever this accepts, `decode_der`
+/// decodes to the same one query with no nonce and no extension (a unit
+/// proptest and the fuzz target `ocsp_request` hold it to that).
+pub fn decode_single(der: &[u8]) -> Option<SingleCertId<'_>> {
+    const SEQUENCE: u8 = 0x30;
+    let request = whole(der, SEQUENCE)?; // OCSPRequest: no optionalSignature
+    let tbs = whole(request, SEQUENCE)?; // TBSRequest: requestList only
+    let list = whole(tbs, SEQUENCE)?;
+    let one = whole(list, SEQUENCE)?; // exactly one Request
+    let cert_id = whole(one, SEQUENCE)?; // no singleRequestExtensions
+    let (alg, rest) = der_tlv(cert_id, SEQUENCE)?;
+    let (name_hash, rest) = der_tlv(rest, 0x04)?;
+    let (key_hash, rest) = der_tlv(rest, 0x04)?;
+    let serial = whole(rest, 0x02)?;
+    let (oid, params) = der_tlv(alg, 0x06)?;
+    if !(params.is_empty() || params == [0x05, 0x00]) {
+        return None;
+    }
+    let hash = HashAlg::ALL
+        .into_iter()
+        .find(|h| hash_oid_content(*h) == oid)?;
+    let minimal = match serial {
+        [] => false,
+        [0x00, next, ..] => next & 0x80 != 0,
+        [0xff, next, ..] => next & 0x80 == 0,
+        _ => true,
+    };
+    minimal.then_some(SingleCertId {
+        hash,
+        name_hash,
+        key_hash,
+        serial,
+    })
+}
+
+/// The DER content bytes of each hash's OID.
+fn hash_oid_content(alg: HashAlg) -> &'static [u8] {
+    match alg {
+        HashAlg::Sha1 => &[0x2b, 0x0e, 0x03, 0x02, 0x1a],
+        HashAlg::Sha256 => &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01],
+        HashAlg::Sha384 => &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02],
+        HashAlg::Sha512 => &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03],
+    }
+}
+
+/// The content of the one `tag` TLV that is all of `input`.
+fn whole(input: &[u8], tag: u8) -> Option<&[u8]> {
+    match der_tlv(input, tag)? {
+        (content, []) => Some(content),
+        _ => None,
+    }
+}
+
+/// A `tag` TLV from the front of `input` with a DER length (the shortest
+/// form, at most two length octets): its content and the rest.
+fn der_tlv(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+    let (&t, input) = input.split_first()?;
+    if t != tag {
+        return None;
+    }
+    let (&first, input) = input.split_first()?;
+    let (len, input) = match first {
+        0..=0x7f => (usize::from(first), input),
+        0x81 => {
+            let (&n, rest) = input.split_first()?;
+            (n >= 0x80).then_some((usize::from(n), rest))?
+        }
+        0x82 => {
+            let (n, rest) = input.split_first_chunk::<2>()?;
+            let n = usize::from(u16::from_be_bytes(*n));
+            (n >= 0x100).then_some((n, rest))?
+        }
+        _ => return None,
+    };
+    (len <= input.len()).then(|| input.split_at(len))
+}
+
 /// The DER request carried in a GET path: everything after the configured
 /// prefix. Percent-decodes exactly once, accepts `+ / =` raw or escaped, leading
 /// slashes, missing padding and the base64url alphabet (CONFORMANCE 2).
 pub fn decode_get_path(path: &str) -> Result<Vec<u8>, RequestError> {
-    let unescaped = percent_decode(path.trim_start_matches('/'))?;
+    let path = path.trim_start_matches('/');
+    if path.is_empty() {
+        return Err(RequestError::Empty);
+    }
+    // What most clients send: plain standard base64, decoded as it is.
+    if !path.bytes().any(|b| matches!(b, b'%' | b'-' | b'_')) {
+        return LENIENT.decode(path).map_err(|_| RequestError::Base64);
+    }
+    let unescaped = percent_decode(path)?;
     if unescaped.is_empty() {
         return Err(RequestError::Empty);
     }
@@ -145,16 +248,36 @@ pub fn decode_get_path(path: &str) -> Result<Vec<u8>, RequestError> {
             other => other,
         })
         .collect();
-    const LENIENT: GeneralPurpose = GeneralPurpose::new(
-        &alphabet::STANDARD,
-        GeneralPurposeConfig::new()
-            .with_decode_padding_mode(DecodePaddingMode::Indifferent)
-            .with_decode_allow_trailing_bits(true),
-    );
     LENIENT
         .decode(&normalised)
         .map_err(|_| RequestError::Base64)
 }
+
+/// [`decode_get_path`], decoding a plain base64 path (no escapes, the
+/// standard alphabet: what nearly every client sends) into `buf` when it
+/// fits: no allocation.
+pub fn decode_get_path_in<'b>(
+    path: &str,
+    buf: &'b mut [u8],
+) -> Result<Cow<'b, [u8]>, RequestError> {
+    let plain = path.trim_start_matches('/');
+    let fits = plain.len().div_ceil(4) * 3 <= buf.len();
+    if plain.is_empty() || !fits || plain.bytes().any(|b| matches!(b, b'%' | b'-' | b'_')) {
+        return decode_get_path(path).map(Cow::Owned);
+    }
+    let n = LENIENT
+        .decode_slice(plain, buf)
+        .map_err(|_| RequestError::Base64)?;
+    Ok(Cow::Borrowed(buf.get(..n).unwrap_or_default()))
+}
+
+/// Standard base64, padding optional, trailing bits ignored.
+const LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
 
 /// RFC 3986 percent-decoding, once. A `+` stays a `+`.
 fn percent_decode(s: &str) -> Result<Vec<u8>, RequestError> {
@@ -281,7 +404,23 @@ mod tests {
             url,
         ] {
             assert_eq!(decode_get_path(&path).as_deref(), Ok(&der[..]), "{path}");
+            // In place, and falling back to allocating when it does not fit.
+            for room in [384, 8] {
+                let mut buf = vec![0u8; room];
+                let got = decode_get_path_in(&path, &mut buf);
+                assert_eq!(got.as_deref(), Ok(&der[..]), "{path} in {room}");
+            }
         }
+        let mut buf = [0u8; 384];
+        assert_eq!(
+            decode_get_path_in("MA%2", &mut buf),
+            Err(RequestError::PercentEncoding { at: 2 })
+        );
+        assert_eq!(decode_get_path_in("//", &mut buf), Err(RequestError::Empty));
+        assert_eq!(
+            decode_get_path_in("M*==", &mut buf),
+            Err(RequestError::Base64)
+        );
     }
 
     #[test]
@@ -324,5 +463,187 @@ mod tests {
             let req = decode_der(&request_der(true, serial)).expect("decode");
             assert!(!req.queries[0].serial.is_certificate_serial());
         }
+    }
+}
+
+#[cfg(test)]
+mod single_tests {
+    use super::*;
+    use crate::asn1::{octet_string, oid, oid_content, sequence, tlv};
+    use proptest::prelude::*;
+
+    /// The parts a request is built from; some shapes the fast decoder
+    /// takes, most it leaves to the full one.
+    #[derive(Debug, Clone)]
+    struct Shape {
+        /// 0-3: a hash revocd answers for; 4: MD5.
+        hash: usize,
+        null_params: bool,
+        name_hash: Vec<u8>,
+        key_hash: Vec<u8>,
+        /// INTEGER content as sent: possibly empty or not minimal.
+        serial: Vec<u8>,
+        cert_ids: usize,
+        nonce: bool,
+        critical_single_ext: bool,
+        version: bool,
+    }
+
+    fn shape() -> impl Strategy<Value = Shape> {
+        (
+            0..5usize,
+            any::<bool>(),
+            proptest::collection::vec(any::<u8>(), 0..70),
+            proptest::collection::vec(any::<u8>(), 0..70),
+            proptest::collection::vec(any::<u8>(), 0..24),
+            1..3usize,
+            proptest::bool::weighted(0.2),
+            proptest::bool::weighted(0.1),
+            proptest::bool::weighted(0.1),
+        )
+            .prop_map(
+                |(
+                    hash,
+                    null_params,
+                    name_hash,
+                    key_hash,
+                    serial,
+                    cert_ids,
+                    nonce,
+                    crit,
+                    version,
+                )| {
+                    Shape {
+                        hash,
+                        null_params,
+                        name_hash,
+                        key_hash,
+                        serial,
+                        cert_ids,
+                        nonce,
+                        critical_single_ext: crit,
+                        version,
+                    }
+                },
+            )
+    }
+
+    fn build(s: &Shape) -> Vec<u8> {
+        let dotted = match s.hash {
+            0 => "1.3.14.3.2.26",
+            1 => "2.16.840.1.101.3.4.2.1",
+            2 => "2.16.840.1.101.3.4.2.2",
+            3 => "2.16.840.1.101.3.4.2.3",
+            _ => "1.2.840.113549.2.5",
+        };
+        let hash_oid = oid(&oid_content(dotted));
+        let alg = if s.null_params {
+            sequence(&[&hash_oid, &[0x05, 0x00]])
+        } else {
+            sequence(&[&hash_oid])
+        };
+        let cert_id = sequence(&[
+            &alg,
+            &octet_string(&s.name_hash),
+            &octet_string(&s.key_hash),
+            &tlv(0x02, &s.serial),
+        ]);
+        let single_ext = sequence(&[&sequence(&[
+            &oid(&oid_content("1.2.3.4")),
+            &[0x01, 0x01, 0xff],
+            &octet_string(&[0x05, 0x00]),
+        ])]);
+        let one = if s.critical_single_ext {
+            sequence(&[&cert_id, &tlv(0xa0, &single_ext)])
+        } else {
+            sequence(&[&cert_id])
+        };
+        let list: Vec<&[u8]> = (0..s.cert_ids).map(|_| &one[..]).collect();
+        let list = sequence(&list);
+        let version = tlv(0xa0, &[0x02, 0x01, 0x00]);
+        let nonce = tlv(
+            0xa2,
+            &sequence(&[&sequence(&[
+                &oid(&oid_content("1.3.6.1.5.5.7.48.1.2")),
+                &octet_string(&octet_string(&[7; 16])),
+            ])]),
+        );
+        let mut tbs: Vec<&[u8]> = Vec::new();
+        if s.version {
+            tbs.push(&version);
+        }
+        tbs.push(&list);
+        if s.nonce {
+            tbs.push(&nonce);
+        }
+        sequence(&[&sequence(&tbs)])
+    }
+
+    fn minimal(serial: &[u8]) -> bool {
+        match serial {
+            [] => false,
+            [0x00, next, ..] => next & 0x80 != 0,
+            [0xff, next, ..] => next & 0x80 == 0,
+            _ => true,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Whatever the fast decoder accepts, even damaged, the full one
+        /// decodes to the same single query, with no nonce and no
+        /// extension: the hit path never answers what `decode_der` would
+        /// refuse or read differently.
+        #[test]
+        fn whatever_the_fast_decoder_accepts_the_full_decoder_reads_the_same(
+            s in shape(),
+            flips in proptest::collection::vec((any::<usize>(), 1..=255u8), 0..3),
+        ) {
+            let mut der = build(&s);
+            for (at, mask) in flips {
+                let i = at % der.len();
+                der[i] ^= mask;
+            }
+            if let Some(one) = decode_single(&der) {
+                let full = decode_der(&der).expect("the full decoder accepts it");
+                prop_assert_eq!(full.queries.len(), 1);
+                prop_assert_eq!(&full.nonce, &None);
+                prop_assert_eq!(&full.unknown_critical, &None);
+                let q = &full.queries[0];
+                prop_assert_eq!(q.hash, Some(one.hash));
+                prop_assert_eq!(&q.name_hash[..], one.name_hash);
+                prop_assert_eq!(&q.key_hash[..], one.key_hash);
+                prop_assert_eq!(q.serial.content(), one.serial);
+            }
+        }
+
+        /// The shape nearly every client sends takes the fast path.
+        #[test]
+        fn a_plain_single_request_is_decoded_in_place(s in shape()) {
+            let plain = s.hash < 4 && s.cert_ids == 1 && !s.nonce
+                && !s.critical_single_ext && !s.version && minimal(&s.serial);
+            prop_assert_eq!(decode_single(&build(&s)).is_some(), plain);
+        }
+    }
+
+    #[test]
+    fn hash_oids_are_the_der_of_each_algorithm() {
+        for alg in HashAlg::ALL {
+            let dotted: Vec<String> = alg.arcs().iter().map(u32::to_string).collect();
+            assert_eq!(hash_oid_content(alg), oid_content(&dotted.join(".")));
+        }
+    }
+
+    #[test]
+    fn lengths_must_be_der() {
+        // 0x81 0x05 for a length under 128, and 0x82 0x00 0x90: not DER.
+        assert_eq!(der_tlv(&[0x04, 0x81, 0x05, 1, 2, 3, 4, 5], 0x04), None);
+        let mut long = vec![0x04, 0x82, 0x00, 0x90];
+        long.extend([0; 0x90]);
+        assert_eq!(der_tlv(&long, 0x04), None);
+        let mut ok = vec![0x04, 0x81, 0x90];
+        ok.extend([0; 0x90]);
+        assert!(der_tlv(&ok, 0x04).is_some());
     }
 }

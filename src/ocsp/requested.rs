@@ -31,7 +31,12 @@ impl Default for Requested {
 impl Requested {
     /// Records that `serial` was asked about during window `index`.
     pub fn mark(&self, index: i64, serial: &Serial) {
-        let (word, bit) = slot(serial);
+        self.mark_content(index, serial.content());
+    }
+
+    /// [`mark`](Self::mark) by the serial's INTEGER content.
+    pub fn mark_content(&self, index: i64, content: &[u8]) {
+        let (word, bit) = slot(content);
         let w = &self.windows[parity(index)][word];
         if w.load(Ordering::Relaxed) & bit == 0 {
             w.fetch_or(bit, Ordering::Relaxed);
@@ -41,7 +46,7 @@ impl Requested {
     /// Asked about during the current window or the one before it (the two
     /// bitmaps; `begin` clears the older one as a window starts).
     pub fn recently(&self, serial: &Serial) -> bool {
-        let (word, bit) = slot(serial);
+        let (word, bit) = slot(serial.content());
         self.windows
             .iter()
             .any(|w| w[word].load(Ordering::Relaxed) & bit != 0)
@@ -61,9 +66,9 @@ fn parity(index: i64) -> usize {
 }
 
 /// FNV-1a over the serial's content octets, folded to a bit position.
-fn slot(serial: &Serial) -> (usize, u64) {
+fn slot(content: &[u8]) -> (usize, u64) {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in serial.content() {
+    for b in content {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }

@@ -13,6 +13,7 @@ use moka::future::Cache;
 use prometheus::{Histogram, IntCounter};
 use tokio::sync::Semaphore;
 
+use super::hot;
 use super::request;
 use super::requested::Requested;
 use super::response::{self, CertStatus, ErrorStatus, ResponseBody, ResponseSigner, SingleAnswer};
@@ -94,6 +95,23 @@ impl Signed {
             this_update,
             next_update,
             window_end,
+        }
+    }
+
+    /// The same answer, whole (its own bytes then the signer's `certs`) in
+    /// one buffer of its own: written with one slice instead of two, and
+    /// holding on to no buffer it was carved from. For serving only: its
+    /// own bytes include the `certs` field.
+    pub(super) fn detached(&self) -> Self {
+        let mut buf = Vec::with_capacity(self.buf.len() + self.certs.len());
+        buf.extend_from_slice(&self.buf);
+        buf.extend_from_slice(&self.certs);
+        Self {
+            buf: Bytes::from(buf),
+            certs: Bytes::new(),
+            this_update: self.this_update,
+            next_update: self.next_update,
+            window_end: self.window_end,
         }
     }
 
@@ -295,6 +313,8 @@ pub struct Responder {
     cache: Cache<CacheKey, Arc<Signed>>,
     /// Pre-signed single-CertID answers, one table per window.
     store: super::store::AnswerStore,
+    /// This responder's answers in the threads' hot answers (`hot`).
+    id: u64,
     budget: Arc<Semaphore>,
     max_certs: usize,
     presign_hashes: Vec<HashAlg>,
@@ -376,6 +396,7 @@ impl Responder {
             clock,
             cache,
             store: super::store::AnswerStore::default(),
+            id: hot::next_owner(),
             budget: Arc::new(Semaphore::new(ocsp.signing_budget)),
             max_certs: ocsp.max_certs_per_request,
             presign_hashes: ocsp.presign_hashes.clone(),
@@ -501,8 +522,23 @@ impl Responder {
         self.metrics.ready.set(0);
     }
 
+    /// The hit path alone: the answer when `der` is a single-CertID request
+    /// (decoded in place, nothing allocated) whose pre-signed answer is
+    /// held for the serial's current state at `now` (the clock's); `None`
+    /// sends it to [`respond`](Self::respond). Never waits, never signs.
+    pub fn respond_hot(&self, der: &[u8], now: i64) -> Option<Answer> {
+        let one = request::decode_single(der).filter(|_| self.max_certs >= 1)?;
+        self.presigned_hit(one, self.windows.at(now), now)
+            .map(Answer::Signed)
+    }
+
     /// Answers one DER OCSPRequest. Never signs on a cache hit.
     pub async fn respond(self: &Arc<Self>, der: &[u8]) -> Answer {
+        let now = self.clock.now();
+        if let Some(hit) = self.respond_hot(der, now) {
+            return hit;
+        }
+        let window = self.windows.at(now);
         let req = match request::decode_der(der) {
             Ok(r) => r,
             Err(e) => {
@@ -529,9 +565,14 @@ impl Responder {
             },
             _ => None,
         };
-        let window = self.windows.at(self.clock.now());
         if let (None, [q]) = (&nonce, req.queries.as_slice()) {
-            if let Some(hit) = self.presigned_hit(q, window) {
+            let one = q.hash.map(|hash| request::SingleCertId {
+                hash,
+                name_hash: &q.name_hash,
+                key_hash: &q.key_hash,
+                serial: q.serial.content(),
+            });
+            if let Some(hit) = one.and_then(|one| self.presigned_hit(one, window, now)) {
                 return Answer::Signed(hit);
             }
         }
@@ -593,37 +634,59 @@ impl Responder {
     }
 
     /// The hit path: one CertID of a known serial whose pre-signed answer
-    /// for this state is in the window's table. One allocation: the
-    /// answer expanded from its compact form; anything else goes the long
-    /// way.
-    fn presigned_hit(&self, q: &request::CertIdQuery, window: Window) -> Option<Signed> {
-        let alg = q.hash?;
-        let idx = self.find_issuer(alg, &q.name_hash, &q.key_hash)?;
-        let entry = self.issuers[idx].state.lookup(&q.serial)?;
-        let status = wire_status(&entry);
-        let hit = self.store.get(
-            window.index,
-            idx,
-            alg,
-            &q.serial,
-            entry.revision,
-            self.issuers[idx].generation(),
-            &status,
-        )?;
-        self.requested[idx].mark(window.index, &q.serial);
-        self.count_answer(&status, alg);
+    /// for this state is in the window's table. Allocates the serial's
+    /// lookup key only (the answer is expanded into a per-thread arena);
+    /// anything else goes the long way.
+    fn presigned_hit(
+        &self,
+        q: request::SingleCertId<'_>,
+        window: Window,
+        now: i64,
+    ) -> Option<Signed> {
+        let alg = q.hash;
+        let idx = self.find_issuer(alg, q.name_hash, q.key_hash)?;
+        let issuer = &self.issuers[idx];
+        // Both before the state: a change or rotation after this point
+        // moves them, so what is kept under them is never stale.
+        let stamp = issuer.state.stamp(q.serial);
+        let generation = issuer.generation();
+        let hot_key = hot::Key::new(self.id, window.index, generation, idx, alg, q.serial);
+        let (hit, status_row) = match hot_key.as_ref().and_then(|k| hot::get(k, stamp)) {
+            Some(kept) => kept,
+            None => {
+                let serial = &Serial::from_content(q.serial);
+                let entry = issuer.state.lookup(serial)?;
+                let status = wire_status(&entry);
+                let hit = self.store.get(
+                    window.index,
+                    idx,
+                    alg,
+                    serial,
+                    entry.revision,
+                    generation,
+                    &status,
+                )?;
+                let row = status_row(&status);
+                if let Some(k) = hot_key {
+                    hot::put(k, stamp, row, &hit);
+                }
+                (hit, row)
+            }
+        };
+        self.requested[idx].mark_content(window.index, q.serial);
+        self.count_answer_row(status_row, alg);
         self.metrics.ocsp_cache_hits.inc();
-        let age = self.clock.now().saturating_sub(hit.this_update);
+        let age = now.saturating_sub(hit.this_update);
         self.metrics.ocsp_response_age_seconds.observe(age as f64);
         Some(hit)
     }
 
     fn count_answer(&self, status: &CertStatus, alg: HashAlg) {
-        let row = match status {
-            CertStatus::Good => 0,
-            CertStatus::Revoked { .. } => 1,
-            CertStatus::Unknown => 2,
-        };
+        self.count_answer_row(status_row(status), alg);
+    }
+
+    fn count_answer_row(&self, row: u8, alg: HashAlg) {
+        let row = usize::from(row);
         let col = HashAlg::ALL.iter().position(|a| *a == alg).unwrap_or(0);
         if let Some(c) = self.answer_counters.get(row * HashAlg::ALL.len() + col) {
             c.inc();
@@ -1184,6 +1247,15 @@ impl moka::Expiry<CacheKey, Arc<Signed>> for UntilWindowEnd {
     ) -> Option<Duration> {
         let left = u64::try_from(value.window_end - self.clock.now()).unwrap_or(0);
         Some(Duration::from_secs(left) + EXPIRY_GRACE)
+    }
+}
+
+/// The row of `status` in `answer_counters`.
+fn status_row(status: &CertStatus) -> u8 {
+    match status {
+        CertStatus::Good => 0,
+        CertStatus::Revoked { .. } => 1,
+        CertStatus::Unknown => 2,
     }
 }
 

@@ -102,12 +102,34 @@ pub struct ResponseSigner {
     not_after: i64,
 }
 
+/// The one `'static` copy of a `certs` field. Every answer served carries
+/// its signer's field; a static `Bytes` clones and drops without touching a
+/// reference count that every core would otherwise contend for on each
+/// request. Interned, so reloading the same certificate reuses its copy:
+/// what is kept grows only with distinct responder certificates (about a
+/// kilobyte per rotation) and lives as long as the process.
+fn interned(field: Vec<u8>) -> Bytes {
+    static FIELDS: std::sync::Mutex<Vec<&'static [u8]>> = std::sync::Mutex::new(Vec::new());
+    let mut fields = FIELDS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let kept = match fields.iter().find(|f| **f == field.as_slice()) {
+        Some(f) => *f,
+        None => {
+            let f: &'static [u8] = Box::leak(field.into_boxed_slice());
+            fields.push(f);
+            f
+        }
+    };
+    Bytes::from_static(kept)
+}
+
 impl ResponseSigner {
     /// `cert` is the certificate of `key`; `delegated` says to include it.
     pub fn new(key: SigningKey, cert: &Cert, delegated: bool) -> Self {
         let certs_field = if delegated {
             let seq = asn1::sequence(&[&cert.der]);
-            Bytes::from(asn1::tlv(context_constructed(0), &seq))
+            interned(asn1::tlv(context_constructed(0), &seq))
         } else {
             Bytes::new()
         };

@@ -179,3 +179,62 @@ async fn absent_and_null_hash_parameters_find_the_same_issuer() {
     let b = signed(s.responder.respond(&absent).await);
     assert_eq!(a.etag(), b.etag());
 }
+
+/// Each thread keeps its own copy of the pre-signed answers it served
+/// (`ocsp::hot`). A revocation acknowledged on one thread must reach every
+/// thread's copy: the threads below keep theirs across the change and ask
+/// again.
+#[tokio::test]
+async fn no_thread_serves_its_kept_answer_after_an_acknowledged_revocation() {
+    let s = setup(None);
+    let current = s.responder.windows().at(s.clock.now());
+    presign::presign_window(&s.responder, current, Why::Presign).await;
+    let req = revocd::query::build_request(&s.ca, &s.good, HashAlg::Sha256);
+    let now = s.clock.now();
+    let (asks, answers): (Vec<_>, Vec<_>) = (0..3)
+        .map(|_| {
+            let (ask, asked) = std::sync::mpsc::channel::<()>();
+            let (tell, told) = std::sync::mpsc::channel();
+            let responder = Arc::clone(&s.responder);
+            let req = req.clone();
+            std::thread::spawn(move || {
+                for () in asked {
+                    // Twice: the second comes from the thread's own copy.
+                    let _ = responder.respond_hot(&req, now);
+                    let _ = tell.send(responder.respond_hot(&req, now).map(signed));
+                }
+            });
+            (ask, told)
+        })
+        .unzip();
+    let ask_all = || -> Vec<Option<revocd::ocsp::Signed>> {
+        for a in &asks {
+            a.send(()).expect("ask");
+        }
+        answers.iter().map(|t| t.recv().expect("answer")).collect()
+    };
+    let before = ask_all();
+    let good = before[0].clone().expect("pre-signed answer");
+    assert!(before
+        .iter()
+        .all(|b| b.as_ref().map(|b| b.etag()) == Some(good.etag())));
+
+    s.responder
+        .apply(
+            "demo",
+            Change::Revoke {
+                serial: s.good.clone(),
+                at: now - 5,
+                reason: Reason::KeyCompromise,
+                invalidity_date: None,
+            },
+        )
+        .await
+        .expect("apply");
+    for after in ask_all() {
+        let after = after.expect("the change's own answer, pre-signed");
+        assert_ne!(after.etag(), good.etag());
+        let v = revocd::query::verify(&after.to_der(), &s.ca, &s.good, now).expect("verify");
+        assert_eq!(v.status, "revoked");
+    }
+}
