@@ -163,21 +163,19 @@ impl FileTable {
     /// A new table for `window` in `dir`, sized for about `answers`.
     pub fn create(dir: &Path, window: Window, answers: usize) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
-        let path = dir.join(format!("{}.partial", file_name(window.index)));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)?;
+        let fresh = |suffix: &str| {
+            let path = dir.join(format!("{}.{suffix}", file_name(window.index)));
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)?;
+            io::Result::Ok((file, path))
+        };
+        let (file, path) = fresh("partial")?;
         file.write_all_at(&fmt::encode_header(window), 0)?;
-        let entries_path = dir.join(format!("{}.index-partial", file_name(window.index)));
-        let entries = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&entries_path)?;
+        let (entries, entries_path) = fresh("index-partial")?;
         Ok(Self {
             window,
             path: RwLock::new(path),
