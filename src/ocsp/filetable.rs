@@ -4,17 +4,21 @@
 //!
 //! Life of a file, `<data-dir>/answers/<window index>.rvat`:
 //! - the pre-signer's pass for the window creates `<index>.rvat.partial`
-//!   and appends records to it as it signs, serving them at once;
+//!   and appends records to it as it signs, serving them at once; each
+//!   record's index entry goes to `<index>.rvat.index-partial` as it is
+//!   appended;
 //! - when the pass ends (done, out of time, or shutdown) the table is
-//!   sealed: the live records' index, the signers and a footer are
-//!   appended, the file is synced and renamed to `<index>.rvat`, and the
-//!   directory synced. A sealed file is never written again: later answers
-//!   for the window (changes, rotations) are kept in memory;
+//!   sealed: the live records' index (the entries still current, read back
+//!   from the side file: 48 bytes a record instead of the records), the
+//!   signers and a footer are appended, the file is synced and renamed to
+//!   `<index>.rvat`, the directory synced and the side file removed. A
+//!   sealed file is never written again: later answers for the window
+//!   (changes, rotations) are kept in memory;
 //! - at start, sealed files of the current and next window are verified
 //!   (header, footer, section checksums, every index entry's bounds) and
 //!   loaded: entries whose signer is not the issuer's current one, or whose
-//!   claim is not what the state says now, are left out. Partial files and
-//!   files of windows that are over are deleted;
+//!   claim is not what the state says now, are left out. Partial files,
+//!   side files and files of windows that are over are deleted;
 //! - each record is verified (length, checksum, key, claim) when read.
 //!
 //! Format: `tablefmt`.
@@ -78,6 +82,9 @@ struct Writer {
     end: u64,
     /// The signers section, in file order (parallel to `FileTable::signers`).
     infos: Vec<SignerInfo>,
+    /// While the table is written: the side file of the records' index
+    /// entries, in record order, and its length.
+    entries: Option<(File, PathBuf, u64)>,
 }
 
 pub struct FileTable {
@@ -156,14 +163,19 @@ impl FileTable {
     /// A new table for `window` in `dir`, sized for about `answers`.
     pub fn create(dir: &Path, window: Window, answers: usize) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
-        let path = dir.join(format!("{}.partial", file_name(window.index)));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)?;
+        let fresh = |suffix: &str| {
+            let path = dir.join(format!("{}.{suffix}", file_name(window.index)));
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)?;
+            io::Result::Ok((file, path))
+        };
+        let (file, path) = fresh("partial")?;
         file.write_all_at(&fmt::encode_header(window), 0)?;
+        let (entries, entries_path) = fresh("index-partial")?;
         Ok(Self {
             window,
             path: RwLock::new(path),
@@ -171,6 +183,7 @@ impl FileTable {
             writer: Mutex::new(Writer {
                 end: fmt::HEADER_LEN as u64,
                 infos: Vec::new(),
+                entries: Some((entries, entries_path, 0)),
             }),
             sealed: AtomicBool::new(false),
             signers: RwLock::new(Vec::new()),
@@ -215,6 +228,7 @@ impl FileTable {
             return Err((answers, None));
         }
         let mut buf = Vec::with_capacity(answers.len() * 200);
+        let mut entries = Vec::with_capacity(answers.len() * fmt::INDEX_ENTRY);
         let mut placed = Vec::with_capacity(answers.len());
         let mut rest = Vec::new();
         for a in answers {
@@ -246,9 +260,29 @@ impl FileTable {
             };
             let offset = w.end + buf.len() as u64;
             let len = fmt::encode_record(&mut buf, &head, &body);
+            fmt::encode_index_entry(
+                &mut entries,
+                &fmt::IndexEntry {
+                    key,
+                    claim: head.claim,
+                    offset,
+                    len: len as u32,
+                },
+            );
             placed.push((key_hash(a.issuer, a.alg, &a.serial), pack(offset, len), len));
         }
-        if let Err(e) = self.file.write_all_at(&buf, w.end) {
+        let written = self
+            .file
+            .write_all_at(&buf, w.end)
+            .and_then(|()| match &mut w.entries {
+                Some((side, _, side_end)) => {
+                    side.write_all_at(&entries, *side_end)?;
+                    *side_end += entries.len() as u64;
+                    Ok(())
+                }
+                None => Err(io::Error::other("the table is sealed")),
+            });
+        if let Err(e) = written {
             // The file cannot take more: seal it where it is (nothing
             // written past `end` is indexed) and keep the rest in memory.
             drop(w);
@@ -393,13 +427,19 @@ impl FileTable {
 
     /// Seals the table: the live records' index, the signers and the
     /// footer are appended, the file synced and renamed to its final name.
-    /// Later answers for the window go to memory. Blocking IO.
+    /// Later answers for the window go to memory. Blocking IO; reads back
+    /// the side file of index entries, not the records.
     pub fn seal(&self) -> io::Result<()> {
-        let w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         if self.sealed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
         let records_end = w.end;
+        let Some((side, side_path, side_end)) = w.entries.take() else {
+            return Err(io::Error::other(
+                "the table has no index entries to seal with",
+            ));
+        };
         let signers_bytes = fmt::encode_signers(&w.infos);
         let refs_bytes = fmt::encode_references(
             self.refs
@@ -412,56 +452,46 @@ impl FileTable {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        // Walk the records in order; a record is live when the index still
-        // points at it (a later record for the same key replaced it).
-        let mut index = Vec::new();
+        // The entries in record order; one is live when the in-memory
+        // index still points at its record (a later record for the same
+        // key replaced it otherwise). Written out as they are found.
+        let index_at = records_end + (signers_bytes.len() + refs_bytes.len()) as u64;
+        let mut index = Vec::with_capacity(1 << 20);
+        let mut index_crc = crc32fast::Hasher::new();
+        let mut index_len = 0u64;
         let mut count = 0u64;
-        let mut from = &self.file;
-        from.seek(SeekFrom::Start(fmt::HEADER_LEN as u64))?;
-        let mut reader =
-            BufReader::with_capacity(1 << 20, from.take(records_end - fmt::HEADER_LEN as u64));
-        let mut offset = fmt::HEADER_LEN as u64;
-        let mut record = Vec::with_capacity(1024);
-        while offset < records_end {
-            record.resize(4, 0);
-            reader.read_exact(&mut record[..4])?;
-            let len = fmt::record_len(&record);
-            if !(fmt::RECORD_HEAD..=fmt::RECORD_MAX).contains(&len) {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("record at {offset} has length {len}"),
-                ));
+        let mut reader = BufReader::with_capacity(1 << 20, (&side).take(side_end));
+        let mut entry = [0u8; fmt::INDEX_ENTRY];
+        for n in 0..side_end / fmt::INDEX_ENTRY as u64 {
+            reader.read_exact(&mut entry)?;
+            let e = fmt::decode_index_entry(&entry, n, records_end, mapped.len())
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            let live = mapped
+                .get(usize::from(e.key.signer))
+                .and_then(Option::as_ref)
+                .is_some_and(|m| {
+                    let serial = Serial::from_content(e.key.serial());
+                    let hash = key_hash(m.issuer, e.key.alg, &serial);
+                    self.shard(hash)
+                        .read()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .get(&hash)
+                        == Some(&pack(e.offset, e.len as usize))
+                });
+            if live {
+                index.extend_from_slice(&entry);
+                count += 1;
             }
-            record.resize(len, 0);
-            reader.read_exact(&mut record[4..])?;
-            if let Ok((head, _)) = fmt::decode_record(&record, offset) {
-                let live = mapped
-                    .get(usize::from(head.key.signer))
-                    .and_then(Option::as_ref)
-                    .is_some_and(|m| {
-                        let serial = Serial::from_content(head.key.serial());
-                        let hash = key_hash(m.issuer, head.key.alg, &serial);
-                        self.shard(hash)
-                            .read()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .get(&hash)
-                            == Some(&pack(offset, len))
-                    });
-                if live {
-                    fmt::encode_index_entry(
-                        &mut index,
-                        &fmt::IndexEntry {
-                            key: head.key,
-                            claim: head.claim,
-                            offset,
-                            len: len as u32,
-                        },
-                    );
-                    count += 1;
-                }
+            if index.len() >= 1 << 20 {
+                index_crc.update(&index);
+                self.file.write_all_at(&index, index_at + index_len)?;
+                index_len += index.len() as u64;
+                index.clear();
             }
-            offset += len as u64;
         }
+        index_crc.update(&index);
+        self.file.write_all_at(&index, index_at + index_len)?;
+        index_len += index.len() as u64;
         let footer = fmt::encode_footer(&fmt::Footer {
             records_end,
             signers_len: signers_bytes.len() as u64,
@@ -469,14 +499,14 @@ impl FileTable {
             index_count: count,
             signers_crc: crc32fast::hash(&signers_bytes),
             references_crc: crc32fast::hash(&refs_bytes),
-            index_crc: crc32fast::hash(&index),
+            index_crc: index_crc.finalize(),
         });
-        let mut at = records_end;
-        for part in [&signers_bytes[..], &refs_bytes[..], &index[..], &footer[..]] {
-            self.file.write_all_at(part, at)?;
-            at += part.len() as u64;
-        }
-        self.file.set_len(at)?;
+        self.file.write_all_at(&signers_bytes, records_end)?;
+        self.file
+            .write_all_at(&refs_bytes, records_end + signers_bytes.len() as u64)?;
+        let end = index_at + index_len;
+        self.file.write_all_at(&footer, end)?;
+        self.file.set_len(end + footer.len() as u64)?;
         self.file.sync_all()?;
         let mut path = self.path.write().unwrap_or_else(PoisonError::into_inner);
         let sealed = path.with_extension("");
@@ -485,12 +515,28 @@ impl FileTable {
             sync_dir(dir)?;
         }
         *path = sealed;
+        drop(path);
+        drop(w);
+        drop(side);
+        if let Err(e) = fs::remove_file(&side_path) {
+            tracing::warn!(file = %side_path.display(), error = %e, "cannot remove an answer table's side file (it is removed at the next start)");
+        }
         advise_random(&self.file);
         Ok(())
     }
 
-    /// Deletes the table's file (its window is over).
+    /// Deletes the table's file (its window is over), and its side file
+    /// if it was never sealed.
     pub fn remove(&self) {
+        let side = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entries
+            .take();
+        if let Some((_, side_path, _)) = side {
+            let _ = fs::remove_file(side_path);
+        }
         let path = self.path.read().unwrap_or_else(PoisonError::into_inner);
         if let Err(e) = fs::remove_file(&*path) {
             if e.kind() != io::ErrorKind::NotFound {
@@ -604,6 +650,7 @@ impl FileTable {
                 writer: Mutex::new(Writer {
                     end: footer.records_end,
                     infos,
+                    entries: None,
                 }),
                 sealed: AtomicBool::new(true),
                 signers: RwLock::new(mapped),

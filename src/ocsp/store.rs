@@ -906,6 +906,16 @@ mod tests {
         assert_eq!(got.to_der(), [&b"re-signed"[..], &certs[..]].concat());
         first.seal(window.index);
         assert!(dir.path().join(filetable::file_name(window.index)).exists());
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            left,
+            [filetable::file_name(window.index)],
+            "the side file is gone"
+        );
         // After the seal, answers go to memory and are found first.
         let mut late = file_answers(window, &certs, 7..8);
         late[0].revision = 2;
@@ -1067,8 +1077,14 @@ mod tests {
             .path()
             .join(format!("{}.partial", filetable::file_name(window.index)));
         std::fs::write(&partial, b"half written").expect("write");
+        let side = dir.path().join(format!(
+            "{}.index-partial",
+            filetable::file_name(window.index)
+        ));
+        std::fs::write(&side, [0u8; 48]).expect("write");
         let (_, r) = load();
         assert!(r.is_empty());
         assert!(!partial.exists(), "a partial table is removed at start");
+        assert!(!side.exists(), "so is its side file of index entries");
     }
 }
