@@ -183,11 +183,7 @@ pub fn expand(reference: &[u8], compact: &[u8]) -> Option<Bytes> {
             // Once every answer carved from the buffer has been written
             // and dropped, `reserve` takes the same buffer back: no
             // allocation and no fresh pages in the steady state.
-            if arena.capacity() == 0 && total <= ARENA_CHUNK {
-                *arena = BytesMut::with_capacity(ARENA_CHUNK);
-            } else {
-                arena.reserve(ARENA_CHUNK.max(total));
-            }
+            arena.reserve(ARENA_CHUNK.max(total));
         }
         let mut etag = [b'"'; ETAG_LEN];
         for (i, b) in compact[..32].iter().enumerate() {

@@ -58,6 +58,17 @@ fn signed(a: Answer) -> revocd::ocsp::Signed {
     }
 }
 
+/// Revokes the demo's good certificate (keyCompromise at `at`), acknowledged.
+async fn revoke_good(s: &Setup, at: i64) {
+    let revoke = Change::Revoke {
+        serial: s.good.clone(),
+        at,
+        reason: Reason::KeyCompromise,
+        invalidity_date: None,
+    };
+    s.responder.apply("demo", revoke).await.expect("apply");
+}
+
 fn signings(r: &Responder, why: &str) -> u64 {
     r.metrics().ocsp_signings.with_label_values(&[why]).get()
 }
@@ -130,18 +141,7 @@ async fn a_revocation_replaces_cached_answers_at_once() {
     let req = revocd::query::build_request(&s.ca, &s.good, HashAlg::Sha256);
     let before = signed(s.responder.respond(&req).await);
     let at = s.clock.now() - 5;
-    s.responder
-        .apply(
-            "demo",
-            Change::Revoke {
-                serial: s.good.clone(),
-                at,
-                reason: Reason::KeyCompromise,
-                invalidity_date: None,
-            },
-        )
-        .await
-        .expect("apply");
+    revoke_good(&s, at).await;
     let on_demand = signings(&s.responder, "on_demand");
     let after = signed(s.responder.respond(&req).await);
     assert_ne!(before.etag(), after.etag());
@@ -219,18 +219,7 @@ async fn no_thread_serves_its_kept_answer_after_an_acknowledged_revocation() {
         .iter()
         .all(|b| b.as_ref().map(|b| b.etag()) == Some(good.etag())));
 
-    s.responder
-        .apply(
-            "demo",
-            Change::Revoke {
-                serial: s.good.clone(),
-                at: now - 5,
-                reason: Reason::KeyCompromise,
-                invalidity_date: None,
-            },
-        )
-        .await
-        .expect("apply");
+    revoke_good(&s, now - 5).await;
     for after in ask_all() {
         let after = after.expect("the change's own answer, pre-signed");
         assert_ne!(after.etag(), good.etag());
