@@ -1,5 +1,7 @@
 //! Prometheus metrics, named `revocd_<area>_<what>_<unit>` with bounded labels.
 
+pub mod tally;
+
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -13,6 +15,10 @@ pub struct Metrics {
     /// Certificate statuses answered, by status and CertID hash algorithm.
     pub ocsp_answers: IntCounterVec,
     pub ocsp_cache_hits: IntCounter,
+    /// The hit path's counts of `ocsp_cache_hits`, successful
+    /// `ocsp_requests`, `ocsp_answers` and `ocsp_response_age_seconds`,
+    /// per thread; summed into those families when scraped.
+    pub tally: tally::Tally,
     pub ocsp_cache_misses: IntCounter,
     /// Answers of the previous window served because the signer could not
     /// sign (HSM down): still valid, until their nextUpdate.
@@ -124,6 +130,7 @@ impl Metrics {
         let fleet_gauge =
             |name: &str, help: &str| IntGauge::new(name, help).expect("static metric");
         let m = Self {
+            tally: tally::Tally::default(),
             ocsp_requests: IntCounterVec::new(
                 Opts::new(
                     "revocd_ocsp_requests_total",
@@ -295,9 +302,7 @@ impl Metrics {
                     "revocd_ocsp_response_age_seconds",
                     "Age (now - thisUpdate) of OCSP responses when served",
                 )
-                .buckets(vec![
-                    1.0, 10.0, 60.0, 300.0, 900.0, 1800.0, 2700.0, 3600.0, 7200.0,
-                ]),
+                .buckets(tally::AGE_BUCKETS.to_vec()),
             )
             .expect("static metric"),
             ocsp_presigned_serials: IntGaugeVec::new(
@@ -590,10 +595,15 @@ impl Metrics {
         )
         .expect("static metric");
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        use tally::{Family, Tallied};
+        let tallied = |inner, family| {
+            Box::new(Tallied::new(inner, m.tally.clone(), family))
+                as Box<dyn prometheus::core::Collector>
+        };
         for c in [
-            Box::new(m.ocsp_requests.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(m.ocsp_answers.clone()),
-            Box::new(m.ocsp_cache_hits.clone()),
+            tallied(Box::new(m.ocsp_requests.clone()), Family::Requests),
+            tallied(Box::new(m.ocsp_answers.clone()), Family::Answers),
+            tallied(Box::new(m.ocsp_cache_hits.clone()), Family::Hits),
             Box::new(m.ocsp_cache_misses.clone()),
             Box::new(m.ocsp_stale_served.clone()),
             Box::new(m.cdn_invalidation_seconds.clone()),
@@ -615,7 +625,7 @@ impl Metrics {
             Box::new(m.ocsp_signing_seconds.clone()),
             Box::new(m.ocsp_signing_in_flight.clone()),
             Box::new(m.ocsp_signing_shed.clone()),
-            Box::new(m.ocsp_response_age_seconds.clone()),
+            tallied(Box::new(m.ocsp_response_age_seconds.clone()), Family::Age),
             Box::new(m.ocsp_presigned_serials.clone()),
             Box::new(m.ocsp_presign_degraded.clone()),
             Box::new(m.ocsp_presign_missed.clone()),
@@ -697,5 +707,49 @@ mod tests {
         let text = m.render();
         assert!(text.contains("revocd_build_info{version="));
         assert!(text.contains("revocd_ocsp_requests_total{method=\"GET\",status=\"successful\"} 1"));
+    }
+
+    #[test]
+    fn hit_path_counts_from_every_thread_show_in_the_next_scrape() {
+        use crate::pki::HashAlg;
+        let m = Metrics::new();
+        m.ocsp_requests.with_label_values(&["GET", "successful"]);
+        m.ocsp_answers.with_label_values(&["revoked", "sha256"]);
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| {
+                    for _ in 0..1000 {
+                        m.tally.answer(1, HashAlg::Sha256, true, 30);
+                        m.tally.success(0);
+                    }
+                });
+            }
+        });
+        // Those threads are gone; their counts stay. Shared counters and
+        // this thread's tally add to the same series.
+        m.tally.age(5000);
+        m.ocsp_cache_hits.inc();
+        m.ocsp_response_age_seconds.observe(2.0);
+        let text = m.render();
+        for line in [
+            "revocd_ocsp_cache_hits_total 3001",
+            "revocd_ocsp_requests_total{method=\"GET\",status=\"successful\"} 3000",
+            "revocd_ocsp_answers_total{cert_status=\"revoked\",hash=\"sha256\"} 3000",
+            "revocd_ocsp_response_age_seconds_bucket{le=\"10\"} 1",
+            "revocd_ocsp_response_age_seconds_bucket{le=\"60\"} 3001",
+            "revocd_ocsp_response_age_seconds_bucket{le=\"3600\"} 3001",
+            "revocd_ocsp_response_age_seconds_bucket{le=\"7200\"} 3002",
+            "revocd_ocsp_response_age_seconds_bucket{le=\"+Inf\"} 3002",
+            "revocd_ocsp_response_age_seconds_sum 95002",
+            "revocd_ocsp_response_age_seconds_count 3002",
+        ] {
+            assert!(text.contains(line), "{line} not in\n{text}");
+        }
+        // Another registry's tally starts from nothing on the same thread.
+        let other = Metrics::new();
+        assert!(other.render().contains("revocd_ocsp_cache_hits_total 0"));
+        other.tally.hit();
+        assert!(other.render().contains("revocd_ocsp_cache_hits_total 1"));
+        assert!(m.render().contains("revocd_ocsp_cache_hits_total 3001"));
     }
 }

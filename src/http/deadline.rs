@@ -1,9 +1,12 @@
-//! Deadlines for the stages of a connection that headers-only timeouts do
-//! not cover: reading a request body (a time limit plus a minimum rate) and
-//! writing a response to a client that does not read.
+//! Deadlines for every stage of a connection: receiving a request head
+//! (the slowloris guard, which also bounds an idle keep-alive connection),
+//! reading a request body (a time limit plus a minimum rate) and writing a
+//! response to a client that does not read.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -11,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 /// How a request body must arrive.
 #[derive(Debug, Clone, Copy)]
@@ -59,27 +62,129 @@ pub async fn read_body(mut body: Incoming, limits: BodyLimits) -> Result<Bytes, 
     Ok(buf.freeze())
 }
 
-/// A stream whose writes fail with `TimedOut` once they have made no
-/// progress for `timeout` (a client that stopped reading). Reads are as
-/// they are: hyper's header timeout and the body deadline cover them.
-pub struct WriteDeadline<S> {
-    inner: S,
-    timeout: Duration,
-    stalled: Option<Pin<Box<Sleep>>>,
+/// When a connection began waiting for its next request head, shared by
+/// the connection's service (which marks a request's start and its
+/// response) and its stream ([`Deadlines`], which enforces the wait).
+#[derive(Debug)]
+pub struct HeadWait {
+    epoch: Instant,
+    /// Milliseconds from `epoch` to the start of the wait, or [`BUSY`].
+    since_ms: AtomicU64,
+    /// The connection was cut for a head that did not arrive in time
+    /// (hyper reports a failed read on an idle connection as a close).
+    overdue: AtomicBool,
 }
 
-impl<S> WriteDeadline<S> {
-    pub fn new(inner: S, timeout: Duration) -> Self {
+/// A request is being answered: no head is awaited.
+const BUSY: u64 = u64::MAX;
+
+impl HeadWait {
+    /// Waiting for the first head from now (the connection just opened).
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            epoch: Instant::now(),
+            since_ms: AtomicU64::new(0),
+            overdue: AtomicBool::new(false),
+        })
+    }
+
+    /// A request head arrived whole: no wait until its response is made
+    /// (reading its body has its own deadline).
+    pub fn request_started(&self) {
+        self.since_ms.store(BUSY, Ordering::Relaxed);
+    }
+
+    /// The response is made: the wait for the next head starts.
+    pub fn response_ready(&self) {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(BUSY - 1);
+        self.since_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Whether the connection was cut for a head not received in time.
+    pub fn overdue(&self) -> bool {
+        self.overdue.load(Ordering::Relaxed)
+    }
+
+    /// When the head awaited now is due, if one is awaited.
+    fn due(&self, timeout: Duration) -> Option<Instant> {
+        match self.since_ms.load(Ordering::Relaxed) {
+            BUSY => None,
+            ms => Some(self.epoch + Duration::from_millis(ms) + timeout),
+        }
+    }
+}
+
+/// A connection's stream under two deadlines.
+///
+/// Reads: a request head must arrive whole within `head_timeout` of the
+/// wait for it starting ([`HeadWait`]); otherwise reads fail with
+/// [`HeadTimedOut`]. One timer per connection is armed for the wait's end
+/// and moved on only when it fires, so a connection answering request
+/// after request touches the runtime's timer wheel about once per
+/// `head_timeout`, not once per request (as hyper's own header timeout
+/// does).
+///
+/// Writes: a write that makes no progress for `write_timeout` (a client
+/// that stopped reading) fails with [`WriteTimedOut`].
+pub struct Deadlines<S> {
+    inner: S,
+    write_timeout: Duration,
+    stalled: Option<Pin<Box<Sleep>>>,
+    head_timeout: Duration,
+    head: Arc<HeadWait>,
+    head_timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl<S> Deadlines<S> {
+    pub fn new(
+        inner: S,
+        head: Arc<HeadWait>,
+        head_timeout: Duration,
+        write_timeout: Duration,
+    ) -> Self {
         Self {
             inner,
-            timeout,
+            write_timeout,
             stalled: None,
+            head_timeout,
+            head,
+            head_timer: None,
         }
+    }
+
+    /// After a read found nothing to read: the error once the awaited head
+    /// is overdue; otherwise the timer is armed to wake the connection by
+    /// then. While a request is answered no head is awaited, but the timer
+    /// stays armed at most `head_timeout` ahead: hyper may not read again
+    /// before the client sends, so the timer must already be running when
+    /// the wait for the next head begins.
+    fn head_overdue(&mut self, cx: &mut Context<'_>) -> Option<std::io::Error> {
+        let due = self.head.due(self.head_timeout);
+        let timeout = self.head_timeout;
+        let next = || due.unwrap_or_else(|| Instant::now() + timeout);
+        let timer = self
+            .head_timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(next())));
+        // A timer armed earlier fires early: it is moved on, to the head's
+        // deadline when one is awaited.
+        while timer.as_mut().poll(cx).is_ready() {
+            match due {
+                Some(due) if Instant::now() >= due => {
+                    self.head.overdue.store(true, Ordering::Relaxed);
+                    return Some(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        HeadTimedOut,
+                    ));
+                }
+                _ => timer.as_mut().reset(next()),
+            }
+        }
+        None
     }
 
     /// After a Pending write: the error once the stall has lasted too long.
     fn stall(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Error> {
-        let timeout = self.timeout;
+        let timeout = self.write_timeout;
         let sleep = self
             .stalled
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
@@ -112,17 +217,28 @@ impl<S> WriteDeadline<S> {
 #[error("response write made no progress within the write timeout")]
 pub struct WriteTimedOut;
 
-impl<S: AsyncRead + Unpin> AsyncRead for WriteDeadline<S> {
+/// The error the head deadline produces (found again when counting).
+#[derive(Debug, thiserror::Error)]
+#[error("request head not received within the header read timeout")]
+pub struct HeadTimedOut;
+
+impl<S: AsyncRead + Unpin> AsyncRead for Deadlines<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if r.is_pending() {
+            if let Some(e) = self.head_overdue(cx) {
+                return Poll::Ready(Err(e));
+            }
+        }
+        r
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Deadlines<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -157,13 +273,17 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
 
 /// Whether a connection error came from the write deadline.
 pub fn is_write_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    caused_by::<WriteTimedOut>(e)
+}
+
+fn caused_by<T: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(e);
     while let Some(err) = cur {
-        if err.is::<WriteTimedOut>() {
+        if err.is::<T>() {
             return true;
         }
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if io.get_ref().is_some_and(|i| i.is::<WriteTimedOut>()) {
+            if io.get_ref().is_some_and(|i| i.is::<T>()) {
                 return true;
             }
         }

@@ -8,6 +8,7 @@ pub mod public;
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::buf::Chain;
@@ -17,7 +18,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -67,7 +68,7 @@ pub async fn serve<H, F>(
     F: Future<Output = Response<Body>> + Send + 'static,
 {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let open = limits
         .metrics
         .http_connections_open
@@ -88,35 +89,45 @@ pub async fn serve<H, F>(
                         continue;
                     }
                 };
-                let Ok(slot) = std::sync::Arc::clone(&slots).try_acquire_owned() else {
+                let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
                     refused.inc();
                     drop(stream);
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
                 let h = handler.clone();
+                let head = deadline::HeadWait::new();
+                let wait = Arc::clone(&head);
                 let service = service_fn(move |req| {
+                    wait.request_started();
                     let response = h(req);
-                    async move { Ok::<_, Infallible>(response.await) }
+                    let wait = Arc::clone(&wait);
+                    async move {
+                        let response = response.await;
+                        wait.response_ready();
+                        Ok::<_, Infallible>(response)
+                    }
                 });
+                let stream = deadline::Deadlines::new(
+                    stream,
+                    Arc::clone(&head),
+                    limits.header_read_timeout,
+                    limits.write_timeout,
+                );
                 let conn = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(limits.header_read_timeout)
                     .keep_alive(true)
-                    .serve_connection(
-                        TokioIo::new(deadline::WriteDeadline::new(stream, limits.write_timeout)),
-                        service,
-                    );
+                    .serve_connection(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn);
                 let open = open.clone();
                 let errors = limits.metrics.http_connection_errors.clone();
                 let name = limits.name;
                 open.inc();
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        let kind = if e.is_timeout() {
-                            "header_timeout"
-                        } else if deadline::is_write_timeout(&e) {
+                    let ended = conn.await;
+                    if head.overdue() {
+                        errors.with_label_values(&[name, "header_timeout"]).inc();
+                    } else if let Err(e) = ended {
+                        let kind = if deadline::is_write_timeout(&e) {
                             "write_timeout"
                         } else if e.is_parse() || e.is_parse_too_large() {
                             "malformed"

@@ -80,11 +80,10 @@ impl PublicService {
         if path.starts_with("/crl/") {
             return None;
         }
-        let mut path_der = [0u8; GET_DER_INLINE];
-        let der =
-            ocsp::request::decode_get_path_in(self.get_path(path).ok()?, &mut path_der).ok()?;
         let now = self.responder.clock().now();
-        let answer = self.responder.respond_hot(&der, now)?;
+        let answer = self
+            .responder
+            .respond_hot_path(self.get_path(path).ok()?, now)?;
         let if_none_match = req.headers().get(header::IF_NONE_MATCH);
         Some(self.finish(Ok(answer), now, req.method(), if_none_match))
     }
@@ -95,7 +94,7 @@ impl PublicService {
         }
         let method = req.method().clone();
         let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();
-        let mut path_der = [0u8; GET_DER_INLINE];
+        let mut path_der = [0u8; ocsp::GET_DER_INLINE];
         let answer = match self.request_der(req, &mut path_der).await {
             Ok(der) => Ok(self.responder.respond(der.bytes()).await),
             Err(r) => Err(r),
@@ -210,10 +209,6 @@ impl PublicService {
         }
     }
 }
-
-/// GET requests whose DER is at most this long are decoded on the stack (a
-/// single-CertID request is about 80 to 120 bytes).
-const GET_DER_INLINE: usize = 384;
 
 /// A request's DER: from the GET path, or the POST body as read.
 enum Der<'b> {

@@ -123,6 +123,89 @@ pub fn put(key: Key, stamp: u64, status_row: u8, signed: &Signed) {
     })
 }
 
+/// What a GET path asks, as the responder resolved it: the single CertID's
+/// issuer, hash and serial. A path of the plain shape (one CertID, nothing
+/// else; see `request::decode_single`) always asks the same of the same
+/// responder, so its base64, its DER and its issuer lookup need not be
+/// repeated while it stays in the thread's table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Asked {
+    pub issuer: usize,
+    pub alg: HashAlg,
+    len: u8,
+    serial: [u8; SERIAL_MAX],
+}
+
+impl Asked {
+    /// `None` for a serial too long to hold inline.
+    pub fn new(issuer: usize, alg: HashAlg, content: &[u8]) -> Option<Self> {
+        let mut serial = [0u8; SERIAL_MAX];
+        serial.get_mut(..content.len())?.copy_from_slice(content);
+        Some(Self {
+            issuer,
+            alg,
+            len: content.len() as u8,
+            serial,
+        })
+    }
+
+    /// The serial's INTEGER content.
+    pub fn serial(&self) -> &[u8] {
+        &self.serial[..usize::from(self.len)]
+    }
+}
+
+/// GET paths each thread remembers: a power of two.
+const PATH_SLOTS: usize = 1024;
+/// Longer paths are not remembered (a single-CertID request is 100-170
+/// base64 characters).
+const PATH_MAX: usize = 256;
+
+struct PathSlot {
+    owner: u64,
+    path: Box<str>,
+    asked: Asked,
+}
+
+thread_local! {
+    static PATHS: RefCell<Box<[Option<PathSlot>]>> =
+        RefCell::new((0..PATH_SLOTS).map(|_| None).collect());
+}
+
+fn path_slot(owner: u64, path: &str) -> usize {
+    let mut h = owner.wrapping_mul(K);
+    for chunk in path.as_bytes().chunks(8) {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        h = (h ^ u64::from_le_bytes(word)).wrapping_mul(K);
+    }
+    (h >> 32) as usize & (PATH_SLOTS - 1)
+}
+
+/// What `path` asked of responder `owner`, if this thread remembers it.
+pub fn asked(owner: u64, path: &str) -> Option<Asked> {
+    PATHS.with(|paths| match paths.borrow().get(path_slot(owner, path))? {
+        Some(s) if s.owner == owner && *s.path == *path => Some(s.asked),
+        _ => None,
+    })
+}
+
+/// Remembers that `path` asked `asked` of responder `owner`.
+pub fn remember(owner: u64, path: &str, asked: Asked) {
+    if path.len() > PATH_MAX {
+        return;
+    }
+    PATHS.with(|paths| {
+        if let Some(slot) = paths.borrow_mut().get_mut(path_slot(owner, path)) {
+            *slot = Some(PathSlot {
+                owner,
+                path: path.into(),
+                asked,
+            });
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +242,21 @@ mod tests {
         ] {
             assert!(get(&other.expect("key"), 5).is_none());
         }
+    }
+
+    #[test]
+    fn a_path_is_remembered_for_its_responder_only() {
+        let owner = next_owner();
+        let asked = Asked::new(3, HashAlg::Sha256, &[0x0a, 0x0b]).expect("fits");
+        assert!(super::asked(owner, "/MEMw").is_none());
+        remember(owner, "/MEMw", asked);
+        assert_eq!(super::asked(owner, "/MEMw"), Some(asked));
+        assert_eq!(asked.serial(), [0x0a, 0x0b]);
+        assert!(super::asked(owner, "/MEMx").is_none());
+        assert!(super::asked(next_owner(), "/MEMw").is_none());
+        let long = "A".repeat(PATH_MAX + 1);
+        remember(owner, &long, asked);
+        assert!(super::asked(owner, &long).is_none());
     }
 
     #[test]

@@ -13,6 +13,6 @@ pub mod response;
 pub mod store;
 pub mod tablefmt;
 
-pub use request::{decode_der, decode_get_path, Request, RequestError};
+pub use request::{decode_der, decode_get_path, Request, RequestError, GET_DER_INLINE};
 pub use responder::{Answer, Responder, Signed};
 pub use response::{CertStatus, ErrorStatus, ResponseSigner};

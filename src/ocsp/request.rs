@@ -253,6 +253,10 @@ pub fn decode_get_path(path: &str) -> Result<Vec<u8>, RequestError> {
         .map_err(|_| RequestError::Base64)
 }
 
+/// GET requests whose DER is at most this long are decoded on the stack (a
+/// single-CertID request is about 80 to 120 bytes).
+pub const GET_DER_INLINE: usize = 384;
+
 /// [`decode_get_path`], decoding a plain base64 path (no escapes, the
 /// standard alphabet: what nearly every client sends) into `buf` when it
 /// fits: no allocation.

@@ -23,7 +23,7 @@ use crate::config::{NonceMode, Ocsp, UnknownSerialPolicy};
 use crate::issuer::{Issuer, Issuers};
 use crate::ledger::record::IssuerEntries;
 use crate::ledger::{Applier, ApplyError};
-use crate::metrics::Metrics;
+use crate::metrics::{tally, Metrics};
 use crate::pki::{HashAlg, SignError};
 use crate::state::{Applied, Change, Entry, Reason, Serial, Status};
 
@@ -323,11 +323,6 @@ pub struct Responder {
     /// Per issuer, which serials were asked about lately (pre-signing order).
     requested: Vec<Requested>,
     metrics: Metrics,
-    /// `ocsp_answers` by status (good, revoked, unknown) x `HashAlg::ALL`,
-    /// and `ocsp_requests` of successful GET, HEAD, POST: resolved once, as
-    /// a label lookup per request costs as much as the rest of a cache hit.
-    answer_counters: Vec<IntCounter>,
-    success_counters: [IntCounter; 3],
     /// `ocsp_signings` and `ocsp_signing_seconds` per `Why::ALL`.
     sign_counters: [(IntCounter, Histogram); 4],
     uncommon: UncommonLimits,
@@ -368,6 +363,20 @@ impl Responder {
             }
             hashes.push(IssuerHashes { by_alg });
         }
+        // The series the hit path tallies (`metrics::tally`) exist from the
+        // start, at zero, as the scrape adds the tallies to them.
+        for status in tally::STATUSES {
+            for alg in HashAlg::ALL {
+                metrics
+                    .ocsp_answers
+                    .with_label_values(&[status, alg.name()]);
+            }
+        }
+        for method in tally::METHODS {
+            metrics
+                .ocsp_requests
+                .with_label_values(&[method, "successful"]);
+        }
         // An entry lives through the window before its own (pre-signed
         // ahead) and its own window.
         let ttl = Duration::from_secs(2 * ocsp.window.as_secs() + 60);
@@ -402,21 +411,6 @@ impl Responder {
             presign_hashes: ocsp.presign_hashes.clone(),
             presign_cpu_share: ocsp.presign_cpu_share,
             startup_presign: ocsp.startup_presign,
-            answer_counters: ["good", "revoked", "unknown"]
-                .iter()
-                .flat_map(|status| {
-                    HashAlg::ALL.map(|alg| {
-                        metrics
-                            .ocsp_answers
-                            .with_label_values(&[status, alg.name()])
-                    })
-                })
-                .collect(),
-            success_counters: ["GET", "HEAD", "POST"].map(|method| {
-                metrics
-                    .ocsp_requests
-                    .with_label_values(&[method, "successful"])
-            }),
             sign_counters: Why::ALL.map(|why| {
                 (
                     metrics.ocsp_signings.with_label_values(&[why.label()]),
@@ -527,9 +521,35 @@ impl Responder {
     /// held for the serial's current state at `now` (the clock's); `None`
     /// sends it to [`respond`](Self::respond). Never waits, never signs.
     pub fn respond_hot(&self, der: &[u8], now: i64) -> Option<Answer> {
-        let one = request::decode_single(der).filter(|_| self.max_certs >= 1)?;
-        self.presigned_hit(one, self.windows.at(now), now)
+        let asked = self.asked(der)?;
+        self.presigned_hit(&asked, self.windows.at(now), now)
             .map(Answer::Signed)
+    }
+
+    /// [`respond_hot`](Self::respond_hot) for a GET path (what follows the
+    /// listener's prefix). A path this thread resolved before is not
+    /// decoded again ([`hot::asked`]).
+    pub fn respond_hot_path(&self, path: &str, now: i64) -> Option<Answer> {
+        let asked = match hot::asked(self.id, path) {
+            Some(asked) => asked,
+            None => {
+                let mut buf = [0u8; request::GET_DER_INLINE];
+                let der = request::decode_get_path_in(path, &mut buf).ok()?;
+                let asked = self.asked(&der)?;
+                hot::remember(self.id, path, asked);
+                asked
+            }
+        };
+        self.presigned_hit(&asked, self.windows.at(now), now)
+            .map(Answer::Signed)
+    }
+
+    /// The issuer, hash and serial of a request of the plain single-CertID
+    /// shape to an issuer of ours.
+    fn asked(&self, der: &[u8]) -> Option<hot::Asked> {
+        let one = request::decode_single(der).filter(|_| self.max_certs >= 1)?;
+        let idx = self.find_issuer(one.hash, one.name_hash, one.key_hash)?;
+        hot::Asked::new(idx, one.hash, one.serial)
     }
 
     /// Answers one DER OCSPRequest. Never signs on a cache hit.
@@ -566,13 +586,11 @@ impl Responder {
             _ => None,
         };
         if let (None, [q]) = (&nonce, req.queries.as_slice()) {
-            let one = q.hash.map(|hash| request::SingleCertId {
-                hash,
-                name_hash: &q.name_hash,
-                key_hash: &q.key_hash,
-                serial: q.serial.content(),
+            let asked = q.hash.and_then(|alg| {
+                let idx = self.find_issuer(alg, &q.name_hash, &q.key_hash)?;
+                hot::Asked::new(idx, alg, q.serial.content())
             });
-            if let Some(hit) = one.and_then(|one| self.presigned_hit(one, window, now)) {
+            if let Some(hit) = asked.and_then(|a| self.presigned_hit(&a, window, now)) {
                 return Answer::Signed(hit);
             }
         }
@@ -626,7 +644,7 @@ impl Responder {
         match self.cached_or_signed(key, job, class).await {
             Ok(signed) => {
                 let age = self.clock.now().saturating_sub(signed.this_update);
-                self.metrics.ocsp_response_age_seconds.observe(age as f64);
+                self.metrics.tally.age(age);
                 Answer::Signed(signed)
             }
             Err(status) => Answer::Error(status),
@@ -637,31 +655,25 @@ impl Responder {
     /// for this state is in the window's table. Allocates the serial's
     /// lookup key only (the answer is expanded into a per-thread arena);
     /// anything else goes the long way.
-    fn presigned_hit(
-        &self,
-        q: request::SingleCertId<'_>,
-        window: Window,
-        now: i64,
-    ) -> Option<Signed> {
-        let alg = q.hash;
-        let idx = self.find_issuer(alg, q.name_hash, q.key_hash)?;
+    fn presigned_hit(&self, asked: &hot::Asked, window: Window, now: i64) -> Option<Signed> {
+        let (idx, alg, serial) = (asked.issuer, asked.alg, asked.serial());
         let issuer = &self.issuers[idx];
         // Both before the state: a change or rotation after this point
         // moves them, so what is kept under them is never stale.
-        let stamp = issuer.state.stamp(q.serial);
+        let stamp = issuer.state.stamp(serial);
         let generation = issuer.generation();
-        let hot_key = hot::Key::new(self.id, window.index, generation, idx, alg, q.serial);
+        let hot_key = hot::Key::new(self.id, window.index, generation, idx, alg, serial);
         let (hit, status_row) = match hot_key.as_ref().and_then(|k| hot::get(k, stamp)) {
             Some(kept) => kept,
             None => {
-                let serial = &Serial::from_content(q.serial);
-                let entry = issuer.state.lookup(serial)?;
+                let owned = &Serial::from_content(serial);
+                let entry = issuer.state.lookup(owned)?;
                 let status = wire_status(&entry);
                 let hit = self.store.get(
                     window.index,
                     idx,
                     alg,
-                    serial,
+                    owned,
                     entry.revision,
                     generation,
                     &status,
@@ -673,36 +685,24 @@ impl Responder {
                 (hit, row)
             }
         };
-        self.requested[idx].mark_content(window.index, q.serial);
-        self.count_answer_row(status_row, alg);
-        self.metrics.ocsp_cache_hits.inc();
+        self.requested[idx].mark_content(window.index, serial);
         let age = now.saturating_sub(hit.this_update);
-        self.metrics.ocsp_response_age_seconds.observe(age as f64);
+        self.metrics.tally.answer(status_row, alg, true, age);
         Some(hit)
     }
 
     fn count_answer(&self, status: &CertStatus, alg: HashAlg) {
-        self.count_answer_row(status_row(status), alg);
-    }
-
-    fn count_answer_row(&self, row: u8, alg: HashAlg) {
-        let row = usize::from(row);
-        let col = HashAlg::ALL.iter().position(|a| *a == alg).unwrap_or(0);
-        if let Some(c) = self.answer_counters.get(row * HashAlg::ALL.len() + col) {
-            c.inc();
-        }
+        self.metrics.tally.status(status_row(status), alg);
     }
 
     /// Counts one OCSP request in `revocd_ocsp_requests_total`.
     pub fn count_request(&self, method: &'static str, status: &'static str) {
-        let resolved = match (method, status) {
-            ("GET", "successful") => Some(&self.success_counters[0]),
-            ("HEAD", "successful") => Some(&self.success_counters[1]),
-            ("POST", "successful") => Some(&self.success_counters[2]),
+        let tallied = match status {
+            "successful" => tally::METHODS.iter().position(|m| *m == method),
             _ => None,
         };
-        match resolved {
-            Some(c) => c.inc(),
+        match tallied {
+            Some(i) => self.metrics.tally.success(i),
             None => self
                 .metrics
                 .ocsp_requests
@@ -804,7 +804,7 @@ impl Responder {
         let status = job.first().map(|(_, _, status)| status.clone());
         let table_hit = |key: &CacheKey| self.table_hit(key, status.as_ref()?);
         if let (Class::Common, Some(hit)) = (class, table_hit(&key)) {
-            self.metrics.ocsp_cache_hits.inc();
+            self.metrics.tally.hit();
             return Ok(hit);
         }
         let cache = match class {
@@ -812,7 +812,7 @@ impl Responder {
             Class::Uncommon => &self.uncommon.cache,
         };
         if let Some(hit) = cache.get(&key).await {
-            self.metrics.ocsp_cache_hits.inc();
+            self.metrics.tally.hit();
             return Ok((*hit).clone());
         }
         self.metrics.ocsp_cache_misses.inc();

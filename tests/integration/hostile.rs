@@ -695,3 +695,75 @@ fn strangers_cannot_drive_signing_or_evict_presigned_answers() {
     // Every tryLater is counted, by the limit (rate or budget) that refused it.
     assert_eq!(metric(&d, "revocd_ocsp_uncommon_shed_total") as usize, shed);
 }
+
+/// The head deadline (`listen.header-read-timeout`, enforced per
+/// connection by `http::deadline::Deadlines`): a head that trickles in is
+/// cut however it trickles, an idle keep-alive connection is closed, and a
+/// request whose body takes longer than the head timeout (under its own
+/// deadline) is answered.
+#[test]
+fn a_head_must_arrive_whole_in_time_and_a_request_being_answered_is_not_cut() {
+    let (dir, config) = demo_with("listen", "header-read-timeout = \"1s\"\n");
+    let p = dir.path();
+    let d = Daemon::start(&config);
+
+    // A header line that grows by a byte every 300 ms.
+    let (answer, took) = trickle(
+        d.public,
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ",
+        Duration::from_millis(300),
+        Duration::from_secs(30),
+    );
+    assert!(took < Duration::from_secs(6), "still open after {took:?}");
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+
+    // A keep-alive connection left idle after its answer is closed.
+    let ca = load_cert(&p.join("ca.pem"));
+    let good = Serial::from_hex(&serial_of(&p.join("leaf-good.pem"))).expect("hex");
+    let der = revocd::query::build_request(&ca, &good, revocd::pki::HashAlg::Sha1);
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &der);
+    let mut s = TcpStream::connect(d.public).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    s.write_all(format!("GET /{b64} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .expect("write");
+    let mut buf = [0u8; 8192];
+    let n = s.read(&mut buf).expect("answer");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    let idle = started.elapsed();
+    assert!(
+        idle < Duration::from_secs(6),
+        "idle connection open {idle:?}"
+    );
+
+    // A POST whose body takes three times the head timeout: answered.
+    let mut s = TcpStream::connect(d.public).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/ocsp-request\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        der.len()
+    );
+    s.write_all(head.as_bytes()).expect("head");
+    for part in der.chunks(der.len().div_ceil(3)) {
+        std::thread::sleep(Duration::from_secs(1));
+        s.write_all(part).expect("body");
+    }
+    let mut all = Vec::new();
+    let _ = s.read_to_end(&mut all);
+    let all = String::from_utf8_lossy(&all);
+    assert!(all.starts_with("HTTP/1.1 200"), "{all}");
+
+    assert!(
+        metric(
+            &d,
+            "revocd_http_connection_errors_total{kind=\"header_timeout\",listener=\"public\"}"
+        ) >= 2.0
+    );
+}

@@ -181,27 +181,31 @@ async fn absent_and_null_hash_parameters_find_the_same_issuer() {
 }
 
 /// Each thread keeps its own copy of the pre-signed answers it served
-/// (`ocsp::hot`). A revocation acknowledged on one thread must reach every
-/// thread's copy: the threads below keep theirs across the change and ask
-/// again.
+/// (`ocsp::hot`), and what the GET paths it decoded asked. A revocation
+/// acknowledged on one thread must reach every thread's copy: the threads
+/// below keep theirs across the change and ask again, by DER and by path.
 #[tokio::test]
 async fn no_thread_serves_its_kept_answer_after_an_acknowledged_revocation() {
     let s = setup(None);
     let current = s.responder.windows().at(s.clock.now());
     presign::presign_window(&s.responder, current, Why::Presign).await;
     let req = revocd::query::build_request(&s.ca, &s.good, HashAlg::Sha256);
+    let path = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &req);
     let now = s.clock.now();
     let (asks, answers): (Vec<_>, Vec<_>) = (0..3)
         .map(|_| {
             let (ask, asked) = std::sync::mpsc::channel::<()>();
             let (tell, told) = std::sync::mpsc::channel();
             let responder = Arc::clone(&s.responder);
-            let req = req.clone();
+            let (req, path) = (req.clone(), format!("/{path}"));
             std::thread::spawn(move || {
                 for () in asked {
                     // Twice: the second comes from the thread's own copy.
                     let _ = responder.respond_hot(&req, now);
-                    let _ = tell.send(responder.respond_hot(&req, now).map(signed));
+                    let _ = responder.respond_hot_path(&path, now);
+                    let by_der = responder.respond_hot(&req, now).map(signed);
+                    let by_path = responder.respond_hot_path(&path, now).map(signed);
+                    let _ = tell.send([by_der, by_path]);
                 }
             });
             (ask, told)
@@ -211,7 +215,10 @@ async fn no_thread_serves_its_kept_answer_after_an_acknowledged_revocation() {
         for a in &asks {
             a.send(()).expect("ask");
         }
-        answers.iter().map(|t| t.recv().expect("answer")).collect()
+        answers
+            .iter()
+            .flat_map(|t| t.recv().expect("answer"))
+            .collect()
     };
     let before = ask_all();
     let good = before[0].clone().expect("pre-signed answer");
