@@ -39,6 +39,7 @@ const AGE_SUM: usize = AGE + AGE_BUCKETS.len() + 1;
 const SLOTS: usize = AGE_SUM + 1;
 
 /// One thread's counts, alone on its cache lines.
+#[derive(Debug)]
 #[repr(align(128))]
 struct Shard {
     counts: [AtomicU64; SLOTS],
@@ -68,12 +69,6 @@ impl Default for Shards {
             id: NEXT.fetch_add(1, Ordering::Relaxed),
             list: Mutex::new(Vec::new()),
         }
-    }
-}
-
-impl std::fmt::Debug for Shard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Shard")
     }
 }
 
