@@ -64,11 +64,13 @@ pub async fn read_body(mut body: Incoming, limits: BodyLimits) -> Result<Bytes, 
 
 /// When a connection began waiting for its next request head, shared by
 /// the connection's service (which marks a request's start and its
-/// response) and its stream ([`Deadlines`], which enforces the wait).
+/// response) and its stream ([`Deadlines`], which starts the wait when the
+/// response is written, as hyper's own timeout did, and enforces it).
 #[derive(Debug)]
 pub struct HeadWait {
     epoch: Instant,
-    /// Milliseconds from `epoch` to the start of the wait, or [`BUSY`].
+    /// Milliseconds from `epoch` to the start of the wait, or [`BUSY`] or
+    /// [`WRITING`].
     since_ms: AtomicU64,
     /// The connection was cut for a head that did not arrive in time
     /// (hyper reports a failed read on an idle connection as a close).
@@ -77,6 +79,9 @@ pub struct HeadWait {
 
 /// A request is being answered: no head is awaited.
 const BUSY: u64 = u64::MAX;
+/// Its response is made and not yet written: the wait starts with the
+/// write (a large answer to a slow reader is the write deadline's matter).
+const WRITING: u64 = u64::MAX - 1;
 
 impl HeadWait {
     /// Waiting for the first head from now (the connection just opened).
@@ -94,10 +99,19 @@ impl HeadWait {
         self.since_ms.store(BUSY, Ordering::Relaxed);
     }
 
-    /// The response is made: the wait for the next head starts.
+    /// The response is made: the wait for the next head starts as it is
+    /// written.
     pub fn response_ready(&self) {
-        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(BUSY - 1);
-        self.since_ms.store(ms, Ordering::Relaxed);
+        self.since_ms.store(WRITING, Ordering::Relaxed);
+    }
+
+    /// Bytes of a response went out: the wait for the next head runs from
+    /// now (the last write of a response is when it starts).
+    fn written(&self) {
+        if self.since_ms.load(Ordering::Relaxed) != BUSY {
+            let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(WRITING - 1);
+            self.since_ms.store(ms.min(WRITING - 1), Ordering::Relaxed);
+        }
     }
 
     /// Whether the connection was cut for a head not received in time.
@@ -108,7 +122,7 @@ impl HeadWait {
     /// When the head awaited now is due, if one is awaited.
     fn due(&self, timeout: Duration) -> Option<Instant> {
         match self.since_ms.load(Ordering::Relaxed) {
-            BUSY => None,
+            BUSY | WRITING => None,
             ms => Some(self.epoch + Duration::from_millis(ms) + timeout),
         }
     }
@@ -245,6 +259,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Deadlines<S> {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.head.written();
+        }
         self.progress(r, cx)
     }
 
@@ -254,6 +271,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Deadlines<S> {
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.head.written();
+        }
         self.progress(r, cx)
     }
 

@@ -7,7 +7,8 @@
 //! request. Here each thread adds to its own shard (one writer, so a plain
 //! load and store, on lines no other core writes) and the scrape sums the
 //! shards into the exported families ([`Tallied`]), so a scrape always sees
-//! every count already made, from every thread.
+//! every count already made, from every thread. A thread that exits leaves
+//! its counts and, from the next scrape on, no shard.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +40,7 @@ const AGE_SUM: usize = AGE + AGE_BUCKETS.len() + 1;
 const SLOTS: usize = AGE_SUM + 1;
 
 /// One thread's counts, alone on its cache lines.
+#[derive(Debug)]
 #[repr(align(128))]
 struct Shard {
     counts: [AtomicU64; SLOTS],
@@ -58,7 +60,16 @@ impl Shard {
 struct Shards {
     /// Distinct per tally, never reused.
     id: u64,
-    list: Mutex<Vec<Arc<Shard>>>,
+    list: Mutex<Threads>,
+}
+
+/// The shards of the threads that count, and what the threads gone since
+/// counted (so threads that come and go, like the blocking pool's, leave
+/// no shard behind).
+#[derive(Debug)]
+struct Threads {
+    live: Vec<Arc<Shard>>,
+    gone: [u64; SLOTS],
 }
 
 impl Default for Shards {
@@ -66,14 +77,11 @@ impl Default for Shards {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         Self {
             id: NEXT.fetch_add(1, Ordering::Relaxed),
-            list: Mutex::new(Vec::new()),
+            list: Mutex::new(Threads {
+                live: Vec::new(),
+                gone: [0; SLOTS],
+            }),
         }
-    }
-}
-
-impl std::fmt::Debug for Shard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Shard")
     }
 }
 
@@ -108,6 +116,7 @@ impl Tally {
                 .list
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
+                .live
                 .push(Arc::clone(&shard));
             f(&shard);
             mine.push((id, shard));
@@ -161,19 +170,29 @@ impl Tally {
         self.with(|s| s.add(SUCCESS + method.min(METHODS.len() - 1), 1))
     }
 
-    /// Every slot summed over the threads.
+    /// Every slot summed over the threads. The shards of threads that have
+    /// exited (only this list still holds them) are folded into `gone`.
     fn sums(&self) -> [u64; SLOTS] {
-        let mut out = [0u64; SLOTS];
-        for shard in self
-            .shards
-            .list
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
+        let mut threads = self.shards.list.lock().unwrap_or_else(|e| e.into_inner());
+        let Threads { live, gone } = &mut *threads;
+        let add = |out: &mut [u64; SLOTS], shard: &Shard| {
             for (o, c) in out.iter_mut().zip(&shard.counts) {
                 *o = o.wrapping_add(c.load(Ordering::Relaxed));
             }
+        };
+        live.retain(|shard| {
+            if Arc::strong_count(shard) > 1 {
+                return true;
+            }
+            // The thread dropped its reference (a release): after this
+            // fence its last counts are visible.
+            std::sync::atomic::fence(Ordering::Acquire);
+            add(gone, shard);
+            false
+        });
+        let mut out = *gone;
+        for shard in live.iter() {
+            add(&mut out, shard);
         }
         out
     }
@@ -290,6 +309,27 @@ fn merge(family: &mut MetricFamily, which: Family, sums: &[u64; SLOTS]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn threads_that_exit_leave_their_counts_and_no_shard() {
+        let tally = Tally::default();
+        for _ in 0..5 {
+            let t = tally.clone();
+            std::thread::spawn(move || {
+                for _ in 0..10 {
+                    t.hit();
+                }
+            })
+            .join()
+            .expect("thread");
+        }
+        assert_eq!(tally.sums()[HITS], 50);
+        let live = |t: &Tally| t.shards.list.lock().expect("lock").live.len();
+        assert_eq!(live(&tally), 0);
+        tally.hit();
+        assert_eq!(tally.sums()[HITS], 51);
+        assert_eq!(live(&tally), 1);
+    }
 
     #[test]
     fn ages_fall_into_the_first_bucket_they_do_not_exceed() {

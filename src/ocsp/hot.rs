@@ -33,6 +33,29 @@ pub fn next_owner() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
+/// A serial's INTEGER content held inline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Inline {
+    len: u8,
+    bytes: [u8; SERIAL_MAX],
+}
+
+impl Inline {
+    /// `None` for a serial too long to hold inline.
+    fn new(content: &[u8]) -> Option<Self> {
+        let mut bytes = [0u8; SERIAL_MAX];
+        bytes.get_mut(..content.len())?.copy_from_slice(content);
+        Some(Self {
+            len: content.len() as u8,
+            bytes,
+        })
+    }
+
+    fn get(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Key {
     owner: u64,
@@ -40,8 +63,7 @@ pub struct Key {
     generation: u64,
     issuer: u32,
     alg: u8,
-    len: u8,
-    serial: [u8; SERIAL_MAX],
+    serial: Inline,
 }
 
 impl Key {
@@ -55,29 +77,31 @@ impl Key {
         alg: HashAlg,
         content: &[u8],
     ) -> Option<Self> {
-        let mut inline = [0u8; SERIAL_MAX];
-        inline.get_mut(..content.len())?.copy_from_slice(content);
         Some(Self {
             owner,
             window,
             generation,
             issuer: u32::try_from(issuer).ok()?,
             alg: alg as u8,
-            len: content.len() as u8,
-            serial: inline,
+            serial: Inline::new(content)?,
         })
     }
 
     fn slot(&self) -> usize {
-        let mut h = self.owner ^ (self.window as u64).rotate_left(17) ^ self.generation;
-        h = (h ^ u64::from(self.issuer) ^ (u64::from(self.alg) << 32)).wrapping_mul(K);
-        for chunk in self.serial[..usize::from(self.len)].chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            h = (h ^ u64::from_le_bytes(word)).wrapping_mul(K);
-        }
-        (h >> 32) as usize & (SLOTS - 1)
+        let h = self.owner ^ (self.window as u64).rotate_left(17) ^ self.generation;
+        let h = (h ^ u64::from(self.issuer) ^ (u64::from(self.alg) << 32)).wrapping_mul(K);
+        (mix(h, self.serial.get()) >> 32) as usize & (SLOTS - 1)
     }
+}
+
+/// `h` with `bytes` mixed in, eight at a time.
+fn mix(mut h: u64, bytes: &[u8]) -> u64 {
+    for chunk in bytes.chunks(8) {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        h = (h ^ u64::from_le_bytes(word)).wrapping_mul(K);
+    }
+    h
 }
 
 const K: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -132,26 +156,22 @@ pub fn put(key: Key, stamp: u64, status_row: u8, signed: &Signed) {
 pub struct Asked {
     pub issuer: usize,
     pub alg: HashAlg,
-    len: u8,
-    serial: [u8; SERIAL_MAX],
+    serial: Inline,
 }
 
 impl Asked {
     /// `None` for a serial too long to hold inline.
     pub fn new(issuer: usize, alg: HashAlg, content: &[u8]) -> Option<Self> {
-        let mut serial = [0u8; SERIAL_MAX];
-        serial.get_mut(..content.len())?.copy_from_slice(content);
         Some(Self {
             issuer,
             alg,
-            len: content.len() as u8,
-            serial,
+            serial: Inline::new(content)?,
         })
     }
 
     /// The serial's INTEGER content.
     pub fn serial(&self) -> &[u8] {
-        &self.serial[..usize::from(self.len)]
+        self.serial.get()
     }
 }
 
@@ -173,13 +193,7 @@ thread_local! {
 }
 
 fn path_slot(owner: u64, path: &str) -> usize {
-    let mut h = owner.wrapping_mul(K);
-    for chunk in path.as_bytes().chunks(8) {
-        let mut word = [0u8; 8];
-        word[..chunk.len()].copy_from_slice(chunk);
-        h = (h ^ u64::from_le_bytes(word)).wrapping_mul(K);
-    }
-    (h >> 32) as usize & (PATH_SLOTS - 1)
+    (mix(owner.wrapping_mul(K), path.as_bytes()) >> 32) as usize & (PATH_SLOTS - 1)
 }
 
 /// What `path` asked of responder `owner`, if this thread remembers it.
