@@ -719,7 +719,7 @@ mod tests {
             for _ in 0..3 {
                 s.spawn(|| {
                     for _ in 0..1000 {
-                        m.tally.answer(1, HashAlg::Sha256, true, 30);
+                        m.tally.presigned_hit(1, HashAlg::Sha256, 30);
                         m.tally.success(0);
                     }
                 });

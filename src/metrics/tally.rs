@@ -54,6 +54,13 @@ impl Shard {
             c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
         }
     }
+
+    /// One answer's age: its bucket, and the sum (two's complement, so a
+    /// negative age subtracts).
+    fn add_age(&self, age: i64) {
+        self.add(AGE + age_bucket(age), 1);
+        self.add(AGE_SUM, age as u64);
+    }
 }
 
 #[derive(Debug)]
@@ -123,46 +130,29 @@ impl Tally {
         })
     }
 
-    /// One answer served: its status row, its CertID's hash, whether it
-    /// was a hit (pre-signed or cached), and its age in seconds.
-    pub fn answer(&self, row: u8, alg: HashAlg, hit: bool, age: i64) {
-        let col = HashAlg::ALL.iter().position(|a| *a == alg).unwrap_or(0);
+    /// A hit on a pre-signed answer: the hit, its status row, its CertID's
+    /// hash and its age in seconds, in one visit to the shard.
+    pub fn presigned_hit(&self, row: u8, alg: HashAlg, age: i64) {
         self.with(|s| {
-            s.add(
-                ANSWERS + usize::from(row).min(STATUSES.len() - 1) * ALGS + col,
-                1,
-            );
-            if hit {
-                s.add(HITS, 1);
-            }
-            s.add(AGE + age_bucket(age), 1);
-            s.add(AGE_SUM, age as u64);
+            s.add(HITS, 1);
+            s.add(status_slot(row, alg), 1);
+            s.add_age(age);
         })
     }
 
-    /// One status counted without an answer's age (a CertID of a
-    /// multi-CertID request, or one signed fresh).
+    /// One status (a CertID answered the long way).
     pub fn status(&self, row: u8, alg: HashAlg) {
-        let col = HashAlg::ALL.iter().position(|a| *a == alg).unwrap_or(0);
-        self.with(|s| {
-            s.add(
-                ANSWERS + usize::from(row).min(STATUSES.len() - 1) * ALGS + col,
-                1,
-            )
-        })
+        self.with(|s| s.add(status_slot(row, alg), 1))
     }
 
-    /// A cache hit outside [`answer`](Self::answer).
+    /// A cache hit the long way.
     pub fn hit(&self) {
         self.with(|s| s.add(HITS, 1))
     }
 
-    /// An answer's age, outside [`answer`](Self::answer).
+    /// An answer's age, for one answered the long way.
     pub fn age(&self, age: i64) {
-        self.with(|s| {
-            s.add(AGE + age_bucket(age), 1);
-            s.add(AGE_SUM, age as u64);
-        })
+        self.with(|s| s.add_age(age))
     }
 
     /// One successful request by method (an index into [`METHODS`]).
@@ -196,6 +186,12 @@ impl Tally {
         }
         out
     }
+}
+
+/// The slot of a status row (see `STATUSES`) and hash.
+fn status_slot(row: u8, alg: HashAlg) -> usize {
+    let col = HashAlg::ALL.iter().position(|a| *a == alg).unwrap_or(0);
+    ANSWERS + usize::from(row).min(STATUSES.len() - 1) * ALGS + col
 }
 
 /// The bucket slot of an age (the first bound it does not exceed; +Inf

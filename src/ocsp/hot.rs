@@ -183,7 +183,8 @@ const PATH_MAX: usize = 256;
 
 struct PathSlot {
     owner: u64,
-    path: Box<str>,
+    /// Reused in place by the next path that takes the slot.
+    path: String,
     asked: Asked,
 }
 
@@ -209,15 +210,24 @@ pub fn remember(owner: u64, path: &str, asked: Asked) {
     if path.len() > PATH_MAX {
         return;
     }
-    PATHS.with(|paths| {
-        if let Some(slot) = paths.borrow_mut().get_mut(path_slot(owner, path)) {
-            *slot = Some(PathSlot {
-                owner,
-                path: path.into(),
-                asked,
-            });
-        }
-    })
+    PATHS.with(
+        |paths| match paths.borrow_mut().get_mut(path_slot(owner, path)) {
+            Some(Some(slot)) => {
+                slot.owner = owner;
+                slot.path.clear();
+                slot.path.push_str(path);
+                slot.asked = asked;
+            }
+            Some(empty) => {
+                *empty = Some(PathSlot {
+                    owner,
+                    path: path.to_owned(),
+                    asked,
+                })
+            }
+            None => {}
+        },
+    )
 }
 
 #[cfg(test)]

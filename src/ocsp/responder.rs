@@ -687,7 +687,7 @@ impl Responder {
         };
         self.requested[idx].mark_content(window.index, serial);
         let age = now.saturating_sub(hit.this_update);
-        self.metrics.tally.answer(status_row, alg, true, age);
+        self.metrics.tally.presigned_hit(status_row, alg, age);
         Some(hit)
     }
 
