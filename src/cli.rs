@@ -69,6 +69,13 @@ pub enum Command {
     Demo {
         #[arg(long, default_value = "revocd-demo")]
         dir: PathBuf,
+        /// Public listener address for a new demo (also in its
+        /// certificates' OCSP and CRL URLs).
+        #[arg(long, default_value = crate::config::defaults::PUBLIC_LISTEN)]
+        listen: String,
+        /// Admin listener address for a new demo.
+        #[arg(long, default_value = crate::config::defaults::ADMIN_LISTEN)]
+        admin_listen: String,
     },
     /// Run the daemon.
     Serve {

@@ -24,21 +24,25 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("revoked serial: {}", out.revoked_serial);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { dir } => {
+        Command::Demo {
+            dir,
+            listen,
+            admin_listen,
+        } => {
             let config = dir.join("revocd.toml");
             if !config.exists() {
                 crate::demo::init(&crate::demo::InitOptions {
                     dir: dir.clone(),
-                    listen: crate::config::defaults::PUBLIC_LISTEN.to_string(),
-                    admin_listen: crate::config::defaults::ADMIN_LISTEN.to_string(),
+                    listen: listen.clone(),
+                    admin_listen: admin_listen.clone(),
                     force: false,
                 })?;
             }
             let d = dir.display();
             println!("revocd demo in {d}; try, in another terminal:");
-            println!("  openssl ocsp -issuer {d}/ca.pem -cert {d}/leaf-good.pem -cert {d}/leaf-revoked.pem -url http://127.0.0.1:8080/ -CAfile {d}/ca.pem -no_nonce");
-            println!("  cargo run --release -- query --url http://127.0.0.1:8080/ --issuer {d}/ca.pem --cert {d}/leaf-revoked.pem --get");
-            println!("  curl -s http://127.0.0.1:9090/metrics | grep revocd_ocsp");
+            println!("  openssl ocsp -issuer {d}/ca.pem -cert {d}/leaf-good.pem -cert {d}/leaf-revoked.pem -url http://{listen}/ -CAfile {d}/ca.pem -no_nonce");
+            println!("  cargo run --release -- query --url http://{listen}/ --issuer {d}/ca.pem --cert {d}/leaf-revoked.pem --get");
+            println!("  curl -s http://{admin_listen}/metrics | grep revocd_ocsp");
             crate::daemon::serve(crate::daemon::ServeOptions {
                 config,
                 listen: None,

@@ -103,7 +103,8 @@ pub enum Expect {
 pub struct Publisher {
     store: Arc<dyn ObjectStore>,
     prefix: StorePath,
-    /// The store keeps Content-Type / Cache-Control (not the local directory).
+    /// The store keeps Content-Type / Cache-Control: every store but a
+    /// local directory (`file://`).
     attributes: bool,
     cache_control: String,
     mode: WriteMode,
@@ -187,6 +188,12 @@ impl Publisher {
 
     pub fn describe(&self) -> &str {
         &self.describe
+    }
+
+    /// A directory on this host (`file://`): it cannot do conditional
+    /// replaces, and only processes on this host can write it.
+    pub fn is_local_directory(&self) -> bool {
+        !self.attributes
     }
 
     /// The full key of an object named `name` under the prefix.

@@ -328,6 +328,10 @@ impl CrlService {
             .set(i64::from(mode == WriteMode::Conditional));
         match mode {
             WriteMode::Conditional => tracing::info!(store = p.describe(), "store honours conditional writes (If-Match / If-None-Match): several writers are safe"),
+            // A directory of this host's (the demo's `file://crl`) is written
+            // by this revocd alone unless an operator points a second one at
+            // it: nothing to act on, so not a warning.
+            WriteMode::SingleWriter if p.is_local_directory() => tracing::info!(store = p.describe(), "a local directory: this revocd is its only writer"),
             WriteMode::SingleWriter => tracing::warn!(store = p.describe(), "store ignores conditional writes: revocd must be the only writer of these CRLs"),
             WriteMode::Unknown => {}
         }

@@ -44,6 +44,23 @@ pub fn due_time(window: Window, issuer: &str, serial: &Serial) -> i64 {
     window.start + offset
 }
 
+/// Seconds the pre-signer has, from `now`, to sign the window after
+/// `window` at its share. Normally until the spread ends (the first three
+/// quarters of `window`), leaving the last quarter as slack. Past that
+/// point (revocd started late in a window) every due time has passed and
+/// the plan is signed at once: it then has three quarters of what is left
+/// before the next window starts, the same slack in proportion. (Counting
+/// only to the spread's end gave no time at all, so a start at 15:45 called
+/// a plan of two serials too large for the share.)
+pub fn presign_time_left(window: Window, now: i64) -> i64 {
+    let spread_end = window.start + (window.end - window.start) * SPREAD_NUM / SPREAD_DEN;
+    if now < spread_end {
+        spread_end - now
+    } else {
+        (window.end - now).max(0) * SPREAD_NUM / SPREAD_DEN
+    }
+}
+
 /// How much of the machine the pre-signer may keep busy.
 ///
 /// With file keys the limit is the CPU: `share` of `cores`, and a worker
@@ -408,10 +425,10 @@ pub async fn run(responder: Arc<Responder>, mut shutdown: watch::Receiver<bool>)
     let cores = cores();
     let share = responder.presign_cpu_share();
     if share <= 0.0 {
-        responder.set_ready();
         tracing::info!(
             "pre-signing off (ocsp.presign-cpu-share = 0): every answer is signed on its first request; ready"
         );
+        responder.set_ready();
         crate::shutdown::stopped(&mut shutdown).await;
         return;
     }
@@ -463,7 +480,6 @@ pub async fn run(responder: Arc<Responder>, mut shutdown: watch::Receiver<bool>)
         () = tokio::time::sleep(responder.startup_presign()) => false,
     };
     let signed: usize = (0..issuers).map(|i| pass.progress.signed(i)).sum();
-    responder.set_ready();
     tracing::info!(
         signed_serials = signed,
         loaded_serials = held_total,
@@ -476,6 +492,7 @@ pub async fn run(responder: Arc<Responder>, mut shutdown: watch::Receiver<bool>)
             " in part (the rest goes on at ocsp.presign-cpu-share; misses are signed on demand)"
         }
     );
+    responder.set_ready();
     let _ = pace_tx.send(pace);
     if !finished {
         let _ = first.await;
@@ -509,10 +526,9 @@ pub async fn run(responder: Arc<Responder>, mut shutdown: watch::Receiver<bool>)
         first_window = false;
         let next = windows.next(window);
         let now = clock.now();
-        let spread_end = window.start + (window.end - window.start) * SPREAD_NUM / SPREAD_DEN;
         // Drawing the plan walks every serial (about a second at 1M): off
         // the reactor.
-        let capacity = pace.capacity() * (spread_end - now).max(0) as f64;
+        let capacity = pace.capacity() * presign_time_left(window, now) as f64;
         let (r, costs) = (Arc::clone(&responder), cost.clone());
         let drawn = tokio::task::spawn_blocking(move || draw(&r, window, &costs, capacity)).await;
         let Ok((plan, hot_count, estimate, degraded)) = drawn else {
@@ -525,6 +541,14 @@ pub async fn run(responder: Arc<Responder>, mut shutdown: watch::Receiver<bool>)
                 estimate_cpu_seconds = estimate,
                 budget_cpu_seconds = capacity,
                 "the next window cannot all be pre-signed within ocsp.presign-cpu-share: recently requested serials first, the rest on demand"
+            );
+        } else {
+            tracing::info!(
+                serials = plan.len(),
+                estimate_cpu_seconds = estimate,
+                budget_cpu_seconds = capacity,
+                window = next.start,
+                "next window planned within ocsp.presign-cpu-share"
             );
         }
         for issuer in responder.issuers() {
@@ -688,6 +712,19 @@ mod tests {
         for b in &buckets[..3] {
             assert!(*b > 500, "{buckets:?}");
         }
+    }
+
+    #[test]
+    fn a_start_late_in_the_window_still_has_time_to_presign_the_next() {
+        let w = Windows::new(3600).at(1_700_000_000);
+        // Inside the spread: until it ends.
+        assert_eq!(presign_time_left(w, w.start), 2700);
+        assert_eq!(presign_time_left(w, w.start + 2000), 700);
+        // Past it (a start at 15:45 of a 15:00-16:00 window): three quarters
+        // of the 15 minutes left, not zero.
+        assert_eq!(presign_time_left(w, w.start + 2700), 675);
+        assert_eq!(presign_time_left(w, w.start + 3599), 0);
+        assert_eq!(presign_time_left(w, w.end + 10), 0);
     }
 
     fn item(due: i64, n: u32) -> Item {

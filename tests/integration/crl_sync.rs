@@ -75,9 +75,48 @@ fn publish(d: &Daemon, tok: &str) {
     assert!(s == 200 || s == 202, "publish: {s} {v}");
 }
 
+/// `revocd crl-sync` with `--metrics-listen 127.0.0.1:0`: the process and
+/// the address it reports for its metrics.
+fn crl_sync_with_metrics(args: &[&str]) -> (Sync, std::net::SocketAddr) {
+    let mut child = Command::new(BIN)
+        .arg("crl-sync")
+        .args(args)
+        .args(["--metrics-listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn crl-sync");
+    let stdout = child.stdout.take().expect("stdout");
+    let sync = Sync(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let addr = loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(WAIT_SECS))
+            .expect("crl-sync reports its metrics address");
+        if let Some(a) = line.strip_prefix("revocd crl-sync: metrics on http://") {
+            break a.trim().parse().expect("an address");
+        }
+    };
+    (sync, addr)
+}
+
 /// nginx requiring a client certificate from the demo CA, checked against
-/// the CRL file `crl`; master process on, so `nginx -s reload` works.
-fn mtls_nginx(dir: &Path, crl: &Path, port: u16) -> (Server, PathBuf) {
+/// the CRL file `crl`, on a free port; master process on, so
+/// `nginx -s reload` works.
+fn mtls_nginx(dir: &Path, crl: &Path) -> (Server, PathBuf) {
+    on_free_port("nginx", |port| mtls_nginx_on(dir, crl, port))
+}
+
+fn mtls_nginx_on(dir: &Path, crl: &Path, port: u16) -> (Child, PathBuf) {
     let d = dir.display();
     std::fs::create_dir_all(dir.join("nginx-tmp")).expect("tmp");
     let conf = format!(
@@ -101,14 +140,7 @@ fn mtls_nginx(dir: &Path, crl: &Path, port: u16) -> (Server, PathBuf) {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn nginx");
-    wait_port(port, "nginx");
-    (
-        Server {
-            child: Some(child),
-            port,
-        },
-        conf_path,
-    )
+    (child, conf_path)
 }
 
 /// curl with the client certificate: the HTTP status (0 if no answer).
@@ -203,7 +235,6 @@ fn nginx_refuses_a_client_certificate_once_its_revocation_is_synced() {
     });
 
     let synced = p.join("nginx-crl.pem");
-    let port = free_port();
     let conf = p.join("nginx-mtls.conf");
     let reload = format!("{} -c {} -s reload", nginx_bin().display(), conf.display());
     let source = format!("file://{}", store_crl.display());
@@ -220,7 +251,8 @@ fn nginx_refuses_a_client_certificate_once_its_revocation_is_synced() {
         &reload,
     ]);
     eventually(30, "the synced CRL file", || synced.is_file().then_some(()));
-    let (_nginx, _) = mtls_nginx(p, &synced, port);
+    let (nginx, _) = mtls_nginx(p, &synced);
+    let port = nginx.port;
     assert_eq!(curl_as_client(p, port), 200, "a good client gets in");
 
     // Revoke, publish: crl-sync installs the new CRL and reloads nginx.
@@ -251,8 +283,7 @@ fn an_unchanged_source_costs_only_304s() {
     let proxy = fault_proxy(d.public.port());
     let out = p.join("synced.crl");
     let source = format!("http://127.0.0.1:{}/crl/demo.crl", proxy.port);
-    let metrics_addr = format!("127.0.0.1:{}", free_port());
-    let sync = crl_sync(&[
+    let (sync, addr) = crl_sync_with_metrics(&[
         "--source",
         &source,
         "--ca",
@@ -263,8 +294,6 @@ fn an_unchanged_source_costs_only_304s() {
         "200ms",
         "--format",
         "der",
-        "--metrics-listen",
-        &metrics_addr,
     ]);
     eventually(30, "ten polls", || {
         (proxy.statuses.lock().expect("lock").len() >= 10).then_some(())
@@ -277,7 +306,6 @@ fn an_unchanged_source_costs_only_304s() {
     );
     let (_, _, served) = http_get(d.public, "/crl/demo.crl").expect("served");
     assert_eq!(std::fs::read(&out).expect("synced"), served);
-    let addr: std::net::SocketAddr = metrics_addr.parse().expect("addr");
     let scrape = || {
         let (_, _, body) = http_get(addr, "/metrics").expect("metrics");
         String::from_utf8_lossy(&body).into_owned()
@@ -289,14 +317,15 @@ fn an_unchanged_source_costs_only_304s() {
             .unwrap_or(-1.0)
     };
     let src = format!("source=\"{source}\"");
-    let m = scrape();
-    assert!(
-        value(
+    // The proxy records an answer before crl-sync has counted it.
+    let m = eventually(WAIT_SECS, "nine unchanged polls counted", || {
+        let m = scrape();
+        (value(
             &m,
-            &format!("revocd_crl_sync_polls_total{{result=\"unchanged\",{src}}}")
-        ) >= 9.0,
-        "{m}"
-    );
+            &format!("revocd_crl_sync_polls_total{{result=\"unchanged\",{src}}}"),
+        ) >= 9.0)
+            .then_some(m)
+    });
     assert_eq!(
         value(
             &m,

@@ -82,18 +82,24 @@ fn every_yaml_and_json_parses_and_uses_real_metrics() {
     let ca = load_cert(&p.join("ca.pem"));
     let good = revocd::state::Serial::from_hex(&serial_of(&p.join("leaf-good.pem"))).expect("hex");
     assert_eq!(ocsp_status(&d, &ca, &good).status, "good");
-    eventually(20, "a CRL", || {
+    eventually(WAIT_SECS, "a CRL", || {
         http_get(d.public, "/crl/demo.crl").filter(|r| r.0 == 200)
     });
-    let (_, _, metrics) = d.http_admin("GET", "/metrics").expect("metrics");
-    let scrape = p.join("metrics.txt");
-    std::fs::write(&scrape, &metrics).expect("write");
+    // A labelled series appears once its first event is counted (the
+    // first upstream poll, the first publish), which may be after ready:
+    // scrape until everything the alerts and the dashboard use is there.
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/check_deploy.py");
-    let out = run(Command::new(python())
-        .arg(script)
-        .arg(deploy())
-        .arg(&scrape));
-    let t = text(&out);
-    assert!(out.status.success(), "{t}");
-    assert!(t.contains("all exported"), "{t}");
+    let scrape = p.join("metrics.txt");
+    let mut last = String::new();
+    let checked = eventually(WAIT_SECS, "every metric the deploy files use", || {
+        let (_, _, metrics) = d.http_admin("GET", "/metrics")?;
+        std::fs::write(&scrape, &metrics).expect("write");
+        let out = run(Command::new(python())
+            .arg(&script)
+            .arg(deploy())
+            .arg(&scrape));
+        last = text(&out);
+        out.status.success().then(|| last.clone())
+    });
+    assert!(checked.contains("all exported"), "{checked}\n{last}");
 }

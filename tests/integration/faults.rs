@@ -283,20 +283,6 @@ fn sigkill_while_a_snapshot_is_written_loses_nothing() {
     }
 }
 
-/// libfaketime's preload library (Debian package libfaketime).
-fn libfaketime() -> PathBuf {
-    let candidates = [
-        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
-        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
-        "/usr/lib/faketime/libfaketime.so.1",
-    ];
-    candidates
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
-        .expect("libfaketime not found; ./scripts/test installs it (apt-get install libfaketime)")
-}
-
 /// What a verified CRL says.
 struct Crl {
     number: u64,
@@ -357,13 +343,13 @@ fn the_wall_clock_stepping_back_and_forward_loses_nothing_and_keeps_answering() 
 
     assert_eq!(revoke_code(&d, &tok, a), 200);
     publish_now(&d, &tok);
-    let first = eventually(20, "a CRL with the first revocation", || {
+    let first = eventually(WAIT_SECS, "a CRL with the first revocation", || {
         served_crl(&d, &ca).filter(|f| f.serials.contains(&hex(a)))
     });
 
     // Two hours back: answers move to the earlier window and still verify.
     step(-7200);
-    let v = eventually(10, "an answer from the earlier window", || {
+    let v = eventually(WAIT_SECS, "an answer from the earlier window", || {
         let v = ocsp_status_at(&d, &ca, &hex(a), real() - 7200);
         (v.this_update <= real() - 7200).then_some(v)
     });
@@ -377,9 +363,11 @@ fn the_wall_clock_stepping_back_and_forward_loses_nothing_and_keeps_answering() 
         "revoked at the daemon's time: {at}"
     );
     publish_now(&d, &tok);
-    let second = eventually(20, "a CRL with the revocation made in the past", || {
-        served_crl(&d, &ca).filter(|f| f.serials.contains(&hex(b)))
-    });
+    let second = eventually(
+        WAIT_SECS,
+        "a CRL with the revocation made in the past",
+        || served_crl(&d, &ca).filter(|f| f.serials.contains(&hex(b))),
+    );
     assert!(
         second.number > first.number,
         "the CRL number never goes down: {} after {}",
@@ -390,14 +378,14 @@ fn the_wall_clock_stepping_back_and_forward_loses_nothing_and_keeps_answering() 
 
     // A day forward: the same, in the later window.
     step(86_400);
-    let v = eventually(10, "an answer from the later window", || {
+    let v = eventually(WAIT_SECS, "an answer from the later window", || {
         let v = ocsp_status_at(&d, &ca, &hex(b), real() + 86_400);
         (v.this_update >= real() + 86_400 - 3600).then_some(v)
     });
     assert_eq!(v.status, "revoked");
     assert_eq!(revoke_code(&d, &tok, c), 200);
     publish_now(&d, &tok);
-    let third = eventually(20, "a CRL after the step forward", || {
+    let third = eventually(WAIT_SECS, "a CRL after the step forward", || {
         served_crl(&d, &ca).filter(|f| f.serials.contains(&hex(c)))
     });
     assert!(third.number > second.number);
@@ -411,7 +399,7 @@ fn the_wall_clock_stepping_back_and_forward_loses_nothing_and_keeps_answering() 
         assert_eq!(ocsp_status(&d, &ca, &hex(s)).status, "revoked", "{s}");
     }
     publish_now(&d, &tok);
-    let fourth = eventually(20, "a CRL after the restart", || {
+    let fourth = eventually(WAIT_SECS, "a CRL after the restart", || {
         served_crl(&d, &ca).filter(|f| f.number > third.number)
     });
     for s in [a, b, c] {
@@ -421,7 +409,7 @@ fn the_wall_clock_stepping_back_and_forward_loses_nothing_and_keeps_answering() 
 
 #[test]
 fn an_object_store_failing_or_slow_delays_crls_but_loses_nothing() {
-    let moto = moto(None);
+    let moto = moto();
     create_bucket(moto.port, "pki");
     let proxy = fault_proxy(moto.port);
 

@@ -128,9 +128,9 @@ fn haproxy_refuses_a_revoked_client_after_crl_sync_without_a_reload() {
     };
     once(&[]);
 
-    let port = free_port();
     let socket = p.join("haproxy.sock");
-    std::fs::write(
+    let configure = |port: u16| {
+        std::fs::write(
         p.join("haproxy.cfg"),
         format!(
             "global\n  stats socket {} level admin\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 5s\n  timeout server 5s\n\
@@ -143,28 +143,29 @@ fn haproxy_refuses_a_revoked_client_after_crl_sync_without_a_reload() {
         ),
     )
     .expect("haproxy.cfg");
-    let check = run(Command::new(&haproxy)
-        .args(["-c", "-f"])
-        .arg(p.join("haproxy.cfg")));
-    assert!(check.status.success(), "haproxy -c: {}", text(&check));
-    let ha = Killed(
-        Command::new(&haproxy)
+        let check = run(Command::new(&haproxy)
+            .args(["-c", "-f"])
+            .arg(p.join("haproxy.cfg")));
+        assert!(check.status.success(), "haproxy -c: {}", text(&check));
+        let child = Command::new(&haproxy)
             .args(["-db", "-f"])
             .arg(p.join("haproxy.cfg"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("haproxy"),
-    );
-    wait_port(port, "haproxy");
-    let pid = ha.0.id();
+            .expect("haproxy");
+        (child, ())
+    };
+    let (ha, ()) = on_free_port("haproxy", configure);
+    let port = ha.port;
+    let pid = ha.child.as_ref().expect("haproxy").id();
     assert!(connects(p, port, "alice") && connects(p, port, "bob"));
 
     // Alice is revoked; revocd publishes the CRL.
     let tok = token(p);
     revoke(&d, &tok, &alice, "keyCompromise");
     let ca = load_cert(&p.join("ca.pem"));
-    eventually(20, "the revocation on revocd's CRL", || {
+    eventually(WAIT_SECS, "the revocation on revocd's CRL", || {
         let (s, _, der) = http_get(d.public, "/crl/demo.crl")?;
         let f = revocd::crl::build::check(&der, &ca).ok()?;
         (s == 200 && f.n_entries == 2).then_some(())
@@ -184,7 +185,7 @@ fn haproxy_refuses_a_revoked_client_after_crl_sync_without_a_reload() {
         "the revoked client still connects"
     );
     assert!(connects(p, port, "bob"), "the good client is refused");
-    assert_eq!(ha.0.id(), pid);
+    assert_eq!(ha.child.as_ref().expect("haproxy").id(), pid);
 
     // The daemon mode: a later revocation of Bob follows on its own.
     let sync = Killed(
@@ -208,5 +209,9 @@ fn haproxy_refuses_a_revoked_client_after_crl_sync_without_a_reload() {
         (!connects(p, port, "bob")).then_some(())
     });
     drop(sync);
-    assert_eq!(ha.0.id(), pid, "never reloaded");
+    assert_eq!(
+        ha.child.as_ref().expect("haproxy").id(),
+        pid,
+        "never reloaded"
+    );
 }

@@ -361,8 +361,10 @@ fn hostile_requests_get_clean_answers_and_the_daemon_keeps_serving() {
     assert!(all.starts_with("HTTP/1.1 200"), "{all}");
 
     // A slow client that never finishes its headers is cut off.
+    // (Cut after the 1 s header-read-timeout; the bound only has to be
+    // below the test's own 30 s read timeout.)
     let mut s = TcpStream::connect(d.public).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
+    s.set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
         .expect("write");
@@ -370,32 +372,28 @@ fn hostile_requests_get_clean_answers_and_the_daemon_keeps_serving() {
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
     assert!(
-        started.elapsed() < Duration::from_secs(9),
+        started.elapsed() < Duration::from_secs(20),
         "the slow client was not cut off"
     );
     let head = String::from_utf8_lossy(&buf);
     assert!(buf.is_empty() || head.starts_with("HTTP/1.1 408"), "{head}");
 
-    // Every limit that triggered is counted.
-    let (_, _, m) = d.http_admin("GET", "/metrics").expect("metrics");
-    let m = String::from_utf8_lossy(&m).to_string();
-    let count = |series: &str| -> f64 {
-        m.lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0.0)
-    };
+    // Every limit that triggered is counted (a closed connection is
+    // counted as its task ends, which may be after the client saw it).
     for series in [
         "revocd_http_connection_errors_total{kind=\"header_timeout\",listener=\"public\"}",
         "revocd_http_requests_rejected_total{listener=\"public\",reason=\"body_too_large\"}",
         "revocd_http_requests_rejected_total{listener=\"admin\",reason=\"body_too_large\"}",
     ] {
-        assert!(count(series) >= 1.0, "{series} not counted:\n{m}");
+        metric_reaches(&d, series, 1.0);
     }
 
+    // Still serving, and nothing it printed, start to exit, is a panic.
     let mut d = d;
     assert!(d.is_alive());
-    assert!(!d.logs().contains("panicked"));
+    let (status, logs) = d.stop();
+    assert!(status.success(), "{status:?}: {logs}");
+    assert!(!logs.contains("panicked"), "{logs}");
 }
 
 #[test]
@@ -407,19 +405,15 @@ fn connections_beyond_the_limit_are_closed_and_counted() {
     let held: Vec<TcpStream> = (0..30)
         .filter_map(|_| TcpStream::connect(d.public).ok())
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
-    let (_, _, m) = d.http_admin("GET", "/metrics").expect("metrics");
-    let m = String::from_utf8_lossy(&m).to_string();
-    let refused: f64 = m
-        .lines()
-        .find_map(|l| l.strip_prefix("revocd_http_connections_refused_total{listener=\"public\"} "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0);
-    assert!(refused >= 10.0, "{m}");
+    metric_reaches(
+        &d,
+        "revocd_http_connections_refused_total{listener=\"public\"}",
+        10.0,
+    );
     drop(held);
     let ca = load_cert(&p.join("ca.pem"));
     let good = Serial::from_hex(&serial_of(&p.join("leaf-good.pem"))).expect("hex");
-    let v = eventually(10, "service after the flood", || {
+    let v = eventually(WAIT_SECS, "service after the flood", || {
         std::panic::catch_unwind(|| ocsp_status(&d, &ca, &good)).ok()
     });
     assert_eq!(v.status, "good");
@@ -473,8 +467,10 @@ fn slow_bodies_are_cut_at_the_body_deadline_and_strangers_bodies_are_never_read(
         Duration::from_millis(300),
         Duration::from_secs(30),
     );
+    // Cut at about 2 s; 20 s is far below what the trickle needs to send
+    // its 200 bytes (60 s), and leaves room for a busy machine.
     assert!(
-        took < Duration::from_secs(8),
+        took < Duration::from_secs(20),
         "public: still open after {took:?}"
     );
     assert!(
@@ -491,7 +487,7 @@ fn slow_bodies_are_cut_at_the_body_deadline_and_strangers_bodies_are_never_read(
         Duration::from_secs(30),
     );
     assert!(
-        took < Duration::from_secs(8),
+        took < Duration::from_secs(20),
         "admin: still open after {took:?}"
     );
     assert!(
@@ -508,18 +504,18 @@ fn slow_bodies_are_cut_at_the_body_deadline_and_strangers_bodies_are_never_read(
         Duration::from_secs(30),
     );
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
-    assert!(took < Duration::from_secs(2), "{took:?}");
-    for (listener, want) in [("public", 1.0), ("admin", 1.0)] {
+    // Reading the declared body at one byte per 300 ms would take 58 days.
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    for listener in ["public", "admin"] {
         let series = format!(
             "revocd_http_connection_errors_total{{kind=\"body_timeout\",listener=\"{listener}\"}}"
         );
-        assert!(metric(&d, &series) >= want, "{series}");
+        metric_reaches(&d, &series, 1.0);
     }
-    assert!(
-        metric(
-            &d,
-            "revocd_http_requests_rejected_total{listener=\"admin\",reason=\"unauthenticated\"}"
-        ) >= 1.0
+    metric_reaches(
+        &d,
+        "revocd_http_requests_rejected_total{listener=\"admin\",reason=\"unauthenticated\"}",
+        1.0,
     );
 }
 
@@ -714,7 +710,8 @@ fn a_head_must_arrive_whole_in_time_and_a_request_being_answered_is_not_cut() {
         Duration::from_millis(300),
         Duration::from_secs(30),
     );
-    assert!(took < Duration::from_secs(6), "still open after {took:?}");
+    // Cut after the 1 s timeout; the trickle itself gives up at 30 s.
+    assert!(took < Duration::from_secs(20), "still open after {took:?}");
     assert!(
         answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
         "{answer}"
@@ -726,7 +723,7 @@ fn a_head_must_arrive_whole_in_time_and_a_request_being_answered_is_not_cut() {
     let der = revocd::query::build_request(&ca, &good, revocd::pki::HashAlg::Sha1);
     let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &der);
     let mut s = TcpStream::connect(d.public).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(20)))
+    s.set_read_timeout(Some(Duration::from_secs(40)))
         .expect("timeout");
     s.write_all(format!("GET /{b64} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
         .expect("write");
@@ -737,8 +734,9 @@ fn a_head_must_arrive_whole_in_time_and_a_request_being_answered_is_not_cut() {
     let mut rest = Vec::new();
     let _ = s.read_to_end(&mut rest);
     let idle = started.elapsed();
+    // Closed after the 1 s timeout; the test's own read gives up at 40 s.
     assert!(
-        idle < Duration::from_secs(6),
+        idle < Duration::from_secs(20),
         "idle connection open {idle:?}"
     );
 
@@ -760,10 +758,9 @@ fn a_head_must_arrive_whole_in_time_and_a_request_being_answered_is_not_cut() {
     let all = String::from_utf8_lossy(&all);
     assert!(all.starts_with("HTTP/1.1 200"), "{all}");
 
-    assert!(
-        metric(
-            &d,
-            "revocd_http_connection_errors_total{kind=\"header_timeout\",listener=\"public\"}"
-        ) >= 2.0
+    metric_reaches(
+        &d,
+        "revocd_http_connection_errors_total{kind=\"header_timeout\",listener=\"public\"}",
+        2.0,
     );
 }

@@ -153,9 +153,11 @@ fn ecdsa_keys_in_softhsm_sign_answers_and_crls_that_clients_verify() {
     crl_verifies(p, &crl, 2);
     let m = metric(&d, "revocd_signer_up{issuer=\"demo\",role=\"crl\"}");
     assert_eq!(m, 1.0);
-    assert!(!d
-        .logs()
-        .contains(&std::fs::read_to_string(p.join("hsm.pin")).expect("pin")));
+    // Never logged, from start to exit.
+    let mut d = d;
+    let (_, logs) = d.stop();
+    let pin = std::fs::read_to_string(p.join("hsm.pin")).expect("pin");
+    assert!(!logs.contains(pin.trim()), "the PIN was logged");
 }
 
 #[test]
@@ -311,7 +313,9 @@ impl P11Server {
             .stderr(Stdio::null())
             .spawn()
             .expect("p11-kit server");
-        eventually(10, "the p11-kit socket", || socket.exists().then_some(()));
+        eventually(WAIT_SECS, "the p11-kit socket", || {
+            socket.exists().then_some(())
+        });
         P11Server { child }
     }
 
@@ -404,10 +408,10 @@ fn an_hsm_that_goes_away_marks_the_signer_down_keeps_answering_and_recovers() {
     let tok = token(p);
     revoke(&d, &tok, "5A02", "keyCompromise");
     let fresh = revocd::state::Serial::from_hex("5A02").expect("serial");
-    eventually(20, "the signer marked down", || {
+    eventually(WAIT_SECS, "the signer marked down", || {
         (metric(&d, "revocd_signer_up{issuer=\"demo\",role=\"ocsp\"}") == 0.0).then_some(())
     });
-    assert!(metric(&d, "revocd_hsm_errors_total") >= 1.0);
+    metric_reaches(&d, "revocd_hsm_errors_total", 1.0);
     // What it signed before is still served, verified; what it never
     // signed (the acknowledged revocation's new answer) is tryLater, never
     // the old `good`.
@@ -441,11 +445,7 @@ fn an_hsm_that_goes_away_marks_the_signer_down_keeps_answering_and_recovers() {
         .args(["--change-pin", "--new-pin", "87654321"]));
     assert!(changed.status.success(), "{}", text(&changed));
     let _server = P11Server::start(p, &socket);
-    let mut log = String::new();
-    eventually(20, "a failed login while reconnecting", || {
-        log.push_str(&d.logs());
-        log.contains("PinIncorrect").then_some(())
-    });
+    d.wait_log("PinIncorrect");
     assert_eq!(
         metric(&d, "revocd_signer_up{issuer=\"demo\",role=\"ocsp\"}"),
         0.0
@@ -455,7 +455,7 @@ fn an_hsm_that_goes_away_marks_the_signer_down_keeps_answering_and_recovers() {
     eventually(30, "the signer up again", || {
         (metric(&d, "revocd_signer_up{issuer=\"demo\",role=\"ocsp\"}") == 1.0).then_some(())
     });
-    assert!(metric(&d, "revocd_hsm_reconnects_total") >= 1.0);
+    metric_reaches(&d, "revocd_hsm_reconnects_total", 1.0);
     // The revocation is answered, signed by the HSM again, and the CRL
     // publish that failed meanwhile is retried.
     assert_eq!(ocsp_status(&d, &ca, &fresh).status, "revoked");
@@ -464,9 +464,11 @@ fn an_hsm_that_goes_away_marks_the_signer_down_keeps_answering_and_recovers() {
         let f = revocd::crl::build::check(&der, &ca).ok()?;
         (s == 200 && f.n_entries == 2).then_some(())
     });
-    log.push_str(&d.logs());
-    assert!(log.contains("HSM reconnected: signer up"), "{log}");
-    assert!(!log.contains("87654321"), "{log}");
+    d.wait_log("HSM reconnected: signer up");
+    // The new PIN is never logged, from start to exit.
+    let mut d = d;
+    let (_, logs) = d.stop();
+    assert!(!logs.contains("87654321"), "{logs}");
 }
 
 #[test]
@@ -502,7 +504,7 @@ fn after_a_rollover_with_the_hsm_down_the_previous_windows_answer_is_served() {
 
     server.kill();
     // Read while the HSM is down (a hit): kept past its window's end.
-    eventually(20, "the signer marked down", || {
+    eventually(WAIT_SECS, "the signer marked down", || {
         let req = revocd::query::build_request(&ca, &revoked, revocd::pki::HashAlg::Sha1);
         let _ = post_der(&d, &req);
         (metric(&d, "revocd_signer_up{issuer=\"demo\",role=\"ocsp\"}") == 0.0).then_some(())

@@ -282,16 +282,20 @@ fn admin_endpoints_report_health_readiness_and_metrics() {
         assert!(m.contains(needle), "missing {needle}:\n{m}");
     }
     // Two serials x two pre-signed hashes for the current window, and possibly
-    // some of the next window already.
+    // some of the next window already. The pre-signer may be signing while
+    // we scrape (a signing is counted, then timed): look until both agree.
     let presigned = metric(&m, "revocd_ocsp_signings_total{why=\"presign\"}");
     assert!(presigned >= 4.0, "{m}");
-    assert_eq!(
-        metric(
-            &m,
-            "revocd_ocsp_signing_duration_seconds_count{why=\"presign\"}"
-        ),
-        presigned
-    );
+    eventually(WAIT_SECS, "every presign signing counted and timed", || {
+        let (_, _, body) = s.d.http_admin("GET", "/metrics")?;
+        let m = String::from_utf8_lossy(&body);
+        (metric(&m, "revocd_ocsp_signings_total{why=\"presign\"}")
+            == metric(
+                &m,
+                "revocd_ocsp_signing_duration_seconds_count{why=\"presign\"}",
+            ))
+        .then_some(())
+    });
 }
 
 fn metric(text: &str, name: &str) -> f64 {

@@ -77,7 +77,10 @@ fn sigkill_inside_the_debounce_still_publishes_the_revocation_within_max_delay_o
     d.kill(); // inside the 2 s debounce: nothing published it yet
     assert!(!published(p, &ca).expect("crl").contains(&hex(&good)));
     let d = Daemon::start(&p.join("revocd.toml"));
-    let took = until_published(p, &ca, &[hex(&good)], 4 + 6);
+    // Within max-delay (4 s) of the restart, measured and printed; bounded
+    // by WAIT_SECS for a busy machine (without the reconciliation it would
+    // wait for the re-issue at half the 7-day validity).
+    let took = until_published(p, &ca, &[hex(&good)], WAIT_SECS);
     eprintln!("published {took:?} after the restart (max-delay 4 s)");
     assert!(metric(&d, "revocd_crl_reconcile_differences_total") >= 1.0);
 }
@@ -113,12 +116,13 @@ fn an_index_revocation_made_while_stopped_reaches_the_crl_within_max_delay() {
     std::fs::write(p.join("index.txt"), index).expect("write index");
     let d = Daemon::start(&p.join("revocd.toml"));
     assert_eq!(ocsp_status(&d, &ca, &hex(&good)).status, "revoked");
-    until_published(p, &ca, &[hex(&good)], 4 + 6);
+    let took = until_published(p, &ca, &[hex(&good)], WAIT_SECS);
+    eprintln!("published {took:?} after the restart (max-delay 4 s)");
 }
 
 #[test]
 fn a_failed_last_publish_at_shutdown_is_published_within_max_delay_of_restart() {
-    let moto = moto(None);
+    let moto = moto();
     create_bucket(moto.port, "pki");
     let proxy = fault_proxy(moto.port);
     let dir = demo_pki();
@@ -144,7 +148,7 @@ fn a_failed_last_publish_at_shutdown_is_published_within_max_delay_of_restart() 
     revoke_ok(&d, &tok, &good);
     d.signal("TERM"); // the final publish attempt meets a failing store
     d.wait_exit(60).expect("exits");
-    let logs = d.logs();
+    let logs = d.final_logs();
     assert!(
         logs.contains("CRL publish failed"),
         "the last publish must have failed: {logs}"
@@ -153,7 +157,7 @@ fn a_failed_last_publish_at_shutdown_is_published_within_max_delay_of_restart() 
     proxy.mode.store(PASS, Ordering::SeqCst);
     let _d = Daemon::start_with(&p.join("revocd.toml"), &MOTO_ENV, true);
     eventually(
-        4 + 8,
+        WAIT_SECS,
         "the revocation in the stored CRL after the restart",
         || stored().filter(|s| s.contains(&hex(&good))),
     );
@@ -201,8 +205,7 @@ fn the_safety_gate_keeps_a_serial_the_state_lost_on_the_crl() {
     until_published(p, &ca, &[hex("0C0C")], 30);
     assert!(published(p, &ca).expect("crl").contains(&hex("0BAD")));
     assert!(metric(&d, "revocd_crl_entries_kept_total") >= 1.0);
-    let logs = d.logs();
-    assert!(logs.contains("it stays listed"), "{logs}");
+    d.wait_log("it stays listed");
 }
 
 #[test]
@@ -328,7 +331,7 @@ fn an_answer_resigned_after_a_revocation_has_this_update_no_earlier_than_the_cha
     let before = ocsp_status(&d, &ca, &hex(&good));
     assert_eq!(before.status, "good");
     // Make sure the revocation comes after the window start, by a second.
-    std::thread::sleep(Duration::from_millis(1100));
+    until_after_second(before.this_update);
     let acked_after = revocd::clock::Clock::now(&revocd::clock::SystemClock);
     revoke_ok(&d, &tok, &good);
     let v = ocsp_status(&d, &ca, &hex(&good));

@@ -202,5 +202,7 @@ fn zero_negative_and_oversized_serials_get_a_clean_answer() {
     }
     assert!(d.is_alive());
     assert!(d.http_admin("GET", "/healthz").is_some_and(|r| r.0 == 200));
-    assert!(!d.logs().contains("panicked"));
+    let (status, logs) = d.stop();
+    assert!(status.success(), "{status:?}: {logs}");
+    assert!(!logs.contains("panicked"), "{logs}");
 }

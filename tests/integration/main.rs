@@ -7,6 +7,7 @@ mod cdn;
 mod cli;
 mod crl;
 mod crl_sync;
+mod demo;
 mod deploy;
 mod faults;
 mod fleet;

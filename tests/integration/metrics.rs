@@ -25,9 +25,15 @@ fn metrics_after_real_traffic() {
     raw_http(d.public, b"PUT / HTTP/1.0\r\n\r\n").expect("405");
     revoke(&d, &token(p), &good.to_hex(), "superseded");
     assert_eq!(ocsp_status(&d, &ca, &good).status, "revoked");
-    eventually(20, "a CRL", || {
+    eventually(WAIT_SECS, "a CRL", || {
         http_get(d.public, "/crl/demo.crl").filter(|r| r.0 == 200)
     });
+    // Served once live; counted just after.
+    metric_reaches(
+        &d,
+        "revocd_crl_publishes_total{issuer=\"demo\",result=\"ok\"}",
+        1.0,
+    );
     let (_, _, body) = d.http_admin("GET", "/metrics").expect("metrics");
     let m = String::from_utf8_lossy(&body).to_string();
     assert_eq!(

@@ -4,7 +4,7 @@
 //! start has none; later ones do).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use crate::support::*;
 
@@ -26,11 +26,18 @@ struct Nginx {
     port: u16,
 }
 
+/// nginx with OCSP stapling from `responder`, on a free port.
 fn nginx(dir: &Path, cert: &str, key: &str, responder: &str) -> Nginx {
-    nginx_on(dir, cert, key, responder, free_port())
+    let (server, ()) = on_free_port("nginx", |port| {
+        (nginx_on(dir, cert, key, responder, port), ())
+    });
+    Nginx {
+        port: server.port,
+        _server: server,
+    }
 }
 
-fn nginx_on(dir: &Path, cert: &str, key: &str, responder: &str, port: u16) -> Nginx {
+fn nginx_on(dir: &Path, cert: &str, key: &str, responder: &str, port: u16) -> Child {
     let d = dir.display();
     std::fs::create_dir_all(dir.join("nginx-tmp")).expect("tmp");
     let conf = format!(
@@ -45,22 +52,14 @@ fn nginx_on(dir: &Path, cert: &str, key: &str, responder: &str, port: u16) -> Ng
     );
     let conf_path = dir.join("nginx.conf");
     std::fs::write(&conf_path, conf).expect("nginx.conf");
-    let child = Command::new(nginx_bin())
+    Command::new(nginx_bin())
         .arg("-c")
         .arg(&conf_path)
         .args(["-g", "daemon off;"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("spawn nginx");
-    wait_port(port, "nginx");
-    Nginx {
-        _server: Server {
-            child: Some(child),
-            port,
-        },
-        port,
-    }
+        .expect("spawn nginx")
 }
 
 fn s_client(dir: &Path, port: u16) -> String {
@@ -116,9 +115,8 @@ fn after_a_revocation_nginx_refetches_and_refuses_to_staple_revoked() {
     // fetch now. nginx never staples a revoked answer: it logs the status and
     // sends no staple (ngx_ssl_stapling_ocsp_handler), so clients fall back to
     // asking revocd, which says revoked.
-    let port = n.port;
     drop(n);
-    let n = nginx_on(p, "leaf-good.pem", "leaf-good.key", &d.url(), port);
+    let n = nginx(p, "leaf-good.pem", "leaf-good.key", &d.url());
     let log = eventually(30, "nginx to fetch the revoked answer", || {
         let _ = s_client(p, n.port);
         let log = std::fs::read_to_string(p.join("nginx-error.log")).unwrap_or_default();

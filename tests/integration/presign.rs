@@ -25,7 +25,7 @@ fn with_presigning_off_every_answer_is_signed_on_its_first_request_then_cached()
     let config = config.replace("[ocsp]\n", "[ocsp]\npresign-cpu-share = 0\n");
     std::fs::write(p.join("revocd.toml"), config).expect("config");
     let d = Daemon::start(&p.join("revocd.toml"));
-    assert!(d.logs().contains("pre-signing off"), "{}", d.logs());
+    d.wait_log("pre-signing off");
     assert_eq!(
         metric(&d, "revocd_ocsp_signings_total{why=\"presign\"}"),
         0.0
@@ -137,12 +137,7 @@ fn a_window_that_does_not_fit_the_cpu_share_presigns_recently_requested_serials_
     eventually(30, "the next window's plan to be degraded", || {
         (metric(&d, "revocd_ocsp_presign_degraded{issuer=\"rsa\"}") == 1.0).then_some(())
     });
-    assert!(
-        d.logs()
-            .contains("cannot all be pre-signed within ocsp.presign-cpu-share"),
-        "{}",
-        d.logs()
-    );
+    d.wait_log("cannot all be pre-signed within ocsp.presign-cpu-share");
     // In that window the hot serials are answered from the pre-signed cache:
     // no on-demand signature for any of them.
     until_window(asked_in + 120);
@@ -158,10 +153,14 @@ fn a_window_that_does_not_fit_the_cpu_share_presigns_recently_requested_serials_
     );
     // Not everything fit: the rollover left serials to on-demand signing,
     // and one of them is signed on its first request.
-    let missed = eventually(20, "the rollover to count what it left unsigned", || {
-        let m = metric(&d, "revocd_ocsp_presign_missed_serials{issuer=\"rsa\"}");
-        (m > 0.0).then_some(m)
-    });
+    let missed = eventually(
+        WAIT_SECS,
+        "the rollover to count what it left unsigned",
+        || {
+            let m = metric(&d, "revocd_ocsp_presign_missed_serials{issuer=\"rsa\"}");
+            (m > 0.0).then_some(m)
+        },
+    );
     assert!(missed < f64::from(SERIALS), "missed {missed}");
     let signed_on_demand = (1..=SERIALS)
         .rev()
@@ -202,14 +201,11 @@ fn sigterm_during_a_long_startup_presign_exits_promptly() {
     )
     .expect("config");
     let mut d = Daemon::start(&p.join("revocd.toml"));
-    assert!(
-        d.logs().contains("pre-signed in part"),
-        "ready before the pass is done: {}",
-        d.logs()
-    );
+    // Ready before the pass is done.
+    d.wait_log("pre-signed in part");
     d.signal("TERM");
     let status = d
         .wait_exit(15)
         .expect("revocd still running 15 s after SIGTERM");
-    assert!(status.success(), "{status:?}: {}", d.logs());
+    assert!(status.success(), "{status:?}: {}", d.final_logs());
 }

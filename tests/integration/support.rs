@@ -4,8 +4,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::atomic::{AtomicU16, AtomicU8, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_revocd");
@@ -77,12 +77,125 @@ pub fn serial_of(cert: &Path) -> String {
     text(&out).trim().trim_start_matches("serial=").to_string()
 }
 
+/// Everything a child process printed (stderr and stdout, in the order the
+/// lines arrived, colour codes removed), kept whole: reading never
+/// consumes, so a second look, or a negative check made after the process
+/// exited, sees every line.
+pub struct LogBook {
+    inner: Mutex<LogLines>,
+    grew: Condvar,
+}
+
+#[derive(Default)]
+struct LogLines {
+    lines: Vec<String>,
+    /// Streams still open (each reader thread closes its own at EOF).
+    open: usize,
+}
+
+impl LogBook {
+    pub fn new() -> Arc<LogBook> {
+        Arc::new(LogBook {
+            inner: Mutex::new(LogLines::default()),
+            grew: Condvar::new(),
+        })
+    }
+
+    /// Reads `stream` line by line into the book on a thread of its own.
+    pub fn follow(self: &Arc<Self>, stream: impl Read + Send + 'static) {
+        self.lock().open += 1;
+        let book = self.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                book.lock().lines.push(strip_ansi(&line));
+                book.grew.notify_all();
+            }
+            book.lock().open -= 1;
+            book.grew.notify_all();
+        });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LogLines> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every line so far, joined with newlines.
+    pub fn text(&self) -> String {
+        self.lock().lines.join("\n")
+    }
+
+    /// Waits up to `secs` for a line for which `matches` holds and returns
+    /// it; None once the time is up or every stream has ended without one.
+    pub fn find(&self, secs: u64, matches: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut seen = 0;
+        let mut inner = self.lock();
+        loop {
+            if let Some(l) = inner.lines[seen..].iter().find(|l| matches(l)) {
+                return Some(l.clone());
+            }
+            seen = inner.lines.len();
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || inner.open == 0 {
+                return None;
+            }
+            inner = self
+                .grew
+                .wait_timeout(inner, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Waits up to `secs` for every stream to end (the process and anything
+    /// holding its pipes exited); whether they did.
+    pub fn wait_closed(&self, secs: u64) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut inner = self.lock();
+        while inner.open > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            inner = self
+                .grew
+                .wait_timeout(inner, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
+    }
+}
+
+/// `line` without ANSI colour sequences (ESC [ ... m).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// How long a test waits for a log line, a metric or a file that some
+/// other thread or process produces: long enough for a loaded CI machine,
+/// and only ever spent when something is wrong.
+pub const WAIT_SECS: u64 = 30;
+
 /// A running `revocd serve`, killed on drop.
 pub struct Daemon {
     child: Child,
     pub public: SocketAddr,
     pub admin: SocketAddr,
-    pub stderr: mpsc::Receiver<String>,
+    log: Arc<LogBook>,
 }
 
 impl Daemon {
@@ -104,7 +217,39 @@ impl Daemon {
         Self::spawn(config, env, true, "/healthz")
     }
 
+    /// Starts revocd with its public listener on a port picked free and
+    /// written into the config by `configure(port)` (for URLs that must
+    /// name the port before the daemon starts). A port picked free can be
+    /// taken before revocd binds it; revocd then exits ("binding the public
+    /// listener") and this tries again on another port, up to 5 times.
+    pub fn start_on_free_port(mut configure: impl FnMut(u16) -> PathBuf) -> (Daemon, u16) {
+        let mut tried = Vec::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let config = configure(port);
+            match Self::try_spawn(&config, &[], false, "/readyz") {
+                Ok(d) => return (d, port),
+                Err(logs) if logs.contains("binding the public listener") => tried.push(port),
+                Err(logs) => panic!("revocd did not start:\n{logs}"),
+            }
+        }
+        panic!("revocd could not bind any of the ports tried: {tried:?}");
+    }
+
     fn spawn(config: &Path, env: &[(&str, &str)], any_public_port: bool, probe: &str) -> Daemon {
+        Self::try_spawn(config, env, any_public_port, probe)
+            .unwrap_or_else(|logs| panic!("revocd did not start:\n{logs}"))
+    }
+
+    /// Starts revocd and waits until `probe` answers 200; on failure (it
+    /// exited, or did not get ready within 90 s) kills it and returns
+    /// everything it printed.
+    fn try_spawn(
+        config: &Path,
+        env: &[(&str, &str)],
+        any_public_port: bool,
+        probe: &str,
+    ) -> Result<Daemon, String> {
         let mut cmd = Command::new(BIN);
         cmd.args(["serve", "--config"])
             .arg(config)
@@ -118,62 +263,49 @@ impl Daemon {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn revocd");
-        let stdout = child.stdout.take().expect("stdout");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let (addr_tx, addr_rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = addr_tx.send(line);
-            }
-        });
-        let mut public = None;
-        let mut admin = None;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while public.is_none() || admin.is_none() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = match addr_rx.recv_timeout(left) {
-                Ok(l) => l,
-                Err(_) => {
-                    let _ = child.kill();
-                    let logs: Vec<String> = rx.try_iter().collect();
-                    panic!("revocd did not report its listeners:\n{}", logs.join("\n"));
-                }
-            };
-            let addr = |prefix: &str| {
-                line.strip_prefix(prefix)
-                    .and_then(|a| a.trim_start_matches("http://").parse().ok())
-            };
-            if let Some(a) = addr("revocd: public listener on ") {
-                public = Some(a);
-            }
-            if let Some(a) = addr("revocd: admin listener on ") {
-                admin = Some(a);
-            }
-        }
-        let d = Daemon {
-            child,
-            public: public.expect("public"),
-            admin: admin.expect("admin"),
-            stderr: rx,
+        let log = LogBook::new();
+        log.follow(child.stderr.take().expect("stderr"));
+        log.follow(child.stdout.take().expect("stdout"));
+        let listener = |prefix: &'static str| -> Option<SocketAddr> {
+            let line = log.find(60, |l| l.starts_with(prefix))?;
+            line.strip_prefix(prefix)?
+                .trim_start_matches("http://")
+                .parse()
+                .ok()
         };
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let (Some(public), Some(admin)) = (
+            listener("revocd: public listener on "),
+            listener("revocd: admin listener on "),
+        ) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            log.wait_closed(5);
+            return Err(format!(
+                "revocd did not report its listeners:\n{}",
+                log.text()
+            ));
+        };
+        let mut d = Daemon {
+            child,
+            public,
+            admin,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             if let Some((200, _, _)) = d.http_admin("GET", probe) {
-                break;
+                return Ok(d);
             }
-            assert!(
-                Instant::now() < deadline,
-                "revocd never answered {probe} with 200"
-            );
+            if !d.is_alive() || Instant::now() > deadline {
+                d.kill();
+                d.log.wait_closed(5);
+                return Err(format!(
+                    "revocd never answered {probe} with 200:\n{}",
+                    d.log.text()
+                ));
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
-        d
     }
 
     pub fn url(&self) -> String {
@@ -187,9 +319,60 @@ impl Daemon {
         )
     }
 
-    /// What the daemon logged on stderr so far.
+    /// Everything the daemon printed so far (never consumed). For a line
+    /// that may still be on its way, use `wait_log`; for "never logged",
+    /// `stop` first and look at what it returns.
     pub fn logs(&self) -> String {
-        self.stderr.try_iter().collect::<Vec<_>>().join("\n")
+        self.log.text()
+    }
+
+    /// Waits (up to `WAIT_SECS`) for a log line containing `needle` and
+    /// returns it; on timeout panics with everything the daemon printed.
+    pub fn wait_log(&self, needle: &str) -> String {
+        self.log
+            .find(WAIT_SECS, |l| l.contains(needle))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no log line containing {needle:?} within {WAIT_SECS} s; the daemon printed:\n{}",
+                    self.logs()
+                )
+            })
+    }
+
+    /// Waits (up to `WAIT_SECS`) for a log line for which `matches` holds;
+    /// on timeout panics naming `what`, with everything the daemon printed.
+    pub fn wait_log_where(&self, what: &str, matches: impl Fn(&str) -> bool) -> String {
+        self.log.find(WAIT_SECS, matches).unwrap_or_else(|| {
+            panic!(
+                "no log line {what} within {WAIT_SECS} s; the daemon printed:\n{}",
+                self.logs()
+            )
+        })
+    }
+
+    /// SIGTERM, then waits (bounded) for the exit and for the last line of
+    /// output: its exit status and everything it printed. What a negative
+    /// check ("never logged X") must look at.
+    pub fn stop(&mut self) -> (std::process::ExitStatus, String) {
+        if self.is_alive() {
+            self.signal("TERM");
+        }
+        let status = self
+            .wait_exit(60)
+            .unwrap_or_else(|| panic!("revocd still running 60 s after SIGTERM:\n{}", self.logs()));
+        (status, self.final_logs())
+    }
+
+    /// Everything the process printed, once it has exited (killed or
+    /// stopped) and its output is read to the end.
+    pub fn final_logs(&mut self) -> String {
+        assert!(!self.is_alive(), "final_logs of a running daemon");
+        assert!(
+            self.log.wait_closed(WAIT_SECS),
+            "revocd's output did not end after its exit:\n{}",
+            self.logs()
+        );
+        self.logs()
     }
 
     pub fn pid(&self) -> u32 {
@@ -207,13 +390,15 @@ impl Daemon {
     /// Waits up to `secs` for the process to exit; its status if it did.
     pub fn wait_exit(&mut self, secs: u64) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + Duration::from_secs(secs);
-        while Instant::now() < deadline {
+        loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Some(status);
             }
+            if Instant::now() > deadline {
+                return None;
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
-        None
     }
 
     /// SIGKILL, no chance to clean up.
@@ -361,7 +546,9 @@ pub fn load_cert(path: &Path) -> revocd::pki::Cert {
     revocd::pki::Cert::parse(&std::fs::read(path).expect("read cert")).expect("parse cert")
 }
 
-/// A free loopback port (bound, then released).
+/// A free loopback port (bound, then released): free when picked, not
+/// reserved. Only for programs that must be told their port beforehand;
+/// start them with `on_free_port`, which retries when the port was taken.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -379,6 +566,44 @@ pub fn wait_port(port: u16, what: &str) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Starts a server that must be told its port beforehand (nginx, HAProxy):
+/// `start(port)` on a free port, then waits until the port accepts
+/// connections. A port picked free can be taken before the server binds
+/// it (by another test's server, or as the local port of an outgoing
+/// connection); the server then exits, and this tries again on another
+/// port, up to 5 times. Returns the server and what `start` returned.
+pub fn on_free_port<T>(what: &str, mut start: impl FnMut(u16) -> (Child, T)) -> (Server, T) {
+    let mut tried = Vec::new();
+    for _ in 0..5 {
+        let port = free_port();
+        let (child, extra) = start(port);
+        let mut server = Server {
+            child: Some(child),
+            port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return (server, extra);
+            }
+            let exited = server
+                .child
+                .as_mut()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+            if exited {
+                tried.push(port);
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what} did not start on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    panic!("{what} exited at start on every port tried: {tried:?}");
 }
 
 /// A child process killed on drop.
@@ -414,23 +639,33 @@ impl Drop for Server {
     }
 }
 
-/// `moto_server` (PyPI `moto[server]`, from the test venv) on a free port.
-pub fn moto(port: Option<u16>) -> Server {
-    let python = python();
-    let bin = python.parent().expect("venv bin").join("moto_server");
-    assert!(
-        bin.is_file(),
-        "moto_server not found at {}; run ./scripts/test, which installs moto[server]",
-        bin.display()
-    );
-    let port = port.unwrap_or_else(free_port);
-    let child = Command::new(bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
+/// moto (PyPI `moto[server]`, from the test venv) on a port the OS picks
+/// (`tests/python/moto_server.py` prints it).
+pub fn moto() -> Server {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/moto_server.py");
+    let mut child = Command::new(python())
+        .arg(script)
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .expect("spawn moto_server");
-    wait_port(port, "moto_server");
+        .expect("spawn moto");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut first = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut first);
+        let _ = tx.send(first);
+    });
+    let port = rx
+        .recv_timeout(Duration::from_secs(60))
+        .ok()
+        .and_then(|l| l.trim().parse::<u16>().ok());
+    let Some(port) = port else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("moto did not report its port within 60 s");
+    };
+    wait_port(port, "moto");
     Server {
         child: Some(child),
         port,
@@ -475,6 +710,61 @@ pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) ->
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Waits (up to `WAIT_SECS`) until `metric(d, name)` is at least `min`, and
+/// returns it: for counts made by another thread after the action the test
+/// took (a publish, a purge, a closed connection).
+pub fn metric_reaches(d: &Daemon, name: &str, min: f64) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(WAIT_SECS);
+    loop {
+        let v = metric(d, name);
+        if v >= min {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} is {v} after {WAIT_SECS} s, expected at least {min}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits until the wall clock's whole second has moved past `t` (Unix
+/// seconds): for stores and clocks that keep whole seconds (S3's
+/// LastModified, OCSP times), so that what comes next is later than `t`.
+pub fn until_after_second(t: i64) {
+    use revocd::clock::Clock;
+    eventually(5, "the next second", || {
+        (revocd::clock::SystemClock.now() > t).then_some(())
+    });
+}
+
+/// Waits, if need be, until the current `window`-second window (of the
+/// wall clock) has at least `need` seconds left, so that a test that must
+/// run inside one window does not straddle a rollover: a wait on the clock
+/// itself, taken only in the last `need` seconds of a window.
+pub fn until_window_has_left(window: i64, need: i64) {
+    use revocd::clock::Clock;
+    let left = || window - revocd::clock::SystemClock.now().rem_euclid(window);
+    if left() < need {
+        let secs = u64::try_from(need + 1).unwrap_or(0);
+        eventually(secs, "the next window", || (left() >= need).then_some(()));
+    }
+}
+
+/// libfaketime's preload library (Debian package libfaketime).
+pub fn libfaketime() -> PathBuf {
+    let candidates = [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/faketime/libfaketime.so.1",
+    ];
+    candidates
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .expect("libfaketime not found; ./scripts/test installs it (apt-get install libfaketime)")
 }
 
 /// GET over HTTP/1.0: (status, headers, body).
@@ -726,6 +1016,8 @@ pub struct FaultProxy {
     pub port: u16,
     pub mode: Arc<AtomicU8>,
     pub statuses: Arc<Mutex<Vec<u16>>>,
+    /// Where requests go; may be changed (a restarted upstream on a new port).
+    pub upstream: Arc<AtomicU16>,
 }
 
 pub fn fault_proxy(upstream: u16) -> FaultProxy {
@@ -747,11 +1039,13 @@ fn proxy(upstream: u16, serial: bool) -> FaultProxy {
     let port = listener.local_addr().expect("addr").port();
     let mode = Arc::new(AtomicU8::new(PASS));
     let statuses: Arc<Mutex<Vec<u16>>> = Arc::default();
+    let upstream = Arc::new(AtomicU16::new(upstream));
     let gate = serial.then(|| Arc::new(Mutex::new(())));
-    let (m, st) = (mode.clone(), statuses.clone());
+    let (m, st, up) = (mode.clone(), statuses.clone(), upstream.clone());
     std::thread::spawn(move || {
         for conn in listener.incoming().map_while(Result::ok) {
             let (m, st, gate) = (m.clone(), st.clone(), gate.clone());
+            let upstream = up.load(Ordering::SeqCst);
             std::thread::spawn(move || {
                 let mode = m.load(Ordering::SeqCst);
                 if let Some(status) = relay(conn, upstream, mode, gate.as_deref()) {
@@ -764,6 +1058,7 @@ fn proxy(upstream: u16, serial: bool) -> FaultProxy {
         port,
         mode,
         statuses,
+        upstream,
     }
 }
 

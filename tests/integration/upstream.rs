@@ -210,13 +210,13 @@ fn openssl_ca_crls_feed_ocsp_and_foreign_older_or_forgetting_crls_change_nothing
     let d = Daemon::start(&p.join("revocd.toml"));
     let cert = load_cert(&p.join("ca.pem"));
     for s in &leaves {
-        status_within(&d, &cert, s, "good", 10);
+        status_within(&d, &cert, s, "good", WAIT_SECS);
     }
 
     // A revocation by the CA reaches OCSP within one poll of the new CRL.
     ca.revoke("leaf1", "keyCompromise");
     ca.gencrl("crl.pem");
-    let took = status_within(&d, &cert, &leaves[0], "revoked", 10);
+    let took = status_within(&d, &cert, &leaves[0], "revoked", WAIT_SECS);
     eprintln!("upstream revocation answered revoked {took:?} after the CRL was written (poll 1 s)");
     let v = ocsp_status(&d, &cert, &leaves[0]);
     assert_eq!(v.reason.as_deref(), Some("KeyCompromise"));
@@ -225,29 +225,29 @@ fn openssl_ca_crls_feed_ocsp_and_foreign_older_or_forgetting_crls_change_nothing
     // A hold, then its release (the CRL stops listing it).
     ca.revoke("leaf2", "certificateHold");
     ca.gencrl("crl.pem");
-    status_within(&d, &cert, &leaves[1], "revoked", 10);
+    status_within(&d, &cert, &leaves[1], "revoked", WAIT_SECS);
     ca.unrevoke(&leaves[1]);
     ca.gencrl("crl.pem");
-    status_within(&d, &cert, &leaves[1], "good", 10);
+    status_within(&d, &cert, &leaves[1], "good", WAIT_SECS);
 
     // A permanent revocation the CRL forgets is not undone.
     ca.unrevoke(&leaves[0]);
     ca.gencrl("crl.pem");
-    eventually(10, "the vanished serial counted", || {
+    eventually(WAIT_SECS, "the vanished serial counted", || {
         (metric(&d, "revocd_upstream_vanished_serials_total") >= 1.0).then_some(())
     });
     assert_eq!(ocsp_status(&d, &cert, &leaves[0]).status, "revoked");
 
     // An older CRL (a lower number) and one signed by another CA are refused.
     std::fs::write(p.join("crl.pem"), &older).expect("older");
-    eventually(10, "the older CRL refused", || {
+    eventually(WAIT_SECS, "the older CRL refused", || {
         (metric(&d, "revocd_upstream_crls_refused_total") >= 1.0).then_some(())
     });
     let other = tempfile::tempdir().expect("tmp");
     let foreign = OpensslCa::new(other.path(), "Upstream test CA");
     foreign.gencrl("crl.pem");
     std::fs::copy(other.path().join("crl.pem"), p.join("crl.pem")).expect("copy");
-    eventually(10, "the foreign CRL refused", || {
+    eventually(WAIT_SECS, "the foreign CRL refused", || {
         (metric(&d, "revocd_upstream_crls_refused_total") >= 2.0).then_some(())
     });
     assert_eq!(ocsp_status(&d, &cert, &leaves[1]).status, "good");
@@ -257,7 +257,7 @@ fn openssl_ca_crls_feed_ocsp_and_foreign_older_or_forgetting_crls_change_nothing
     drop(d);
     std::fs::write(p.join("crl.pem"), &older).expect("older");
     let d = Daemon::start(&p.join("revocd.toml"));
-    eventually(10, "the older CRL refused after a restart", || {
+    eventually(WAIT_SECS, "the older CRL refused after a restart", || {
         (metric(&d, "revocd_upstream_crls_refused_total") >= 1.0).then_some(())
     });
     assert_eq!(ocsp_status(&d, &cert, &leaves[1]).status, "good");
@@ -309,8 +309,8 @@ fn a_delta_crl_from_python_cryptography_applies_on_its_base() {
     );
     let d = Daemon::start(&p.join("revocd.toml"));
     let cert = load_cert(&p.join("ca.pem"));
-    status_within(&d, &cert, &leaves[0], "revoked", 10);
-    eventually(10, "the early delta waiting", || {
+    status_within(&d, &cert, &leaves[0], "revoked", WAIT_SECS);
+    eventually(WAIT_SECS, "the early delta waiting", || {
         (metric(
             &d,
             "revocd_upstream_polls_total{issuer=\"up\",kind=\"crl\",result=\"waiting\"}",
@@ -328,8 +328,8 @@ fn a_delta_crl_from_python_cryptography_applies_on_its_base() {
             format!("{}=removeFromCRL", leaves[0].to_hex()),
         ],
     );
-    status_within(&d, &cert, &leaves[1], "revoked", 10);
-    status_within(&d, &cert, &leaves[0], "good", 10);
+    status_within(&d, &cert, &leaves[1], "revoked", WAIT_SECS);
+    status_within(&d, &cert, &leaves[0], "good", WAIT_SECS);
     assert_eq!(ocsp_status(&d, &cert, &leaves[2]).status, "good");
 }
 
@@ -359,7 +359,7 @@ fn aws_private_ca_flow_crl_replaced_in_moto_s3_and_an_audit_report_there() {
     ca.gencrl("crl.pem");
     let der = revocd::sync::crl_der(&std::fs::read(p.join("crl.pem")).expect("crl")).expect("der");
     std::fs::write(p.join("crl.der"), &der).expect("der");
-    let s3 = moto(None);
+    let s3 = moto();
     create_bucket(s3.port, "pca-crls");
     // AWS Private CA writes crl/<CA_ID>.crl (DER) and audit-report/<CA_ID>/<UUID>.json.
     let first_etag = s3_put(s3.port, "pca-crls/crl/ca-0001.crl", &p.join("crl.der"));
@@ -393,7 +393,7 @@ fn aws_private_ca_flow_crl_replaced_in_moto_s3_and_an_audit_report_there() {
     let d = Daemon::start_with(&p.join("revocd.toml"), &MOTO_ENV, true);
     let cert = load_cert(&p.join("ca.pem"));
     // Issued per the report; the other serial is unknown to revocd.
-    status_within(&d, &cert, &leaves[0], "good", 10);
+    status_within(&d, &cert, &leaves[0], "good", WAIT_SECS);
     let unknown = try_ocsp_status_at(
         &d,
         &cert,
@@ -405,14 +405,16 @@ fn aws_private_ca_flow_crl_replaced_in_moto_s3_and_an_audit_report_there() {
         "not in any issuance source yet: unauthorized"
     );
     // A newer report (a new object under the prefix) adds the second one.
-    std::thread::sleep(Duration::from_millis(1100));
+    // S3 keeps LastModified in whole seconds: the new report must be in a
+    // later second than the first.
+    until_after_second(revocd::clock::Clock::now(&revocd::clock::SystemClock));
     let r2 = report(2, &[&leaves[0], &leaves[1]], "r2.json");
     s3_put(
         s3.port,
         "pca-crls/audit-report/ca-0001/22222222-bbbb.json",
         &r2,
     );
-    status_within(&d, &cert, &leaves[1], "good", 10);
+    status_within(&d, &cert, &leaves[1], "good", WAIT_SECS);
     // The CA revokes; its CRL is replaced in place, with a new ETag.
     ca.revoke("leaf2", "keyCompromise");
     ca.gencrl("crl.pem");
@@ -420,19 +422,17 @@ fn aws_private_ca_flow_crl_replaced_in_moto_s3_and_an_audit_report_there() {
     std::fs::write(p.join("crl.der"), &der).expect("der");
     let second_etag = s3_put(s3.port, "pca-crls/crl/ca-0001.crl", &p.join("crl.der"));
     assert_ne!(first_etag, second_etag);
-    let took = status_within(&d, &cert, &leaves[1], "revoked", 10);
+    let took = status_within(&d, &cert, &leaves[1], "revoked", WAIT_SECS);
     eprintln!("S3 CRL replacement answered revoked after {took:?} (poll 1 s)");
     // Unchanged objects cost a 304 each poll.
     let before = metric(
         &d,
         "revocd_upstream_polls_total{issuer=\"up\",kind=\"crl\",result=\"unchanged\"}",
     );
-    std::thread::sleep(Duration::from_millis(2500));
-    assert!(
-        metric(
-            &d,
-            "revocd_upstream_polls_total{issuer=\"up\",kind=\"crl\",result=\"unchanged\"}"
-        ) > before
+    metric_reaches(
+        &d,
+        "revocd_upstream_polls_total{issuer=\"up\",kind=\"crl\",result=\"unchanged\"}",
+        before + 1.0,
     );
     // The delegated responder's answers satisfy openssl.
     let out = run(Command::new(require("openssl"))
