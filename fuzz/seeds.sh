@@ -35,4 +35,10 @@ python3 fuzz/batch_seed.py "$c/ledger_record/batch.rvb"
 printf '{"serial": "1A2B", "reason": "keyCompromise", "revoked_at": "2026-01-01T00:00:00Z", "invalidity_date": "2025-12-31T00:00:00Z"}' >"$c/admin_json/full.json"
 printf '{"serial": "01"}' >"$c/admin_json/minimal.json"
 printf '{"serial": "ff", "reason": "removeFromCRL"}' >"$c/admin_json/release.json"
+ca="arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/11223344-1234-1122-2233-112233445566"
+printf '%s' "{\"version\":\"0\",\"id\":\"e1\",\"detail-type\":\"AWS API Call via CloudTrail\",\"source\":\"aws.acm-pca\",\"account\":\"111122223333\",\"time\":\"2026-12-04T10:00:05Z\",\"region\":\"us-east-1\",\"resources\":[],\"detail\":{\"eventTime\":\"2026-12-04T10:00:03Z\",\"eventSource\":\"acm-pca.amazonaws.com\",\"eventName\":\"RevokeCertificate\",\"requestParameters\":{\"certificateAuthorityArn\":\"$ca\",\"certificateSerial\":\"e8:cb:d2:be\",\"revocationReason\":\"KEY_COMPROMISE\"}}}" >"$c/aws_event/revoke-call.json"
+for t in "Certificate Issuance" "Certificate Revocation" "CRL Generation"; do
+  n=$(echo "$t" | tr ' A-Z' '-a-z')
+  printf '%s' "{\"version\":\"0\",\"id\":\"e2\",\"detail-type\":\"ACM Private CA $t\",\"source\":\"aws.acm-pca\",\"time\":\"2026-12-04T10:00:07Z\",\"resources\":[\"$ca\",\"$ca/certificate/6707447683a9b7f4055627ffd55cebcc\"],\"detail\":{\"result\":\"success\"}}" >"$c/aws_event/$n.json"
+done
 echo "seeds written to $c"

@@ -112,6 +112,13 @@ pub fn rfc3339(unix: i64) -> String {
         .unwrap_or_else(|| unix.to_string())
 }
 
+/// An RFC 3339 time (`2026-11-22T11:00:00Z`, any offset) as Unix seconds.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,5 +146,15 @@ mod tests {
         assert_eq!(w.at(clock.now()), w.next(first));
         assert_eq!(seconds_until(clock.now(), first.end), 0);
         assert_eq!(seconds_until(first.start, first.end), 3600);
+    }
+
+    #[test]
+    fn rfc3339_round_trips() {
+        assert_eq!(parse_rfc3339(&rfc3339(1_700_000_000)), Some(1_700_000_000));
+        assert_eq!(
+            parse_rfc3339("2026-12-04T10:00:03+01:00"),
+            Some(1_796_374_803)
+        );
+        assert_eq!(parse_rfc3339("yesterday"), None);
     }
 }

@@ -74,6 +74,7 @@ struct RawConfig {
     pkcs11: Option<RawPkcs11>,
     upstream: Option<RawUpstream>,
     cdn: Option<RawCdn>,
+    aws_events: Option<RawAwsEvents>,
     data_dir: Option<PathBuf>,
     #[serde(default, rename = "issuer")]
     issuers: Vec<RawIssuer>,
@@ -156,6 +157,14 @@ struct RawCdn {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawAwsEvents {
+    queue: Option<String>,
+    wait: Option<String>,
+    confirm_within: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawPkcs11 {
     sessions: Option<usize>,
     max_in_flight: Option<usize>,
@@ -203,6 +212,7 @@ struct RawIssuer {
     upstream_crls: Option<Vec<String>>,
     audit_reports: Option<Vec<String>>,
     issued_certs: Option<PathBuf>,
+    aws_pca_arn: Option<String>,
 }
 
 /// What to answer for a serial of a served issuer that revocd does not know
@@ -251,6 +261,8 @@ pub struct Config {
     pub upstream: Upstream,
     /// CDN purge on revocation (`[cdn]`), when configured.
     pub cdn: Option<Cdn>,
+    /// AWS Private CA events from an SQS queue (`[aws-events]`).
+    pub aws_events: Option<crate::aws_events::Options>,
     /// Limits for keys in HSMs (`[pkcs11]`).
     pub pkcs11: crate::pki::pkcs11::HsmSettings,
     pub issuers: Vec<IssuerConfig>,
@@ -379,6 +391,9 @@ pub struct IssuerConfig {
     pub audit_reports: Vec<String>,
     /// A directory of issued certificates (PEM or DER), watched.
     pub issued_certs: Option<PathBuf>,
+    /// The AWS Private CA this issuer is (`aws-pca-arn`): its events from
+    /// `[aws-events]` apply here.
+    pub aws_pca_arn: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -403,9 +418,9 @@ pub struct Cdn {
     /// The CloudFront distribution whose cached OCSP answers are
     /// invalidated on every revocation and release.
     pub distribution: String,
-    /// The CloudFront API (default `https://cloudfront.amazonaws.com`).
-    pub endpoint: String,
-    pub region: String,
+    /// The CloudFront API, when not the AWS SDK's (which follows
+    /// `AWS_ENDPOINT_URL_CLOUDFRONT` and `AWS_ENDPOINT_URL`).
+    pub endpoint: Option<String>,
     /// Changes are gathered this long into one invalidation.
     pub batch: Duration,
     /// Paths in invalidations not yet completed, at most (CloudFront: 3,000).
@@ -811,7 +826,29 @@ fn validate(raw: RawConfig, path: &Path, base: &Path, errors: &mut Vec<String>) 
                 .map(|u| resolve_url(&u))
                 .collect(),
             issued_certs: r.issued_certs.as_deref().map(resolve),
+            aws_pca_arn: r.aws_pca_arn.and_then(|arn| {
+                match crate::aws_events::event::ca_arn(arn.trim()) {
+                    Ok(a) => Some(a),
+                    Err(e) => {
+                        errors.push(format!("{at}.aws-pca-arn: {e}"));
+                        None
+                    }
+                }
+            }),
         });
+    }
+    for (i, a) in issuers.iter().enumerate() {
+        if let Some(arn) = &a.aws_pca_arn {
+            if issuers[..i]
+                .iter()
+                .any(|b| b.aws_pca_arn.as_ref() == Some(arn))
+            {
+                errors.push(format!(
+                    "issuer {:?}: aws-pca-arn {arn} names the same CA as another issuer",
+                    a.id
+                ));
+            }
+        }
     }
 
     let crl = raw.crl.map(|c| {
@@ -991,16 +1028,46 @@ fn validate(raw: RawConfig, path: &Path, base: &Path, errors: &mut Vec<String>) 
         if !(1..=3000).contains(&max_paths_in_progress) {
             errors.push("cdn.max-paths-in-progress: 1 to 3000 (CloudFront's limit)".to_string());
         }
+        if c.region.is_some() {
+            tracing::warn!("cdn.region is ignored: CloudFront's API is global (us-east-1)");
+        }
         Some(Cdn {
             distribution,
-            endpoint: c
-                .endpoint
-                .unwrap_or_else(|| "https://cloudfront.amazonaws.com".to_string())
-                .trim_end_matches('/')
-                .to_string(),
-            region: c.region.unwrap_or_else(|| "us-east-1".to_string()),
+            endpoint: c.endpoint.map(|e| e.trim_end_matches('/').to_string()),
             batch: duration("cdn.batch", c.batch, "1s", errors),
             max_paths_in_progress: max_paths_in_progress.clamp(1, 3000),
+        })
+    });
+
+    let aws_events = raw.aws_events.and_then(|a| {
+        let wait = duration("aws-events.wait", a.wait, "20s", errors);
+        if !(Duration::from_secs(1)..=Duration::from_secs(20)).contains(&wait) {
+            errors.push("aws-events.wait: 1s to 20s (SQS long polling)".to_string());
+        }
+        let confirm_within = duration(
+            "aws-events.confirm-within",
+            a.confirm_within,
+            "45m",
+            errors,
+        );
+        if !issuers.iter().any(|i| i.aws_pca_arn.is_some()) {
+            errors.push(
+                "[aws-events]: no [[issuer]] has aws-pca-arn, so every event would be for a CA revocd does not serve".to_string(),
+            );
+        }
+        let Some(queue) = a.queue else {
+            errors.push("aws-events.queue is required in [aws-events]: the SQS queue URL".to_string());
+            return None;
+        };
+        if !(queue.starts_with("https://") || queue.starts_with("http://")) {
+            errors.push(format!(
+                "aws-events.queue: {queue:?} is not a queue URL like https://sqs.us-east-1.amazonaws.com/111122223333/revocd-events"
+            ));
+        }
+        Some(crate::aws_events::Options {
+            queue,
+            wait: wait.clamp(Duration::from_secs(1), Duration::from_secs(20)),
+            confirm_within,
         })
     });
 
@@ -1009,6 +1076,7 @@ fn validate(raw: RawConfig, path: &Path, base: &Path, errors: &mut Vec<String>) 
         refuse_loose_secrets,
         upstream,
         cdn,
+        aws_events,
         pkcs11,
         data_dir: resolve(raw.data_dir.as_deref().unwrap_or(Path::new("."))),
         listen,

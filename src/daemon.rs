@@ -235,23 +235,64 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             )));
         }
     }
-    if let Some((tx, task)) = crate::cdn::start(
-        config.cdn.as_ref(),
-        &responder,
-        &config.ocsp.path,
-        stop_rx.clone(),
-    )? {
-        ledger.observe(tx);
-        followers.push(task);
+    // One AWS SDK setup for CloudFront, SQS and Private CA, loaded only
+    // when something calls AWS.
+    let sdk = if config.cdn.is_some() || config.aws_events.is_some() {
+        Some(crate::aws::load().await)
+    } else {
+        None
+    };
+    if let Some(sdk) = &sdk {
+        if let Some(task) = crate::cdn::start(
+            config.cdn.as_ref(),
+            &responder,
+            &config.ocsp.path,
+            sdk,
+            &ledger,
+            &config.data_dir,
+            stop_rx.clone(),
+        )
+        .await
+        {
+            followers.push(task);
+        }
     }
+    // Revocations learned from unsigned signals, which the CA's own CRLs
+    // must confirm.
+    let unconfirmed = config.aws_events.as_ref().map(|a| {
+        Arc::new(crate::upstream::confirm::Unconfirmed::new(
+            i64::try_from(a.confirm_within.as_secs()).unwrap_or(i64::MAX),
+        ))
+    });
+    let mut wakers = std::collections::HashMap::new();
     for sources in crate::upstream::open(&config, &responder) {
+        let (id, wake) = sources.waker();
+        wakers.insert(id, (wake, sources.has_crls()));
         followers.push(tokio::spawn(crate::upstream::run(
             sources,
             Arc::clone(&responder),
             ledger.clone(),
             config.upstream.clone(),
+            unconfirmed.clone(),
             stop_rx.clone(),
         )));
+    }
+    if let (Some(options), Some(sdk), Some(unconfirmed)) = (&config.aws_events, &sdk, unconfirmed) {
+        let pcas: Vec<(String, String)> = config
+            .issuers
+            .iter()
+            .filter_map(|i| Some((i.id.clone(), i.aws_pca_arn.clone()?)))
+            .collect();
+        let consumer = crate::aws_events::Consumer::new(
+            options.clone(),
+            sdk,
+            &pcas,
+            wakers,
+            Arc::clone(&responder),
+            ledger.clone(),
+            unconfirmed,
+        );
+        followers.push(tokio::spawn(consumer.run(stop_rx.clone())));
     }
     let service = Arc::new(PublicService {
         responder: Arc::clone(&responder),
@@ -427,6 +468,10 @@ async fn start_fleet(
         "fleet mode: state rebuilt from the shared ledger"
     );
     let stats = Arc::new(ledger::Stats::default());
+    let history = ledger::History::Fleet {
+        store: Arc::clone(&store),
+        replica: fleet.replica.clone(),
+    };
     let backend = FleetBackend::new(
         store,
         tokio::runtime::Handle::current(),
@@ -445,5 +490,6 @@ async fn start_fleet(
         applier,
         metrics.clone(),
         stats,
+        history,
     ))
 }

@@ -3,6 +3,8 @@
 
 pub mod admin;
 pub mod asn1;
+pub mod aws;
+pub mod aws_events;
 pub mod cdn;
 pub mod cli;
 pub mod client;

@@ -680,6 +680,15 @@ impl Metrics {
         m
     }
 
+    /// Adds an area's own families (created and kept by that area) to
+    /// what is scraped. A name already registered is refused.
+    pub fn register(
+        &self,
+        collector: Box<dyn prometheus::core::Collector>,
+    ) -> prometheus::Result<()> {
+        self.registry.register(collector)
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();

@@ -281,7 +281,7 @@ pub enum Applied {
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum Conflict {
-    #[error("serial {serial} is already revoked ({reason}) at {}; only a later keyCompromise may replace the reason", crate::clock::rfc3339(*.at))]
+    #[error("serial {serial} is already revoked ({reason}) at {}; only keyCompromise, or a reason for an unspecified one, may replace the reason", crate::clock::rfc3339(*.at))]
     AlreadyRevoked {
         serial: Serial,
         reason: &'static str,
@@ -478,10 +478,21 @@ fn next_entry(current: Option<&Entry>, change: &Change) -> Result<Option<Entry>,
                 }) => {
                     // RFC 5280 5.3.1: a hold may become a permanent revocation,
                     // and a later keyCompromise may replace an earlier reason.
+                    // An unspecified reason may be given one later: a
+                    // revocation learned without its reason (a Private CA
+                    // revocation event) takes the one the CA's call or CRL
+                    // states.
                     let upgrade = (*old_reason == Reason::CertificateHold
                         && *reason != Reason::CertificateHold)
                         || (*reason == Reason::KeyCompromise
-                            && *old_reason != Reason::KeyCompromise);
+                            && *old_reason != Reason::KeyCompromise)
+                        || (*old_reason == Reason::Unspecified
+                            && !matches!(
+                                *reason,
+                                Reason::Unspecified
+                                    | Reason::CertificateHold
+                                    | Reason::RemoveFromCrl
+                            ));
                     if !upgrade {
                         return Err(Conflict::AlreadyRevoked {
                             serial: serial.clone(),
@@ -587,6 +598,31 @@ mod tests {
         assert!(matches!(
             st.apply(&revoke(Reason::KeyCompromise)),
             Ok(Applied::Changed { .. })
+        ));
+    }
+
+    #[test]
+    fn an_unspecified_reason_may_be_given_one_but_never_a_hold() {
+        let st = IssuerState::new();
+        let revoke = |reason| Change::Revoke {
+            serial: s("04"),
+            at: 10,
+            reason,
+            invalidity_date: None,
+        };
+        st.apply(&revoke(Reason::Unspecified)).expect("revoke");
+        assert!(matches!(
+            st.apply(&revoke(Reason::CertificateHold)),
+            Err(Conflict::AlreadyRevoked { .. })
+        ));
+        assert!(matches!(
+            st.apply(&revoke(Reason::Superseded)),
+            Ok(Applied::Changed { .. })
+        ));
+        // Once given, only keyCompromise replaces it.
+        assert!(matches!(
+            st.apply(&revoke(Reason::CessationOfOperation)),
+            Err(Conflict::AlreadyRevoked { .. })
         ));
     }
 

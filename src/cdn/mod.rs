@@ -7,19 +7,26 @@
 //! invalidations not yet completed stay within `cdn.max-paths-in-progress`
 //! (CloudFront allows 3,000). A backlog larger than what is left becomes one
 //! wildcard path over every OCSP answer. A failed request is retried with
-//! backoff, nothing dropped. Pending purges live in memory: after a crash
-//! the CDN's copies expire by max-age (the window's end) as before.
+//! backoff, nothing dropped. CloudFront is called through the AWS SDK
+//! (`crate::aws`), with its default credential chain.
+//!
+//! Purges survive a crash: the ledger tells the purger of each change in
+//! sequence order, and once an invalidation is created the purger keeps the
+//! highest sequence number it covers in `<data-dir>/cdn/purged-through`. At
+//! start the changes this replica recorded after it are read back from the
+//! ledger and purged again; when the ledger no longer holds them all, one
+//! wildcard invalidation covers whatever they were.
 
 pub mod paths;
-pub mod sigv4;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
 use crate::config::Cdn as Options;
-use crate::ledger::Acknowledged;
+use crate::ledger::{Acknowledged, Ledger};
 use crate::ocsp::Responder;
 
 /// One invalidation CloudFront has not completed yet.
@@ -33,16 +40,15 @@ pub struct Purger {
     responder: Arc<Responder>,
     /// `ocsp.path`.
     prefix: String,
-    client: reqwest::Client,
-    creds: sigv4::Credentials,
+    client: aws_sdk_cloudfront::Client,
     in_progress: Vec<InProgress>,
     sequence: u64,
+    /// `<data-dir>/cdn/purged-through`.
+    cursor: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum CdnError {
-    #[error("no AWS credentials in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")]
-    NoCredentials,
     #[error("CloudFront {what}: {why}")]
     Api { what: &'static str, why: String },
 }
@@ -52,24 +58,19 @@ impl Purger {
         options: Options,
         responder: Arc<Responder>,
         prefix: String,
-    ) -> Result<Self, CdnError> {
-        let creds = sigv4::Credentials::from_env().ok_or(CdnError::NoCredentials)?;
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| CdnError::Api {
-                what: "client",
-                why: e.to_string(),
-            })?;
-        Ok(Self {
+        sdk: &aws_config::SdkConfig,
+        cursor: PathBuf,
+    ) -> Self {
+        let client = crate::aws::cloudfront(sdk, options.endpoint.as_deref());
+        Self {
             options,
             responder,
             prefix,
             client,
-            creds,
             in_progress: Vec::new(),
             sequence: 0,
-        })
+            cursor,
+        }
     }
 
     /// Gathers acknowledged changes and invalidates their paths until
@@ -77,9 +78,27 @@ impl Purger {
     pub async fn run(
         mut self,
         mut rx: mpsc::UnboundedReceiver<Acknowledged>,
+        resumed: Resume,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let mut pending: Vec<Acknowledged> = Vec::new();
+        match resumed {
+            Resume::Nothing => {}
+            Resume::Changes(changes) => pending = changes,
+            Resume::Everything { through } => {
+                let mut backoff = Duration::from_secs(1);
+                while let Err(e) = self.purge_everything().await {
+                    self.responder.metrics().cdn_errors.inc();
+                    tracing::warn!(error = %e, retry_in_s = backoff.as_secs(), "CDN invalidation failed; will retry");
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = crate::shutdown::stopped(&mut shutdown) => return,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                }
+                self.advance(through).await;
+            }
+        }
         let mut backoff = Duration::from_secs(1);
         loop {
             if pending.is_empty() {
@@ -105,6 +124,11 @@ impl Purger {
             }
             match self.purge(&pending).await {
                 Ok(()) => {
+                    // The ledger reports changes in sequence order: every
+                    // earlier one was in this batch or an earlier one.
+                    if let Some(through) = pending.iter().map(|a| a.seq).max() {
+                        self.advance(through).await;
+                    }
                     pending.clear();
                     backoff = Duration::from_secs(1);
                 }
@@ -150,23 +174,44 @@ impl Purger {
             });
         }
         let paths = if wanted.len() > room {
-            // One wildcard covers every answer; it counts as one path.
-            let wildcard = if self.prefix == "/" {
-                "/*".to_string()
-            } else {
-                format!("{}/*", self.prefix.trim_end_matches('/'))
-            };
             tracing::warn!(
                 paths = wanted.len(),
                 room,
-                wildcard,
                 "too many paths for CloudFront's in-progress limit: invalidating every OCSP answer"
             );
             self.responder.metrics().cdn_wildcards.inc();
-            vec![wildcard]
+            vec![self.wildcard()]
         } else {
             wanted
         };
+        self.invalidate(paths, pending).await
+    }
+
+    /// One path over every OCSP answer (it counts as one path).
+    fn wildcard(&self) -> String {
+        if self.prefix == "/" {
+            "/*".to_string()
+        } else {
+            format!("{}/*", self.prefix.trim_end_matches('/'))
+        }
+    }
+
+    /// After a restart that could not tell which changes were left
+    /// unpurged: one wildcard.
+    async fn purge_everything(&mut self) -> Result<(), CdnError> {
+        self.refresh_in_progress().await?;
+        tracing::warn!("purges pending before the restart cannot be read back from the ledger: invalidating every OCSP answer once");
+        let path = self.wildcard();
+        self.invalidate(vec![path], &[]).await?;
+        self.responder.metrics().cdn_wildcards.inc();
+        Ok(())
+    }
+
+    async fn invalidate(
+        &mut self,
+        paths: Vec<String>,
+        pending: &[Acknowledged],
+    ) -> Result<(), CdnError> {
         let id = self.create(&paths).await?;
         let m = self.responder.metrics();
         m.cdn_paths.inc_by(paths.len() as u64);
@@ -187,21 +232,32 @@ impl Purger {
     /// Forgets invalidations CloudFront has completed.
     async fn refresh_in_progress(&mut self) -> Result<(), CdnError> {
         let mut still = Vec::new();
+        let mut failed = None;
         for inv in std::mem::take(&mut self.in_progress) {
-            let path = format!(
-                "/2020-05-31/distribution/{}/invalidation/{}",
-                self.options.distribution, inv.id
-            );
-            match self.call("GET", &path, Vec::new()).await {
+            if failed.is_some() {
+                still.push(inv);
+                continue;
+            }
+            let got = self
+                .client
+                .get_invalidation()
+                .distribution_id(&self.options.distribution)
+                .id(&inv.id)
+                .send()
+                .await;
+            match got {
                 // CloudFront says "Completed" (moto "COMPLETED").
-                Ok((_, body))
-                    if tag(&body, "Status")
-                        .is_some_and(|s| s.eq_ignore_ascii_case("completed")) => {}
+                Ok(out)
+                    if out
+                        .invalidation()
+                        .is_some_and(|i| i.status().eq_ignore_ascii_case("completed")) => {}
                 Ok(_) => still.push(inv),
                 Err(e) => {
+                    failed = Some(CdnError::Api {
+                        what: "GetInvalidation",
+                        why: crate::aws::describe(&e),
+                    });
                     still.push(inv);
-                    self.in_progress = still;
-                    return Err(e);
                 }
             }
         }
@@ -210,122 +266,141 @@ impl Purger {
             .metrics()
             .cdn_paths_in_progress
             .set(self.in_progress.iter().map(|i| i.paths as i64).sum());
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 
     async fn create(&mut self, paths: &[String]) -> Result<String, CdnError> {
+        use aws_sdk_cloudfront::types::{InvalidationBatch, Paths};
         self.sequence += 1;
-        let mut items = String::new();
-        for p in paths {
-            items.push_str("<Path>");
-            items.push_str(&xml_escape(p));
-            items.push_str("</Path>");
-        }
-        let body = format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
-             <InvalidationBatch xmlns=\"http://cloudfront.amazonaws.com/doc/2020-05-31/\">\
-             <Paths><Quantity>{}</Quantity><Items>{items}</Items></Paths>\
-             <CallerReference>revocd-{}-{}-{}</CallerReference></InvalidationBatch>",
-            paths.len(),
-            std::process::id(),
-            self.responder.clock().now(),
-            self.sequence
-        );
-        let path = format!(
-            "/2020-05-31/distribution/{}/invalidation",
-            self.options.distribution
-        );
-        let (status, reply) = self.call("POST", &path, body.into_bytes()).await?;
-        match tag(&reply, "Id") {
-            Some(id) if (200..300).contains(&status) => Ok(id),
-            _ => Err(CdnError::Api {
-                what: "CreateInvalidation",
-                why: format!(
-                    "HTTP {status}: {}",
-                    reply.chars().take(300).collect::<String>()
-                ),
-            }),
-        }
-    }
-
-    /// One signed request to the CloudFront API.
-    async fn call(
-        &self,
-        method: &'static str,
-        path: &str,
-        body: Vec<u8>,
-    ) -> Result<(u16, String), CdnError> {
-        let endpoint = &self.options.endpoint;
-        let host = endpoint
-            .split_once("://")
-            .map_or(endpoint.as_str(), |(_, rest)| rest)
-            .split('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        let mut req = sigv4::Request {
-            method,
-            path,
-            query: "",
-            headers: vec![("host".into(), host)],
-            body: &body,
-        };
-        if method == "POST" {
-            req.headers
-                .push(("content-type".into(), "application/xml".into()));
-        }
-        let auth = sigv4::sign(
-            &mut req,
-            &self.creds,
-            &self.options.region,
-            "cloudfront",
-            &sigv4::amz_date(self.responder.clock().now()),
-        );
-        let mut builder = self.client.request(
-            reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET),
-            format!("{endpoint}{path}"),
-        );
-        for (k, v) in req.headers.iter().filter(|(k, _)| k != "host") {
-            builder = builder.header(k.as_str(), v.as_str());
-        }
         let api = |why: String| CdnError::Api {
-            what: if method == "POST" {
-                "CreateInvalidation"
-            } else {
-                "GetInvalidation"
-            },
+            what: "CreateInvalidation",
             why,
         };
-        let resp = builder
-            .header("authorization", auth)
-            .body(body.clone())
+        let batch = InvalidationBatch::builder()
+            .paths(
+                Paths::builder()
+                    .quantity(i32::try_from(paths.len()).unwrap_or(i32::MAX))
+                    .set_items(Some(paths.to_vec()))
+                    .build()
+                    .map_err(|e| api(e.to_string()))?,
+            )
+            .caller_reference(format!(
+                "revocd-{}-{}-{}",
+                std::process::id(),
+                self.responder.clock().now(),
+                self.sequence
+            ))
+            .build()
+            .map_err(|e| api(e.to_string()))?;
+        let out = self
+            .client
+            .create_invalidation()
+            .distribution_id(&self.options.distribution)
+            .invalidation_batch(batch)
             .send()
             .await
-            .map_err(|e| api(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let text = resp.text().await.map_err(|e| api(e.to_string()))?;
-        if !(200..300).contains(&status) {
-            return Err(api(format!(
-                "HTTP {status}: {}",
-                text.chars().take(300).collect::<String>()
-            )));
+            .map_err(|e| api(crate::aws::describe(&e)))?;
+        out.invalidation()
+            .map(|i| i.id().to_string())
+            .ok_or_else(|| api("no invalidation in the answer".to_string()))
+    }
+
+    /// Keeps `through` as the highest sequence number purged. A cursor not
+    /// written is not an error: the next start purges those changes again.
+    async fn advance(&self, through: u64) {
+        let path = self.cursor.clone();
+        let written = tokio::task::spawn_blocking(move || write_cursor(&path, through)).await;
+        if let Ok(Err(e)) | Err(e) = written.map_err(std::io::Error::other) {
+            tracing::warn!(file = %self.cursor.display(), error = %e, "cannot keep the purge cursor; a restart purges these changes again");
         }
-        Ok((status, text))
     }
 }
 
-/// The text of the first `<name>` element.
-fn tag(xml: &str, name: &str) -> Option<String> {
-    let open = format!("<{name}>");
-    let start = xml.find(&open)? + open.len();
-    let end = xml[start..].find(&format!("</{name}>"))? + start;
-    Some(xml[start..end].trim().to_string())
+/// What a start has to purge for the run before it.
+#[derive(Debug)]
+pub enum Resume {
+    Nothing,
+    /// These changes, read back from the ledger.
+    Changes(Vec<Acknowledged>),
+    /// Everything (one wildcard): the ledger no longer holds the changes
+    /// after the cursor. Recorded as purged through `through` once done.
+    Everything {
+        through: u64,
+    },
 }
 
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+/// The purge cursor in `path`: `Ok(None)` when there is none yet.
+fn read_cursor(path: &std::path::Path) -> std::io::Result<Option<u64>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| std::io::Error::other(format!("{text:?} is not a sequence number"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes the cursor whole (temp file, fsync, rename).
+fn write_cursor(path: &std::path::Path, seq: u64) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    crate::sync::replace_file(path, format!("{seq}\n").as_bytes())
+}
+
+/// What was left to purge when the last run stopped: the changes this
+/// replica recorded after the cursor, up to now.
+async fn resume(ledger: &Ledger, cursor: &std::path::Path) -> Resume {
+    let last = ledger
+        .stats()
+        .last_seq
+        .load(std::sync::atomic::Ordering::Acquire);
+    let after = match read_cursor(cursor) {
+        // The first start with [cdn]: nothing was pending.
+        Ok(None) => {
+            if let Err(e) = write_cursor(cursor, last) {
+                tracing::warn!(file = %cursor.display(), error = %e, "cannot write the purge cursor");
+            }
+            return Resume::Nothing;
+        }
+        Ok(Some(c)) => c,
+        Err(e) => {
+            tracing::warn!(file = %cursor.display(), error = %e, "the purge cursor is unreadable");
+            return Resume::Everything { through: last };
+        }
+    };
+    if after >= last {
+        return Resume::Nothing;
+    }
+    match ledger.own_changes_after(after).await {
+        Ok(Some(changes)) => {
+            let now = std::time::Instant::now();
+            let changes: Vec<Acknowledged> = changes
+                .into_iter()
+                .map(|w| Acknowledged {
+                    issuer: w.issuer,
+                    serial: w.change.serial().clone(),
+                    seq: w.seq,
+                    at: now,
+                })
+                .collect();
+            if !changes.is_empty() {
+                tracing::info!(
+                    changes = changes.len(),
+                    after,
+                    "CDN purges left pending by the last run are sent again"
+                );
+            }
+            Resume::Changes(changes)
+        }
+        Ok(None) => Resume::Everything { through: last },
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read back the changes after the purge cursor");
+            Resume::Everything { through: last }
+        }
+    }
 }
 
 /// The running purger: where the ledger reports acknowledged changes, and
@@ -335,20 +410,32 @@ pub type Running = (
     tokio::task::JoinHandle<()>,
 );
 
-/// Starts the purger when `[cdn]` is configured.
-pub fn start(
+/// Starts the purger when `[cdn]` is configured: it observes the ledger
+/// from now on, and first purges what the last run left pending.
+pub async fn start(
     options: Option<&Options>,
     responder: &Arc<Responder>,
     prefix: &str,
+    sdk: &aws_config::SdkConfig,
+    ledger: &Ledger,
+    data_dir: &std::path::Path,
     shutdown: watch::Receiver<bool>,
-) -> Result<Option<Running>, CdnError> {
-    let Some(options) = options else {
-        return Ok(None);
-    };
-    let purger = Purger::new(options.clone(), Arc::clone(responder), prefix.to_string())?;
+) -> Option<tokio::task::JoinHandle<()>> {
+    let options = options?;
+    let cursor = data_dir.join("cdn").join("purged-through");
+    let purger = Purger::new(
+        options.clone(),
+        Arc::clone(responder),
+        prefix.to_string(),
+        sdk,
+        cursor.clone(),
+    );
+    // Observe first, then read back what came before: a change recorded in
+    // between is seen twice (purged twice), never not at all.
     let (tx, rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(purger.run(rx, shutdown));
-    Ok(Some((tx, task)))
+    ledger.observe(tx);
+    let resumed = resume(ledger, &cursor).await;
+    Some(tokio::spawn(purger.run(rx, resumed, shutdown)))
 }
 
 #[cfg(test)]
@@ -356,11 +443,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_the_invalidation_reply() {
-        let xml = "<?xml version=\"1.0\"?><Invalidation><Id>I2J0I21PCUYOIK</Id><Status>InProgress</Status></Invalidation>";
-        assert_eq!(tag(xml, "Id").as_deref(), Some("I2J0I21PCUYOIK"));
-        assert_eq!(tag(xml, "Status").as_deref(), Some("InProgress"));
-        assert_eq!(tag(xml, "Nope"), None);
-        assert_eq!(xml_escape("/a&b<c>"), "/a&amp;b&lt;c&gt;");
+    fn the_cursor_round_trips_and_a_missing_one_is_none() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("cdn/purged-through");
+        assert_eq!(read_cursor(&path).expect("read"), None);
+        write_cursor(&path, 42).expect("write");
+        assert_eq!(read_cursor(&path).expect("read"), Some(42));
+        std::fs::write(&path, "garbage").expect("write");
+        assert!(read_cursor(&path).is_err());
     }
 }

@@ -119,6 +119,40 @@ async fn fetch_range(
     out
 }
 
+/// The records `replica` wrote in batches after `after` for which `keep`
+/// holds, read back from the store in order; `None` when more than `limit`
+/// batches came since (too many to read back at start).
+pub async fn own_changes_after(
+    store: &Arc<Publisher>,
+    replica: &str,
+    after: u64,
+    limit: u64,
+    keep: impl Fn(&crate::state::Change) -> bool,
+) -> anyhow::Result<Option<Vec<super::Written>>> {
+    let mut found = Vec::new();
+    let mut next = after + 1;
+    loop {
+        if next - after > limit {
+            return Ok(None);
+        }
+        for fetched in fetch_range(store, next, PREFETCH).await {
+            let Some(batch) = fetched.context("reading back a ledger batch")? else {
+                return Ok(Some(found));
+            };
+            if batch.writer == replica {
+                found.extend(batch.records.iter().filter(|r| keep(&r.change)).map(|r| {
+                    super::Written {
+                        seq: r.seq,
+                        issuer: r.issuer.clone(),
+                        change: r.change.clone(),
+                    }
+                }));
+            }
+            next = batch.seq + 1;
+        }
+    }
+}
+
 /// The snapshot numbers in the store, ascending.
 async fn list_snapshots(store: &Publisher) -> anyhow::Result<Vec<u64>> {
     let mut snapshots: Vec<u64> = store

@@ -96,8 +96,35 @@ struct Request {
 pub struct Acknowledged {
     pub issuer: String,
     pub serial: crate::state::Serial,
+    /// Its ledger sequence number (the batch's, in fleet mode).
+    pub seq: u64,
     /// When the ledger acknowledged it.
     pub at: std::time::Instant,
+}
+
+/// Where an observer of recorded changes is told of them: set once, read by
+/// the writer thread, which sends in sequence order.
+pub(crate) type Observer =
+    Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Acknowledged>>>;
+
+/// Where the records this replica wrote can be read back.
+#[derive(Clone)]
+pub enum History {
+    /// The segment files of the embedded ledger.
+    File(PathBuf),
+    /// The batches in the fleet store written by `replica`.
+    Fleet {
+        store: Arc<crate::publish::Publisher>,
+        replica: String,
+    },
+}
+
+/// A change read back from the ledger.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub seq: u64,
+    pub issuer: String,
+    pub change: Change,
 }
 
 /// The handle the admin API and sources append through.
@@ -105,9 +132,10 @@ pub struct Acknowledged {
 pub struct Ledger {
     tx: std::sync::mpsc::Sender<Request>,
     stats: Arc<Stats>,
-    /// Told of every revocation and release recorded through this handle
-    /// (the CDN purger).
-    observer: Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Acknowledged>>>,
+    /// Told of every revocation and release this replica records, by the
+    /// writer thread, in sequence order (the CDN purger).
+    observer: Observer,
+    history: Arc<History>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -214,6 +242,7 @@ impl Ledger {
                 stats.snapshot_at.store(mtime, Ordering::Release);
             }
         }
+        let history = History::File(opts.dir.clone());
         let backend = file::FileBackend::new(
             opts,
             file,
@@ -223,7 +252,7 @@ impl Ledger {
             Arc::clone(&stats),
             clock,
         );
-        Self::with_backend(Box::new(backend), applier, metrics, stats)
+        Self::with_backend(Box::new(backend), applier, metrics, stats, history)
     }
 
     /// Starts the writer thread on any backend (the file ledger or the fleet
@@ -233,12 +262,15 @@ impl Ledger {
         applier: Arc<dyn Applier>,
         metrics: Metrics,
         stats: Arc<Stats>,
+        history: History,
     ) -> Self {
         let (tx, rx) = std::sync::mpsc::channel();
+        let observer: Observer = Arc::default();
         let writer = writer::Writer {
             backend,
             applier,
             metrics,
+            observer: Arc::clone(&observer),
         };
         std::thread::Builder::new()
             .name("revocd-ledger".into())
@@ -248,7 +280,8 @@ impl Ledger {
         Self {
             tx,
             stats,
-            observer: Arc::default(),
+            observer,
+            history: Arc::new(history),
         }
     }
 
@@ -261,36 +294,48 @@ impl Ledger {
     /// or failed.
     pub async fn submit(&self, changes: Vec<Submitted>) -> Vec<Outcome> {
         let n = changes.len();
-        let watched: Vec<Option<(String, crate::state::Serial)>> = match self.observer.get() {
-            Some(_) => changes
-                .iter()
-                .map(|s| {
-                    (!matches!(s.change, crate::state::Change::Register { .. }))
-                        .then(|| (s.issuer.clone(), s.change.serial().clone()))
-                })
-                .collect(),
-            None => Vec::new(),
-        };
         let (reply, rx) = oneshot::channel();
         if self.tx.send(Request { changes, reply }).is_err() {
             return vec![Outcome::Failed(LedgerError::Closed); n];
         }
-        let outcomes = rx
-            .await
-            .unwrap_or_else(|_| vec![Outcome::Failed(LedgerError::Closed); n]);
-        if let Some(observer) = self.observer.get() {
-            let at = std::time::Instant::now();
-            for (outcome, w) in outcomes.iter().zip(watched) {
-                if let (Outcome::Recorded { .. }, Some((issuer, serial))) = (outcome, w) {
-                    let _ = observer.send(Acknowledged { issuer, serial, at });
-                }
-            }
-        }
-        outcomes
+        rx.await
+            .unwrap_or_else(|_| vec![Outcome::Failed(LedgerError::Closed); n])
     }
 
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// The revocations and releases this replica recorded after sequence
+    /// `after`, read back from the ledger; `None` when the ledger no longer
+    /// holds all of them (a snapshot has replaced the records, or, in fleet
+    /// mode, more than 10,000 batches came since).
+    pub async fn own_changes_after(&self, after: u64) -> anyhow::Result<Option<Vec<Written>>> {
+        let keep = |c: &Change| !matches!(c, Change::Register { .. });
+        match self.history.as_ref() {
+            History::File(dir) => {
+                let dir = dir.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut found = Vec::new();
+                    let scan =
+                        recover::scan(&dir, false, &mut |rec: &Record, _: recover::At<'_>| {
+                            if rec.seq > after && keep(&rec.change) {
+                                found.push(Written {
+                                    seq: rec.seq,
+                                    issuer: rec.issuer.clone(),
+                                    change: rec.change.clone(),
+                                });
+                            }
+                        })?;
+                    // The scan reads records after its base snapshot only.
+                    Ok((after >= scan.base.unwrap_or(0)).then_some(found))
+                })
+                .await?
+            }
+            History::Fleet { store, replica } => {
+                fleet::own_changes_after(store, replica, after, 10_000, keep).await
+            }
+        }
     }
 }
 

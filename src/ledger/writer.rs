@@ -48,6 +48,9 @@ pub(super) struct Writer {
     pub(super) backend: Box<dyn Backend>,
     pub(super) applier: Arc<dyn Applier>,
     pub(super) metrics: Metrics,
+    /// Told of every revocation and release recorded here, in sequence
+    /// order (peers' batches are theirs to report).
+    pub(super) observer: super::Observer,
 }
 
 /// A change accepted into the group being written.
@@ -218,6 +221,17 @@ impl Writer {
                     }
                     let kind = rec.change.kind();
                     self.metrics.ledger_changes.with_label_values(&[kind]).inc();
+                    if let (Some(observer), false) = (
+                        self.observer.get(),
+                        matches!(rec.change, Change::Register { .. }),
+                    ) {
+                        let _ = observer.send(super::Acknowledged {
+                            issuer: rec.issuer.clone(),
+                            serial: rec.change.serial().clone(),
+                            seq: rec.seq,
+                            at: Instant::now(),
+                        });
+                    }
                     tracing::info!(
                         target: "audit",
                         event = kind,

@@ -15,6 +15,7 @@
 //! serial a full CRL stops listing without being a released hold is never
 //! applied: it is logged, counted and alerted.
 
+pub mod confirm;
 pub mod plan;
 
 use std::collections::HashMap;
@@ -42,6 +43,22 @@ pub struct IssuerSources {
     crls: Vec<CrlSource>,
     reports: Vec<ReportSource>,
     certs: Option<CertDir>,
+    /// Polls now instead of at the next interval (a Private CA event says
+    /// the CA wrote a new CRL).
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl IssuerSources {
+    /// The issuer's id and what wakes its poller early.
+    pub fn waker(&self) -> (String, Arc<tokio::sync::Notify>) {
+        (self.id.clone(), Arc::clone(&self.wake))
+    }
+
+    /// Whether the issuer's CRLs are polled (so they can confirm a
+    /// revocation learned elsewhere).
+    pub fn has_crls(&self) -> bool {
+        !self.crls.is_empty()
+    }
 }
 
 struct CrlSource {
@@ -149,6 +166,7 @@ pub fn open(config: &crate::config::Config, responder: &Responder) -> Vec<Issuer
                 dir,
                 seen: HashMap::new(),
             }),
+            wake: Arc::default(),
         });
     }
     all
@@ -180,23 +198,30 @@ fn load_applied(file: &Path, cert: &Cert, issuer: &str) -> Option<AppliedCrl> {
     }
 }
 
-/// Polls `sources` every `options.poll` until shutdown.
+/// Polls `sources` every `options.poll`, or at once when woken, until
+/// shutdown. Every CRL applied is reported to `confirm`.
 pub async fn run(
     mut sources: IssuerSources,
     responder: Arc<Responder>,
     ledger: Ledger,
     options: Options,
+    confirm: Option<Arc<confirm::Unconfirmed>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let poller = Poller {
         responder,
         ledger,
         options,
+        confirm,
     };
+    let wake = Arc::clone(&sources.wake);
     loop {
         poller.poll(&mut sources).await;
         tokio::select! {
             () = tokio::time::sleep(poller.options.poll) => {}
+            () = wake.notified() => {
+                tracing::debug!(issuer = %sources.id, "upstream sources polled early");
+            }
             () = crate::shutdown::stopped(&mut shutdown) => return,
         }
     }
@@ -206,6 +231,7 @@ struct Poller {
     responder: Arc<Responder>,
     ledger: Ledger,
     options: Options,
+    confirm: Option<Arc<confirm::Unconfirmed>>,
 }
 
 impl Poller {
@@ -446,6 +472,9 @@ impl Poller {
             // The changes are in the ledger; only the number floor across a
             // restart is at risk. Say so and go on.
             tracing::error!(issuer = id, file = %c.file.display(), error = %e, "cannot keep the applied upstream CRL");
+        }
+        if let Some(confirm) = &self.confirm {
+            confirm.listed(id, entries.iter().map(|e| &e.serial));
         }
         c.applied = Some(AppliedCrl {
             listed: if facts.is_delta {

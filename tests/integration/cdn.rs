@@ -8,9 +8,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+use revocd::state::Serial;
+
 use crate::support::*;
 
-fn cloudfront(port: u16, args: &[&str]) -> String {
+pub(crate) fn cloudfront(port: u16, args: &[&str]) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/cloudfront.py");
     let out = run(Command::new(python())
         .arg(script)
@@ -22,7 +24,7 @@ fn cloudfront(port: u16, args: &[&str]) -> String {
 }
 
 /// Every invalidated path so far.
-fn invalidated(port: u16, dist: &str) -> Vec<String> {
+pub(crate) fn invalidated(port: u16, dist: &str) -> Vec<String> {
     cloudfront(port, &["paths", dist])
         .lines()
         .filter_map(|l| l.split_once(' ').map(|(_, p)| p.to_string()))
@@ -151,4 +153,58 @@ fn purges_are_retried_through_cloudfront_errors_and_a_backlog_over_the_limit_bec
             .then_some(())
     });
     metric_reaches(&d, "revocd_cdn_wildcard_invalidations_total", 1.0);
+}
+
+/// Issue 25, item 6: a purge pending when revocd is killed (CloudFront
+/// failing at the time) was lost with the process: edges kept the old
+/// answer until max-age. Now the purger's cursor and the ledger bring it
+/// back after the restart.
+#[test]
+fn a_purge_pending_at_a_sigkill_is_sent_after_the_restart() {
+    let dir = demo_pki();
+    let p = dir.path();
+    let moto = moto();
+    let dist = cloudfront(moto.port, &["create"]).trim().to_string();
+    let proxy = fault_proxy(moto.port);
+    let config = p.join("revocd.toml");
+    let cfg = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        format!(
+            "{cfg}\n[cdn]\ncloudfront-distribution = \"{dist}\"\nendpoint = \"http://127.0.0.1:{}\"\nbatch = \"200ms\"\n",
+            proxy.port
+        ),
+    )
+    .expect("config");
+    let mut d = Daemon::start_with(&config, &MOTO_ENV, true);
+    let tok = token(p);
+    let ca = load_cert(&p.join("ca.pem"));
+    // A first purge goes through: the cursor moves past it.
+    revoke(&d, &tok, "5ACDF100", "keyCompromise");
+    let first =
+        revocd::cdn::paths::get_paths("/", &ca, &Serial::from_hex("5ACDF100").expect("hex"));
+    eventually(WAIT_SECS, "the first purge", || {
+        let got = invalidated(moto.port, &dist);
+        first.iter().all(|w| got.contains(w)).then_some(())
+    });
+    // CloudFront fails; a revocation is acknowledged; its purge is pending
+    // (retried) when revocd is killed.
+    proxy.mode.store(FAIL, std::sync::atomic::Ordering::SeqCst);
+    let errors = metric(&d, "revocd_cdn_invalidation_errors_total");
+    revoke(&d, &tok, "5ACDF101", "keyCompromise");
+    metric_reaches(&d, "revocd_cdn_invalidation_errors_total", errors + 1.0);
+    d.kill();
+    proxy.mode.store(PASS, std::sync::atomic::Ordering::SeqCst);
+    let before = invalidated(moto.port, &dist).len();
+    let d = Daemon::start_with(&config, &MOTO_ENV, true);
+    let pending =
+        revocd::cdn::paths::get_paths("/", &ca, &Serial::from_hex("5ACDF101").expect("hex"));
+    eventually(WAIT_SECS, "the pending purge after the restart", || {
+        let got = invalidated(moto.port, &dist);
+        pending.iter().all(|w| got.contains(w)).then_some(())
+    });
+    // Only what was pending: the first revocation is not purged again, and
+    // no wildcard was needed.
+    assert_eq!(invalidated(moto.port, &dist).len(), before + pending.len());
+    assert_eq!(metric(&d, "revocd_cdn_wildcard_invalidations_total"), 0.0);
 }

@@ -22,10 +22,12 @@ fn venv_tool(name: &str) -> PathBuf {
 
 #[test]
 fn cloudformation_passes_cfn_lint() {
-    let out =
-        run(Command::new(venv_tool("cfn-lint"))
-            .arg(deploy().join("cloudformation/revocd-cdn.yaml")));
-    assert!(out.status.success(), "cfn-lint: {}", text(&out));
+    for template in ["revocd-cdn.yaml", "revocd-private-ca-events.yaml"] {
+        let out =
+            run(Command::new(venv_tool("cfn-lint"))
+                .arg(deploy().join("cloudformation").join(template)));
+        assert!(out.status.success(), "cfn-lint {template}: {}", text(&out));
+    }
 }
 
 #[test]
@@ -69,15 +71,31 @@ fn every_yaml_and_json_parses_and_uses_real_metrics() {
     let dir = demo_pki();
     let p = dir.path();
     // The demo's own CRL as an upstream source too, so the upstream
-    // metrics exist (the issuer table is the config's last).
+    // metrics exist (the issuer table is the config's last), and an SQS
+    // queue of Private CA events in moto, for the AWS events metrics.
+    let moto = moto();
+    let pca_dir = tempfile::tempdir().expect("tmp");
+    let queue = crate::aws_events::pca_py(moto.port, &["setup", &pca_dir.path().to_string_lossy()]);
     let config = p.join("revocd.toml");
     let cfg = std::fs::read_to_string(&config).expect("config");
+    let (head, issuers) = cfg.split_at(cfg.find("[[issuer]]").expect("an issuer"));
     std::fs::write(
         &config,
-        format!("{cfg}upstream-crls = [\"file://crl/demo.crl\"]\n"),
+        format!(
+            "{head}[aws-events]\nqueue = \"{}\"\nwait = \"1s\"\n\n{issuers}upstream-crls = [\"file://crl/demo.crl\"]\naws-pca-arn = \"{}\"\n",
+            queue["queue"].as_str().expect("queue"),
+            queue["ca"].as_str().expect("ca")
+        ),
     )
     .expect("config");
-    let d = Daemon::start(&p.join("revocd.toml"));
+    let endpoint = format!("http://127.0.0.1:{}", moto.port);
+    let env = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let d = Daemon::start_with(&p.join("revocd.toml"), &env, true);
     // Real traffic first, so labelled series exist.
     let ca = load_cert(&p.join("ca.pem"));
     let good = revocd::state::Serial::from_hex(&serial_of(&p.join("leaf-good.pem"))).expect("hex");
@@ -90,16 +108,19 @@ fn every_yaml_and_json_parses_and_uses_real_metrics() {
     // scrape until everything the alerts and the dashboard use is there.
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/check_deploy.py");
     let scrape = p.join("metrics.txt");
-    let mut last = String::new();
-    let checked = eventually(WAIT_SECS, "every metric the deploy files use", || {
-        let (_, _, metrics) = d.http_admin("GET", "/metrics")?;
+    let checked = eventually_ok(WAIT_SECS, "every metric the deploy files use", || {
+        let (_, _, metrics) = d.http_admin("GET", "/metrics").ok_or("no scrape")?;
         std::fs::write(&scrape, &metrics).expect("write");
         let out = run(Command::new(python())
             .arg(&script)
             .arg(deploy())
             .arg(&scrape));
-        last = text(&out);
-        out.status.success().then(|| last.clone())
+        let t = text(&out);
+        if out.status.success() {
+            Ok(t)
+        } else {
+            Err(t)
+        }
     });
-    assert!(checked.contains("all exported"), "{checked}\n{last}");
+    assert!(checked.contains("all exported"), "{checked}");
 }

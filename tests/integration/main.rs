@@ -3,6 +3,7 @@
 //! installs what is missing; a missing tool fails the test, never skips it.
 
 mod answer_files;
+mod aws_events;
 mod cdn;
 mod cli;
 mod crl;

@@ -642,19 +642,49 @@ impl Drop for Server {
 /// moto (PyPI `moto[server]`, from the test venv) on a port the OS picks
 /// (`tests/python/moto_server.py` prints it).
 pub fn moto() -> Server {
+    moto_with_commands().0
+}
+
+/// The commands `tests/python/moto_server.py` takes on stdin, for what
+/// moto's APIs cannot do (a delegated responder or a CRL signed with a mock
+/// Private CA's own key).
+pub struct MotoCommands {
+    stdin: std::process::ChildStdin,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl MotoCommands {
+    /// Runs one command; panics unless moto answers "ok".
+    pub fn run(&mut self, command: &str) {
+        writeln!(self.stdin, "{command}").expect("write to moto");
+        self.stdin.flush().expect("flush");
+        let answer = self
+            .lines
+            .recv_timeout(Duration::from_secs(WAIT_SECS))
+            .expect("moto answers its command");
+        assert_eq!(answer.trim(), "ok", "moto: {command}: {answer}");
+    }
+}
+
+/// moto, and its command channel.
+pub fn moto_with_commands() -> (Server, MotoCommands) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/moto_server.py");
     let mut child = Command::new(python())
         .arg(script)
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn moto");
+    let stdin = child.stdin.take().expect("stdin");
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let mut first = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut first);
-        let _ = tx.send(first);
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
     });
     let port = rx
         .recv_timeout(Duration::from_secs(60))
@@ -666,10 +696,13 @@ pub fn moto() -> Server {
         panic!("moto did not report its port within 60 s");
     };
     wait_port(port, "moto");
-    Server {
-        child: Some(child),
-        port,
-    }
+    (
+        Server {
+            child: Some(child),
+            port,
+        },
+        MotoCommands { stdin, lines: rx },
+    )
 }
 
 /// Creates a bucket on an S3 endpoint that accepts unsigned requests (moto).
@@ -708,6 +741,22 @@ pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) ->
             Instant::now() < deadline,
             "timed out after {secs}s waiting for {what}"
         );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Like `eventually`, for a condition that can say why it does not hold
+/// yet: on timeout the last reason is in the panic.
+pub fn eventually_ok<T>(secs: u64, what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(why) => assert!(
+                Instant::now() < deadline,
+                "timed out after {secs}s waiting for {what}; last: {why}"
+            ),
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -27,10 +27,18 @@ def main():
     for path in sorted(root.rglob("*")):
         if path.suffix in (".yaml", ".yml"):
             text = path.read_text()
-            # CloudFormation short forms (!Ref, !Sub, !GetAtt) are tags.
+            # CloudFormation short forms (!Ref, !Sub, !GetAtt, !If, !Not,
+            # !Equals, ...) are tags: read each as the node under it.
             loader = yaml.SafeLoader
-            for tag in ("!Ref", "!Sub", "!GetAtt"):
-                loader.add_constructor(tag, lambda l, n: l.construct_scalar(n))
+
+            def short_form(l, suffix, node):
+                if isinstance(node, yaml.ScalarNode):
+                    return l.construct_scalar(node)
+                if isinstance(node, yaml.SequenceNode):
+                    return l.construct_sequence(node, deep=True)
+                return l.construct_mapping(node, deep=True)
+
+            loader.add_multi_constructor("!", short_form)
             docs[path] = [d for d in yaml.load_all(text, Loader=loader) if d is not None]
             print(f"OK parsed {path} ({len(docs[path])} documents)")
         elif path.suffix == ".json":
