@@ -306,6 +306,15 @@ fn private_ca_events_revoke_and_register_at_once_and_nothing_else_changes_anythi
     let dir = pca.path().to_string_lossy().into_owned();
     let figures = pca_py(pca.moto.port, &["measure", &pca.ca, &dir, &d.url(), &n]);
     eprintln!("AWS event to revoked at the origin: {figures}");
+    // And on to the CloudFront invalidation, from revocd's own histograms:
+    // SQS arrival to acknowledgement, acknowledgement to invalidation.
+    let (_, _, m) = d.http_admin("GET", "/metrics").expect("metrics");
+    for line in String::from_utf8_lossy(&m).lines().filter(|l| {
+        l.starts_with("revocd_aws_events_apply_seconds")
+            || l.starts_with("revocd_cdn_revocation_to_invalidation_seconds")
+    }) {
+        eprintln!("{line}");
+    }
     assert_eq!(figures["n"].as_i64(), n.parse().ok());
     assert_eq!(
         metric(
