@@ -96,6 +96,7 @@ fn one(n: u64, ca: &Cert, key: &SigningKey) {
                         invalidity_date: None,
                     },
                     revision: 1,
+                    author: revocd::state::Author::UNRECORDED,
                 },
             )
         })

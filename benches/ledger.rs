@@ -131,6 +131,7 @@ fn entries(n_certs: u32, n_revoked: u32, now: i64) -> Vec<(Serial, Entry)> {
                     not_after: Some(now + 90 * 86_400),
                     status,
                     revision: 0,
+                    author: revocd::state::Author::named("bench"),
                 },
             )
         })
@@ -165,6 +166,7 @@ fn startup(n_certs: u32, n_revoked: u32, from_snapshot: bool) {
                     seq,
                     issuer: "demo".into(),
                     change,
+                    author: "bench".into(),
                 },
                 &mut buf,
             );
@@ -181,6 +183,7 @@ fn startup(n_certs: u32, n_revoked: u32, from_snapshot: bool) {
                         seq,
                         issuer: "demo".into(),
                         change,
+                        author: "bench".into(),
                     },
                     &mut buf,
                 );

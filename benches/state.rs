@@ -55,6 +55,7 @@ fn build(n: u64) -> (IssuerState, f64) {
                     not_after: Some(1_900_000_000),
                     status,
                     revision: 0,
+                    author: revocd::state::Author::UNRECORDED,
                 },
             )
         }));
@@ -87,12 +88,15 @@ fn benches(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("revoke", n), &n, |b, _| {
             b.iter(|| {
                 r += 1;
-                state.apply(&Change::Revoke {
-                    serial: serial(n + r),
-                    at: 1_800_000_000,
-                    reason: Reason::Superseded,
-                    invalidity_date: None,
-                })
+                state.apply(
+                    &Change::Revoke {
+                        serial: serial(n + r),
+                        at: 1_800_000_000,
+                        reason: Reason::Superseded,
+                        invalidity_date: None,
+                    },
+                    revocd::state::Author::UNRECORDED,
+                )
             })
         });
         drop(state);

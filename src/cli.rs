@@ -231,11 +231,26 @@ pub struct AdminArgs {
     #[arg(long)]
     pub config: PathBuf,
     /// Overrides the admin address from the config, e.g. http://127.0.0.1:9090
+    /// (https:// when the admin listener has TLS).
     #[arg(long)]
     pub admin_url: Option<String>,
     /// Issuer id; optional when the config has one issuer.
     #[arg(long)]
     pub issuer: Option<String>,
+    /// The bearer token's file (default: the config's admin.token-file, or
+    /// its only operator with a token-file).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// CA certificates (PEM) to verify the admin listener with, besides the
+    /// certificates in the config's admin.tls-certificate.
+    #[arg(long)]
+    pub admin_ca: Option<PathBuf>,
+    /// A client certificate (PEM) for an admin listener with admin.client-ca.
+    #[arg(long, requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
 }
 
 fn parse_interval(s: &str) -> Result<std::time::Duration, String> {

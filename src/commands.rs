@@ -261,7 +261,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
 fn admin_client(
     args: &crate::cli::AdminArgs,
 ) -> anyhow::Result<(crate::client::AdminClient, String)> {
-    let client = crate::client::AdminClient::from_config(&args.config, args.admin_url.as_deref())?;
+    let client = crate::client::AdminClient::from_args(args)?;
     let issuer = client.issuer(args.issuer.clone())?;
     Ok((client, issuer))
 }

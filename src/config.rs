@@ -85,6 +85,7 @@ struct RawConfig {
 struct RawListen {
     public: Option<String>,
     admin: Option<String>,
+    metrics: Option<String>,
     header_read_timeout: Option<String>,
     max_connections: Option<usize>,
     body_timeout: Option<String>,
@@ -97,6 +98,21 @@ struct RawListen {
 struct RawAdmin {
     token_file: Option<PathBuf>,
     max_body_bytes: Option<usize>,
+    tls_certificate: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+    #[serde(default, rename = "operator")]
+    operators: Vec<RawOperator>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawOperator {
+    name: Option<String>,
+    token_file: Option<PathBuf>,
+    client_cert_subject: Option<String>,
+    client_cert_spki_sha256: Option<String>,
+    scopes: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -245,7 +261,14 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub listen: Listen,
     pub ocsp: Ocsp,
+    /// The legacy single token (`admin.token-file`): the operator `admin`
+    /// with every scope, also in `admin_operators`.
     pub admin_token_file: Option<PathBuf>,
+    /// Who may use the admin API, with which scopes.
+    pub admin_operators: Vec<crate::admin::access::OperatorConfig>,
+    /// TLS on the admin listener (`admin.tls-certificate`, `tls-key`,
+    /// `client-ca`).
+    pub admin_tls: Option<crate::http::tls::TlsFiles>,
     /// Admin request bodies above this get 413.
     pub admin_max_body_bytes: usize,
     /// Ledger records between snapshots; bounds start-up replay.
@@ -272,6 +295,10 @@ pub struct Config {
 pub struct Listen {
     pub public: SocketAddr,
     pub admin: SocketAddr,
+    /// A plain-HTTP listener for `/healthz`, `/readyz` and `/metrics` only
+    /// (probes and Prometheus when the admin listener requires client
+    /// certificates).
+    pub metrics: Option<SocketAddr>,
     /// Slowloris guard: how long a client may take to send its headers.
     pub header_read_timeout: Duration,
     /// Connections open at once per listener; more are closed at once.
@@ -578,6 +605,10 @@ fn validate(raw: RawConfig, path: &Path, base: &Path, errors: &mut Vec<String>) 
             defaults::ADMIN_LISTEN,
             errors,
         ),
+        metrics: raw
+            .listen
+            .metrics
+            .map(|m| addr("listen.metrics", Some(m), "", errors)),
         header_read_timeout: duration(
             "listen.header-read-timeout",
             raw.listen.header_read_timeout,
@@ -1071,12 +1102,16 @@ fn validate(raw: RawConfig, path: &Path, base: &Path, errors: &mut Vec<String>) 
         })
     });
 
+    let (admin_operators, admin_tls) = admin_access(&raw.admin, &resolve, errors);
+
     Config {
         path: path.to_path_buf(),
         refuse_loose_secrets,
         upstream,
         cdn,
         aws_events,
+        admin_operators,
+        admin_tls,
         pkcs11,
         data_dir: resolve(raw.data_dir.as_deref().unwrap_or(Path::new("."))),
         listen,
@@ -1102,6 +1137,116 @@ fn validate(raw: RawConfig, path: &Path, base: &Path, errors: &mut Vec<String>) 
         fleet,
         issuers,
     }
+}
+
+/// `[admin]`'s access settings: the operators (the legacy `token-file` as
+/// `admin` with every scope first) and TLS.
+fn admin_access(
+    raw: &RawAdmin,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+    errors: &mut Vec<String>,
+) -> (
+    Vec<crate::admin::access::OperatorConfig>,
+    Option<crate::http::tls::TlsFiles>,
+) {
+    use crate::admin::access::{OperatorConfig, Scope};
+    let tls = match (&raw.tls_certificate, &raw.tls_key) {
+        (Some(c), Some(k)) => Some(crate::http::tls::TlsFiles {
+            certificate: resolve(c),
+            key: resolve(k),
+            client_ca: raw.client_ca.as_deref().map(resolve),
+        }),
+        (None, None) => {
+            if raw.client_ca.is_some() {
+                errors.push(
+                    "admin.client-ca needs admin.tls-certificate and admin.tls-key (client certificates come with TLS)".to_string(),
+                );
+            }
+            None
+        }
+        _ => {
+            errors.push("admin.tls-certificate and admin.tls-key go together".to_string());
+            None
+        }
+    };
+    let mut operators: Vec<OperatorConfig> = Vec::new();
+    if let Some(t) = &raw.token_file {
+        operators.push(OperatorConfig {
+            name: "admin".to_string(),
+            token_file: Some(resolve(t)),
+            client_cert_subject: None,
+            client_cert_spki_sha256: None,
+            scopes: Scope::ALL.to_vec(),
+        });
+    }
+    for (i, o) in raw.operators.iter().enumerate() {
+        let name = o.name.clone().unwrap_or_default();
+        let at = format!("admin.operator[{i}] ({name:?})");
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c))
+        {
+            errors.push(format!(
+                "{at}: name must be 1 to 64 letters, digits, '.', '_', '@' or '-' (it is recorded with every change)"
+            ));
+        }
+        if operators.iter().any(|x| x.name == name) {
+            errors.push(format!(
+                "{at}: the name is used twice (admin.token-file is the operator \"admin\")"
+            ));
+        }
+        let spki = o.client_cert_spki_sha256.as_deref().and_then(|h| {
+            let bytes = hex::decode(h.trim().replace(':', "")).ok();
+            let pin = bytes.and_then(|b| <[u8; 32]>::try_from(b).ok());
+            if pin.is_none() {
+                errors.push(format!(
+                    "{at}.client-cert-spki-sha256: {h:?} is not 64 hex digits (openssl x509 -pubkey -noout | openssl pkey -pubin -outform DER | sha256sum)"
+                ));
+            }
+            pin
+        });
+        let by_cert = o.client_cert_subject.is_some() || o.client_cert_spki_sha256.is_some();
+        if o.token_file.is_none() && !by_cert {
+            errors.push(format!(
+                "{at}: give token-file, or client-cert-subject / client-cert-spki-sha256"
+            ));
+        }
+        if by_cert && tls.as_ref().is_none_or(|t| t.client_ca.is_none()) {
+            errors.push(format!(
+                "{at}: client certificates need admin.client-ca (and TLS) to be verified"
+            ));
+        }
+        let mut scopes = Vec::new();
+        match &o.scopes {
+            None => errors.push(format!(
+                "{at}: scopes is required (from read, register, revoke, release, publish)"
+            )),
+            Some(list) => {
+                for name in list {
+                    match Scope::from_name(name) {
+                        Some(s) if !scopes.contains(&s) => scopes.push(s),
+                        Some(_) => {}
+                        None => errors.push(format!(
+                            "{at}.scopes: {name:?} is not one of read, register, revoke, release, publish"
+                        )),
+                    }
+                }
+                if list.is_empty() {
+                    errors.push(format!("{at}.scopes: give at least one"));
+                }
+            }
+        }
+        operators.push(OperatorConfig {
+            name,
+            token_file: o.token_file.as_deref().map(resolve),
+            client_cert_subject: o.client_cert_subject.clone(),
+            client_cert_spki_sha256: spki,
+            scopes,
+        });
+    }
+    (operators, tls)
 }
 
 /// The host name, else `revocd-<pid>`.

@@ -135,16 +135,24 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
                 .with_context(|| format!("importing {}", index.display()))?;
         }
     }
-    let token = match &config.admin_token_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("reading the admin token {}", path.display()))?,
-        ),
-        None => {
-            tracing::warn!("admin.token-file is not set: the admin API is disabled");
-            None
-        }
+    let access = crate::admin::access::Access::load(&config.admin_operators)?;
+    if access.is_empty() {
+        tracing::warn!("no [[admin.operator]] and no admin.token-file: the admin API is disabled");
+    }
+    let admin_tls = match &config.admin_tls {
+        Some(files) => Some(Arc::new(
+            http::tls::AdminTls::load(files).context("admin TLS")?,
+        )),
+        None => None,
     };
+    if config
+        .admin_tls
+        .as_ref()
+        .is_some_and(|t| t.client_ca.is_some())
+        && config.listen.metrics.is_none()
+    {
+        tracing::warn!("the admin listener requires client certificates, which Kubernetes probes and most Prometheus setups do not present: set listen.metrics for a plain /healthz, /readyz and /metrics");
+    }
     let crl = match &config.crl {
         Some(c) => {
             let publisher = Publisher::new(&c.store)?;
@@ -176,14 +184,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let api = token.map(|t| {
-        AdminApi::new(
-            Some(&t),
-            ledger.clone(),
-            Arc::clone(&responder),
-            crl.clone(),
-        )
-    });
+    let api = AdminApi::new(access, ledger.clone(), Arc::clone(&responder), crl.clone());
 
     let public = TcpListener::bind(config.listen.public)
         .await
@@ -191,9 +192,25 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let admin = TcpListener::bind(config.listen.admin)
         .await
         .with_context(|| format!("binding the admin listener on {}", config.listen.admin))?;
-    // Tests and scripts read these two lines to find ports chosen by the OS.
+    let metrics_listener = match config.listen.metrics {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the metrics listener on {addr}"))?,
+        ),
+        None => None,
+    };
+    // Tests and scripts read these lines to find ports chosen by the OS;
+    // the admin line comes last.
     println!("revocd: public listener on http://{}", public.local_addr()?);
-    println!("revocd: admin listener on http://{}", admin.local_addr()?);
+    if let Some(m) = &metrics_listener {
+        println!("revocd: metrics listener on http://{}", m.local_addr()?);
+    }
+    println!(
+        "revocd: admin listener on {}://{}",
+        if admin_tls.is_some() { "https" } else { "http" },
+        admin.local_addr()?
+    );
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let loaded = tables.await.unwrap_or(0);
@@ -310,35 +327,71 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         max_connections: config.listen.max_connections,
         write_timeout: config.listen.write_timeout,
         metrics: metrics.clone(),
+        tls: None,
+        guard: None,
     };
     let public_task = tokio::spawn(http::serve(
         public,
-        move |req| service.handle(req),
+        move |req, _| service.handle(req),
         limits("public"),
         stop_rx.clone(),
     ));
+    let guard = Arc::new(http::guard::Guard::new(&metrics));
+    let admin_body = http::deadline::BodyLimits {
+        max_bytes: config.admin_max_body_bytes,
+        timeout: config.listen.body_timeout,
+        min_rate: config.listen.body_min_rate,
+    };
     let admin_service = Arc::new(AdminService {
         responder: Arc::clone(&responder),
-        api,
+        api: Some(api),
         ledger: Some(ledger.clone()),
-        body: http::deadline::BodyLimits {
-            max_bytes: config.admin_max_body_bytes,
-            timeout: config.listen.body_timeout,
-            min_rate: config.listen.body_min_rate,
-        },
+        body: admin_body,
+        guard: Some(Arc::clone(&guard)),
     });
+    let reloadable_api = Arc::clone(&admin_service);
     let admin_task = tokio::spawn(http::serve(
         admin,
-        move |req| Arc::clone(&admin_service).handle(req),
-        limits("admin"),
-        stop_rx,
+        move |req, peer| Arc::clone(&admin_service).handle(req, peer),
+        http::Limits {
+            tls: admin_tls.clone(),
+            guard: Some(guard),
+            ..limits("admin")
+        },
+        stop_rx.clone(),
     ));
+    // Probes and Prometheus: health and metrics only, plain HTTP.
+    let metrics_task = metrics_listener.map(|listener| {
+        let service = Arc::new(AdminService {
+            responder: Arc::clone(&responder),
+            api: None,
+            ledger: Some(ledger.clone()),
+            body: admin_body,
+            guard: None,
+        });
+        tokio::spawn(http::serve(
+            listener,
+            move |req, peer| Arc::clone(&service).handle(req, peer),
+            limits("metrics"),
+            stop_rx,
+        ))
+    });
 
-    signals.wait_for_shutdown(&opts.config, &responder).await;
+    signals
+        .wait_for_shutdown(
+            &opts.config,
+            &responder,
+            &reloadable_api,
+            admin_tls.as_deref(),
+        )
+        .await;
     tracing::info!("shutting down: draining connections");
     responder.set_draining();
     let _ = stop_tx.send(true);
     let _ = tokio::join!(public_task, admin_task, presigner, retire);
+    if let Some(t) = metrics_task {
+        let _ = t.await;
+    }
     for f in followers {
         let _ = f.await;
     }
@@ -367,14 +420,47 @@ impl Signals {
         })
     }
 
-    /// Waits for SIGTERM or SIGINT; SIGHUP reloads the configuration's keys
-    /// meanwhile.
-    async fn wait_for_shutdown(&mut self, config: &std::path::Path, responder: &Arc<Responder>) {
+    /// Waits for SIGTERM or SIGINT; SIGHUP reloads the configuration's keys,
+    /// the admin operators and the admin TLS certificate meanwhile.
+    async fn wait_for_shutdown(
+        &mut self,
+        config: &std::path::Path,
+        responder: &Arc<Responder>,
+        admin: &AdminService,
+        tls: Option<&http::tls::AdminTls>,
+    ) {
         loop {
             tokio::select! {
                 _ = self.term.recv() => return,
                 _ = self.int.recv() => return,
-                _ = self.hup.recv() => reload(config, responder).await,
+                _ = self.hup.recv() => {
+                    reload(config, responder).await;
+                    reload_admin(config, admin, tls);
+                }
+            }
+        }
+    }
+}
+
+/// SIGHUP, for the admin listener: the operators (tokens, scopes) and the
+/// TLS certificate and key. On an error the old ones stay, and it is logged.
+fn reload_admin(config: &std::path::Path, admin: &AdminService, tls: Option<&http::tls::AdminTls>) {
+    let loaded = crate::config::Config::load(config)
+        .map_err(anyhow::Error::from)
+        .and_then(|c| crate::admin::access::Access::load(&c.admin_operators));
+    match (loaded, &admin.api) {
+        (Ok(access), Some(api)) => {
+            api.set_access(access);
+            tracing::info!("admin operators reloaded");
+        }
+        (Err(e), _) => tracing::error!("admin operators not reloaded, the old ones stay: {e:#}"),
+        (Ok(_), None) => {}
+    }
+    if let Some(tls) = tls {
+        match tls.reload() {
+            Ok(()) => tracing::info!("admin TLS certificate reloaded"),
+            Err(e) => {
+                tracing::error!("admin TLS certificate not reloaded, the old one stays: {e:#}")
             }
         }
     }

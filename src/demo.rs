@@ -192,8 +192,13 @@ data-dir = "data"
 public = "{listen}"
 admin = "{admin}"
 
-[admin]
+# Who may use the admin API: one operator with every scope. Add more with
+# their own token files (or client certificates, with admin TLS) and only
+# the scopes they need: read, register, revoke, release, publish.
+[[admin.operator]]
+name = "admin"
 token-file = "admin.token"
+scopes = ["read", "register", "revoke", "release", "publish"]
 
 [ocsp]
 window = "60m"

@@ -48,6 +48,7 @@ pub async fn import(
             Ok(Applied::Changed { .. }) => changes.push(Submitted {
                 issuer: issuer.to_string(),
                 change,
+                author: "index".to_string(),
             }),
             Err(c) => {
                 report.conflicts += 1;

@@ -104,9 +104,10 @@ pub fn load_all(config: &Config, now: i64) -> Result<Vec<Issuer>, Vec<String>> {
     let mut errors = Vec::new();
     let mut issuers = Vec::new();
     let mut secrets: Vec<&Path> = config
-        .admin_token_file
+        .admin_operators
         .iter()
-        .map(|p| p.as_path())
+        .filter_map(|o| o.token_file.as_deref())
+        .chain(config.admin_tls.as_ref().map(|t| t.key.as_path()))
         .collect();
     for ic in &config.issuers {
         secrets.extend(ic.ca_key.as_ref().and_then(KeyRef::secret_file));

@@ -7,7 +7,94 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, OnceLock, RwLock};
+
+/// Who made a change: an operator's name for the admin API, or a source
+/// (`index`, `upstream:<url>`, `aws-events`). Names are interned once per
+/// process, so an entry carries four bytes, not a string.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Author(u32);
+
+/// The interned names (by id, and ids by name).
+type AuthorTable = (Vec<Arc<str>>, HashMap<Arc<str>, u32>);
+
+/// The interned names; index 0 is "" (a change recorded before revocd
+/// recorded authors).
+fn authors() -> &'static RwLock<AuthorTable> {
+    static AUTHORS: OnceLock<RwLock<AuthorTable>> = OnceLock::new();
+    AUTHORS.get_or_init(|| {
+        let empty: Arc<str> = Arc::from("");
+        RwLock::new((vec![Arc::clone(&empty)], HashMap::from([(empty, 0)])))
+    })
+}
+
+impl Author {
+    /// No author recorded: a change from a ledger written before authors
+    /// were (shown as `unattributed`).
+    pub const UNRECORDED: Author = Author(0);
+
+    /// The author named `name` (at most 255 bytes are kept, as the ledger
+    /// records them).
+    pub fn named(name: &str) -> Author {
+        let name = truncate_utf8(name, 255);
+        if let Some(id) = authors()
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .get(name)
+        {
+            return Author(*id);
+        }
+        let mut table = authors().write().unwrap_or_else(|p| p.into_inner());
+        if let Some(id) = table.1.get(name) {
+            return Author(*id);
+        }
+        let id = u32::try_from(table.0.len()).unwrap_or(u32::MAX);
+        let name: Arc<str> = Arc::from(name);
+        table.0.push(Arc::clone(&name));
+        table.1.insert(name, id);
+        Author(id)
+    }
+
+    /// The name as recorded ("" when none was).
+    pub fn name(self) -> Arc<str> {
+        authors()
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .get(self.0 as usize)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(""))
+    }
+
+    /// The name for people: `unattributed` for a change recorded before
+    /// authors were.
+    pub fn shown(self) -> String {
+        match self.name().as_ref() {
+            "" => "unattributed".to_string(),
+            n => n.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Author {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.name())
+    }
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a
+/// character boundary.
+pub fn truncate_utf8(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
 
 /// A certificate serial number, held as minimal two's complement content
 /// octets, the same bytes a DER INTEGER carries. Lookups key on this, never on
@@ -195,6 +282,8 @@ pub struct Entry {
     pub status: Status,
     /// The issuer revision at which this entry last changed.
     pub revision: u64,
+    /// Who made its last change.
+    pub author: Author,
 }
 
 /// 1950-01-01T00:00:00Z: no revocation or invalidity time is earlier
@@ -376,14 +465,21 @@ impl IssuerState {
 
     /// Applies one change. Repeating a change is `Unchanged`; a change that
     /// contradicts the recorded state is a [`Conflict`].
-    pub fn apply(&self, change: &Change) -> Result<Applied, Conflict> {
+    pub fn apply(&self, change: &Change, author: Author) -> Result<Applied, Conflict> {
         let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
         let serial = change.serial();
         let Some(next) = next_entry(map.get(serial), change)? else {
             return Ok(Applied::Unchanged);
         };
         let revision = self.revision.fetch_add(1, Ordering::AcqRel) + 1;
-        map.insert(serial.clone(), Entry { revision, ..next });
+        map.insert(
+            serial.clone(),
+            Entry {
+                revision,
+                author,
+                ..next
+            },
+        );
         self.stamps[stamp_bucket(serial.content())].fetch_add(1, Ordering::Release);
         Ok(Applied::Changed { revision })
     }
@@ -439,6 +535,7 @@ fn next_entry(current: Option<&Entry>, change: &Change) -> Result<Option<Entry>,
             not_after: Some(*not_after),
             status: Status::Good,
             revision: 0,
+            author: Author::UNRECORDED,
         },
         (Change::Register { not_after, .. }, Some(e)) => match e.not_after {
             Some(existing) if existing == *not_after => return Ok(None),
@@ -506,6 +603,7 @@ fn next_entry(current: Option<&Entry>, change: &Change) -> Result<Option<Entry>,
                 not_after: current.and_then(|e| e.not_after),
                 status: revoked,
                 revision: 0,
+                author: Author::UNRECORDED,
             }
         }
         (Change::Release { .. }, Some(e))
@@ -565,16 +663,25 @@ mod tests {
             serial: s("01"),
             not_after: 100,
         };
-        assert_eq!(st.apply(&reg), Ok(Applied::Changed { revision: 1 }));
-        assert_eq!(st.apply(&reg), Ok(Applied::Unchanged));
+        assert_eq!(
+            st.apply(&reg, Author::UNRECORDED),
+            Ok(Applied::Changed { revision: 1 })
+        );
+        assert_eq!(st.apply(&reg, Author::UNRECORDED), Ok(Applied::Unchanged));
         let revoke = Change::Revoke {
             serial: s("01"),
             at: 50,
             reason: Reason::Superseded,
             invalidity_date: None,
         };
-        assert_eq!(st.apply(&revoke), Ok(Applied::Changed { revision: 2 }));
-        assert_eq!(st.apply(&revoke), Ok(Applied::Unchanged));
+        assert_eq!(
+            st.apply(&revoke, Author::UNRECORDED),
+            Ok(Applied::Changed { revision: 2 })
+        );
+        assert_eq!(
+            st.apply(&revoke, Author::UNRECORDED),
+            Ok(Applied::Unchanged)
+        );
         assert_eq!(st.revision(), 2);
         let entry = st.lookup(&s("01")).expect("entry");
         assert_eq!(entry.revision, 2);
@@ -590,13 +697,14 @@ mod tests {
             reason,
             invalidity_date: None,
         };
-        st.apply(&revoke(Reason::Superseded)).expect("first");
+        st.apply(&revoke(Reason::Superseded), Author::UNRECORDED)
+            .expect("first");
         assert!(matches!(
-            st.apply(&revoke(Reason::AffiliationChanged)),
+            st.apply(&revoke(Reason::AffiliationChanged), Author::UNRECORDED),
             Err(Conflict::AlreadyRevoked { .. })
         ));
         assert!(matches!(
-            st.apply(&revoke(Reason::KeyCompromise)),
+            st.apply(&revoke(Reason::KeyCompromise), Author::UNRECORDED),
             Ok(Applied::Changed { .. })
         ));
     }
@@ -610,18 +718,19 @@ mod tests {
             reason,
             invalidity_date: None,
         };
-        st.apply(&revoke(Reason::Unspecified)).expect("revoke");
+        st.apply(&revoke(Reason::Unspecified), Author::UNRECORDED)
+            .expect("revoke");
         assert!(matches!(
-            st.apply(&revoke(Reason::CertificateHold)),
+            st.apply(&revoke(Reason::CertificateHold), Author::UNRECORDED),
             Err(Conflict::AlreadyRevoked { .. })
         ));
         assert!(matches!(
-            st.apply(&revoke(Reason::Superseded)),
+            st.apply(&revoke(Reason::Superseded), Author::UNRECORDED),
             Ok(Applied::Changed { .. })
         ));
         // Once given, only keyCompromise replaces it.
         assert!(matches!(
-            st.apply(&revoke(Reason::CessationOfOperation)),
+            st.apply(&revoke(Reason::CessationOfOperation), Author::UNRECORDED),
             Err(Conflict::AlreadyRevoked { .. })
         ));
     }
@@ -635,12 +744,12 @@ mod tests {
             reason: Reason::CertificateHold,
             invalidity_date: None,
         };
-        st.apply(&hold).expect("hold");
-        st.apply(&Change::Release { serial: s("03") })
+        st.apply(&hold, Author::UNRECORDED).expect("hold");
+        st.apply(&Change::Release { serial: s("03") }, Author::UNRECORDED)
             .expect("release");
         assert_eq!(st.lookup(&s("03")).map(|e| e.status), Some(Status::Good));
         assert!(matches!(
-            st.apply(&Change::Release { serial: s("03") }),
+            st.apply(&Change::Release { serial: s("03") }, Author::UNRECORDED),
             Err(Conflict::NotOnHold { .. })
         ));
     }

@@ -51,6 +51,9 @@ pub struct Options {
     pub confirm_within: Duration,
 }
 
+/// The author of every change an event makes, in the ledger and audit log.
+pub const AUTHOR: &str = "aws-events";
+
 /// Messages asked for per ReceiveMessage (SQS's maximum).
 const BATCH: i32 = 10;
 /// Backoff after a failed receive: 1 s doubling to a minute.
@@ -491,6 +494,7 @@ impl Consumer {
             .submit(vec![Submitted {
                 issuer: pca.id.clone(),
                 change,
+                author: AUTHOR.to_string(),
             }])
             .await
             .into_iter()

@@ -140,6 +140,7 @@ mod tests {
             not_after,
             status,
             revision: 1,
+            author: crate::state::Author::UNRECORDED,
         })
     }
 

@@ -1,5 +1,11 @@
 //! The admin listener: `/healthz`, `/readyz`, `/metrics`, and the admin API
-//! under `/v1/` (see `crate::admin`).
+//! under `/v1/` (see `crate::admin`), over TLS when `admin.tls-*` is set.
+//! The operator is authenticated from the headers and the client
+//! certificate, and the endpoint's scopes checked, before the body is read;
+//! a failed authentication is counted against the client's address
+//! (`super::guard`), which slows and then refuses it. The same service
+//! without the API is the plain `listen.metrics` listener for probes and
+//! Prometheus.
 
 use std::sync::Arc;
 
@@ -15,11 +21,14 @@ use crate::ocsp::Responder;
 #[derive(Debug)]
 pub struct AdminService {
     pub responder: Arc<Responder>,
+    /// `None`: no API here (the admin API has no operator, or this is the
+    /// plain metrics listener).
     pub api: Option<AdminApi>,
     pub ledger: Option<Ledger>,
     /// Request bodies: above `max_bytes` 413 (`admin.max-body-bytes`),
     /// slower than the deadline 408.
     pub body: super::deadline::BodyLimits,
+    pub guard: Option<Arc<super::guard::Guard>>,
 }
 
 fn text(status: StatusCode, body: String, content_type: &'static str) -> Response<Body> {
@@ -32,10 +41,14 @@ fn text(status: StatusCode, body: String, content_type: &'static str) -> Respons
 }
 
 impl AdminService {
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: Arc<super::Peer>,
+    ) -> Response<Body> {
         let path = req.uri().path().to_string();
         if path.starts_with("/v1/") {
-            return self.api(req, &path).await;
+            return self.api(req, &path, &peer).await;
         }
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return text(
@@ -122,7 +135,7 @@ impl AdminService {
         }
     }
 
-    async fn api(&self, req: Request<Incoming>, path: &str) -> Response<Body> {
+    async fn api(&self, req: Request<Incoming>, path: &str, peer: &super::Peer) -> Response<Body> {
         let json = |status: u16, body: String| {
             Response::builder()
                 .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
@@ -131,11 +144,22 @@ impl AdminService {
                 .body(body_of(Bytes::from(body)))
                 .unwrap_or_default()
         };
-        let Some(api) = &self.api else {
-            return json(
-                403,
-                "{\"error\": \"the admin API is disabled: set admin.token-file\"}\n".into(),
+        // The body stays unread on every refusal: close rather than drain.
+        let refuse = |mut resp: Response<Body>| {
+            resp.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
             );
+            resp
+        };
+        let access = self.api.as_ref().map(|a| a.access());
+        let (Some(api), Some(access)) =
+            (self.api.as_ref(), access.as_ref().filter(|a| !a.is_empty()))
+        else {
+            return refuse(json(
+                403,
+                "{\"error\": \"the admin API is not served here: configure [[admin.operator]] (or admin.token-file) and use the admin listener\"}\n".into(),
+            ));
         };
         let method = req.method().as_str().to_string();
         let auth = req
@@ -143,28 +167,38 @@ impl AdminService {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        // Authenticate from the headers: a stranger's body is never read.
-        if !api.authorized(auth.as_deref()) {
-            self.responder
-                .metrics()
-                .http_requests_rejected
-                .with_label_values(&["admin", "unauthenticated"])
-                .inc();
-            let mut resp = json(
-                401,
-                "{\"error\": \"missing or wrong bearer token\", \"field\": \"authorization\"}\n"
-                    .into(),
-            );
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-            // The body stays unread: close rather than drain it.
-            resp.headers_mut().insert(
-                header::CONNECTION,
-                header::HeaderValue::from_static("close"),
-            );
-            return resp;
+        // Authenticate from the headers and the client certificate: a
+        // stranger's body is never read.
+        let op = match access.authenticate(auth.as_deref(), peer.cert.as_ref()) {
+            Ok(op) => op,
+            Err(why) => {
+                self.responder
+                    .metrics()
+                    .http_requests_rejected
+                    .with_label_values(&["admin", "unauthenticated"])
+                    .inc();
+                if let Some(g) = &self.guard {
+                    let delay = g.failed(peer.addr.ip(), why.label(), std::time::Instant::now());
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+                tracing::info!(peer = %peer.addr, reason = why.label(), "admin request refused: {why}");
+                let mut resp = json(
+                    401,
+                    format!("{{\"error\": \"{why}\", \"field\": \"authorization\"}}\n"),
+                );
+                resp.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer"),
+                );
+                return refuse(resp);
+            }
+        };
+        // Authorised for this endpoint, still before the body.
+        if let Err(r) = api.permits(op, &method, path) {
+            tracing::info!(operator = %op.name, method, path, status = r.status, "admin request refused");
+            return refuse(json(r.status, r.body));
         }
         let body = match super::deadline::read_body(req.into_body(), self.body).await {
             Ok(b) => b,
@@ -188,14 +222,7 @@ impl AdminService {
                 return json(413, format!("{{\"error\": \"{e}\"}}\n"));
             }
         };
-        let r = api.handle(&method, path, auth.as_deref(), &body).await;
-        let mut resp = json(r.status, r.body);
-        if r.status == 401 {
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-        }
-        resp
+        let r = api.handle(op, &method, path, &body).await;
+        json(r.status, r.body)
     }
 }

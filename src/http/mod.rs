@@ -4,7 +4,9 @@
 
 pub mod admin;
 pub mod deadline;
+pub mod guard;
 pub mod public;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -43,10 +45,11 @@ pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 /// Per-listener limits, each a config knob with a metric when it triggers.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Label of the listener in metrics: "public" or "admin".
+    /// Label of the listener in metrics: "public", "admin" or "metrics".
     pub name: &'static str,
     /// Slowloris guard: a client must send its request headers in this time
-    /// (also bounds how long an idle keep-alive connection is held).
+    /// (also bounds how long an idle keep-alive connection is held, and a
+    /// TLS handshake).
     pub header_read_timeout: Duration,
     /// Connections open at once; more are closed at once.
     pub max_connections: usize,
@@ -54,6 +57,19 @@ pub struct Limits {
     /// connection (a client that sends requests and never reads).
     pub write_timeout: Duration,
     pub metrics: crate::metrics::Metrics,
+    /// TLS on this listener (the admin listener with `admin.tls-*`): plain
+    /// HTTP then fails the handshake and is never served.
+    pub tls: Option<Arc<tls::AdminTls>>,
+    /// Addresses refused for failed authentications (the admin listener).
+    pub guard: Option<Arc<guard::Guard>>,
+}
+
+/// Who is at the other end of a connection.
+#[derive(Debug)]
+pub struct Peer {
+    pub addr: std::net::SocketAddr,
+    /// The client certificate the TLS handshake verified, if any.
+    pub cert: Option<crate::pki::Cert>,
 }
 
 /// Accepts connections until `shutdown` turns true, then drains the open
@@ -64,15 +80,11 @@ pub async fn serve<H, F>(
     limits: Limits,
     mut shutdown: watch::Receiver<bool>,
 ) where
-    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Request<Incoming>, Arc<Peer>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
-    let open = limits
-        .metrics
-        .http_connections_open
-        .with_label_values(&[limits.name]);
     let refused = limits
         .metrics
         .http_connections_refused
@@ -80,7 +92,7 @@ pub async fn serve<H, F>(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let (stream, addr) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
                         // EMFILE and friends: back off instead of spinning.
@@ -89,55 +101,59 @@ pub async fn serve<H, F>(
                         continue;
                     }
                 };
+                if let Some(g) = &limits.guard {
+                    if g.is_refused(addr.ip(), std::time::Instant::now()) {
+                        g.count_refused_connection();
+                        drop(stream);
+                        continue;
+                    }
+                }
                 let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
                     refused.inc();
                     drop(stream);
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                let h = handler.clone();
-                let head = deadline::HeadWait::new();
-                let wait = Arc::clone(&head);
-                let service = service_fn(move |req| {
-                    wait.request_started();
-                    let response = h(req);
-                    let wait = Arc::clone(&wait);
-                    async move {
-                        let response = response.await;
-                        wait.response_ready();
-                        Ok::<_, Infallible>(response)
-                    }
-                });
-                let stream = deadline::Deadlines::new(
-                    stream,
-                    Arc::clone(&head),
-                    limits.header_read_timeout,
-                    limits.write_timeout,
-                );
-                let conn = http1::Builder::new()
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
-                let open = open.clone();
-                let errors = limits.metrics.http_connection_errors.clone();
-                let name = limits.name;
-                open.inc();
+                let (handler, limits, watcher) = (handler.clone(), limits.clone(), graceful.watcher());
                 tokio::spawn(async move {
-                    let ended = conn.await;
-                    if head.overdue() {
-                        errors.with_label_values(&[name, "header_timeout"]).inc();
-                    } else if let Err(e) = ended {
-                        let kind = if deadline::is_write_timeout(&e) {
-                            "write_timeout"
-                        } else if e.is_parse() || e.is_parse_too_large() {
-                            "malformed"
-                        } else {
-                            "other"
-                        };
-                        errors.with_label_values(&[name, kind]).inc();
-                        tracing::debug!(error = %e, kind, "connection ended with an error");
+                    let Some(tls) = limits.tls.clone() else {
+                        let peer = Arc::new(Peer { addr, cert: None });
+                        connection(stream, peer, handler, &limits, watcher).await;
+                        drop(slot);
+                        return;
+                    };
+                    let accepted = tokio::time::timeout(
+                        limits.header_read_timeout,
+                        tls.acceptor.accept(stream),
+                    )
+                    .await;
+                    match accepted {
+                        Ok(Ok(stream)) => {
+                            let cert = stream
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(|chain| chain.first())
+                                .and_then(|der| crate::pki::Cert::parse(der.as_ref()).ok());
+                            let peer = Arc::new(Peer { addr, cert });
+                            connection(stream, peer, handler, &limits, watcher).await;
+                        }
+                        failed => {
+                            let why = match failed {
+                                Ok(Err(e)) => e.to_string(),
+                                _ => "handshake not finished in time".to_string(),
+                            };
+                            limits
+                                .metrics
+                                .http_connection_errors
+                                .with_label_values(&[limits.name, "tls_handshake"])
+                                .inc();
+                            if let Some(g) = &limits.guard {
+                                g.failed(addr.ip(), "tls_handshake", std::time::Instant::now());
+                            }
+                            tracing::debug!(peer = %addr, error = %why, "TLS handshake failed");
+                        }
                     }
-                    open.dec();
                     drop(slot);
                 });
             }
@@ -153,6 +169,64 @@ pub async fn serve<H, F>(
     }
 }
 
+/// Serves one connection (plain or TLS) until it ends, under the head,
+/// write and drain deadlines.
+async fn connection<S, H, F>(
+    stream: S,
+    peer: Arc<Peer>,
+    handler: H,
+    limits: &Limits,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    H: Fn(Request<Incoming>, Arc<Peer>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    let open = limits
+        .metrics
+        .http_connections_open
+        .with_label_values(&[limits.name]);
+    let head = deadline::HeadWait::new();
+    let wait = Arc::clone(&head);
+    let service = service_fn(move |req| {
+        wait.request_started();
+        let response = handler(req, Arc::clone(&peer));
+        let wait = Arc::clone(&wait);
+        async move {
+            let response = response.await;
+            wait.response_ready();
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let stream = deadline::Deadlines::new(
+        stream,
+        Arc::clone(&head),
+        limits.header_read_timeout,
+        limits.write_timeout,
+    );
+    let conn = http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service);
+    open.inc();
+    let ended = watcher.watch(conn).await;
+    let errors = &limits.metrics.http_connection_errors;
+    let name = limits.name;
+    if head.overdue() {
+        errors.with_label_values(&[name, "header_timeout"]).inc();
+    } else if let Err(e) = ended {
+        let kind = if deadline::is_write_timeout(&e) {
+            "write_timeout"
+        } else if e.is_parse() || e.is_parse_too_large() {
+            "malformed"
+        } else {
+            "other"
+        };
+        errors.with_label_values(&[name, kind]).inc();
+        tracing::debug!(error = %e, kind, "connection ended with an error");
+    }
+    open.dec();
+}
+
 /// A small listener that answers `GET /metrics` with `render()` and 404
 /// otherwise (`revocd crl-sync --metrics-listen`).
 pub async fn serve_text<R>(listener: TcpListener, render: R, shutdown: watch::Receiver<bool>)
@@ -165,8 +239,10 @@ where
         max_connections: 64,
         write_timeout: Duration::from_secs(10),
         metrics: crate::metrics::Metrics::new(),
+        tls: None,
+        guard: None,
     };
-    let handler = move |req: Request<Incoming>| {
+    let handler = move |req: Request<Incoming>, _: Arc<Peer>| {
         let render = render.clone();
         async move {
             let (status, body) = if req.uri().path() == "/metrics" {

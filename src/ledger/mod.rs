@@ -41,8 +41,8 @@ pub trait Applier: Send + Sync + 'static {
     /// What applying would do, without doing it (conflicts are refused
     /// before anything is written).
     fn check(&self, issuer: &str, change: &Change) -> Result<Applied, ApplyError>;
-    /// Applies a change that is on disk.
-    fn apply(&self, issuer: &str, change: &Change);
+    /// Applies a change that is on disk, made by `author`.
+    fn apply(&self, issuer: &str, change: &Change, author: &str);
     /// Replaces an issuer's state with a snapshot's entries (start-up).
     fn restore(&self, issuer: &str, entries: Vec<(Serial, Entry)>);
     /// Every issuer's entries, for a snapshot.
@@ -78,11 +78,14 @@ pub enum Outcome {
     Failed(LedgerError),
 }
 
-/// One change for one issuer.
+/// One change for one issuer, and who makes it: an operator's name, or the
+/// source (`index`, `upstream:<url>`, `aws-events`). Recorded with the
+/// change (DESIGN: never a change without saying who made it).
 #[derive(Debug, Clone)]
 pub struct Submitted {
     pub issuer: String,
     pub change: Change,
+    pub author: String,
 }
 
 struct Request {
@@ -207,7 +210,7 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 pub(crate) fn replay(applier: &dyn Applier, rec: &Record) -> bool {
     match applier.check(&rec.issuer, &rec.change) {
         Ok(_) => {
-            applier.apply(&rec.issuer, &rec.change);
+            applier.apply(&rec.issuer, &rec.change, &rec.author);
             true
         }
         Err(e) => {
@@ -373,9 +376,9 @@ mod tests {
                 .ok_or_else(|| ApplyError::UnknownIssuer(issuer.into()))?;
             Ok(st.check(change)?)
         }
-        fn apply(&self, issuer: &str, change: &Change) {
+        fn apply(&self, issuer: &str, change: &Change, author: &str) {
             if let Some(st) = self.0.get(issuer) {
-                let _ = st.apply(change);
+                let _ = st.apply(change, crate::state::Author::named(author));
             }
         }
         fn restore(&self, issuer: &str, entries: Vec<(Serial, Entry)>) {
@@ -394,6 +397,7 @@ mod tests {
     fn revoke(n: u32) -> Submitted {
         Submitted {
             issuer: "demo".into(),
+            author: "test".into(),
             change: Change::Revoke {
                 serial: Serial::from_hex(&format!("{n:X}")).expect("hex"),
                 at: 1_700_000_000 + i64::from(n),

@@ -1,20 +1,27 @@
-//! The ledger's on-disk format, version 1. Pure: bytes in, values out.
+//! The ledger's on-disk format. Pure: bytes in, values out.
 //!
 //! Segment file `log-<first seq, 20 digits>.rvl`:
 //!   header  "RVCDLOG" 0x01
 //!   record* len:u32le crc32:u32le payload[len]
-//!   payload version:u8 (1) seq:u64le kind:u8 issuer_len:u8 issuer
+//!   payload version:u8 (2) seq:u64le kind:u8 issuer_len:u8 issuer
 //!           serial_len:u8 serial (INTEGER content octets) body
+//!           author_len:u8 author (UTF-8: who made the change)
 //!     kind 1 register: not_after:i64le
 //!     kind 2 revoke:   at:i64le reason:u8 flags:u8 [invalidity:i64le if flags & 1]
 //!     kind 3 release:  (empty)
+//!   Version 1 records (written before authors were recorded) have no
+//!   author field; they are read with an empty author ("unattributed").
 //!
 //! Snapshot file `snap-<seq, 20 digits>.rvs`:
-//!   "RVCDSNP" 0x01 seq:u64le n_issuers:u32le
+//!   "RVCDSNP" 0x02 seq:u64le n_authors:u32le (author_len:u8 author)*
+//!   n_issuers:u32le
 //!   per issuer: id_len:u8 id n_entries:u64le
 //!     per entry: serial_len:u8 serial flags:u8 (1 not_after, 2 revoked,
-//!       4 invalidity) [not_after:i64le] [at:i64le reason:u8] [invalidity:i64le]
+//!       4 invalidity, 8 author) [not_after:i64le] [at:i64le reason:u8]
+//!       [invalidity:i64le] [author:u32le, an index into the authors]
 //!   sha256 of everything before it (32 bytes)
+//!   ("RVCDSNP" 0x01, the version before authors, has no author table and
+//!   no flag 8; it is still read.)
 //!
 //! Fleet batch object `ledger/<seq, 20 digits>` (one per group commit):
 //!   "RVCDBAT" 0x01 seq:u64le written_at:i64le writer_len:u8 writer
@@ -24,11 +31,21 @@
 use crate::state::{Change, Entry, Reason, Serial, Status};
 
 pub const LOG_MAGIC: &[u8; 8] = b"RVCDLOG\x01";
-pub const SNAP_MAGIC: &[u8; 8] = b"RVCDSNP\x01";
+pub const SNAP_MAGIC: &[u8; 8] = b"RVCDSNP\x02";
+/// Snapshots written before authors were recorded.
+pub const SNAP_MAGIC_V1: &[u8; 8] = b"RVCDSNP\x01";
 pub const BATCH_MAGIC: &[u8; 8] = b"RVCDBAT\x01";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+/// Records written before authors were recorded.
+const VERSION_1: u8 = 1;
 /// No record is anywhere near this; a larger length means a torn write.
 const MAX_RECORD: u32 = 4096;
+
+/// Whether `b` is a record version this build reads (the first payload
+/// byte).
+pub fn is_record_version(b: u8) -> bool {
+    b == VERSION || b == VERSION_1
+}
 
 /// One durable change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +53,9 @@ pub struct Record {
     pub seq: u64,
     pub issuer: String,
     pub change: Change,
+    /// Who made it (an operator, or a source such as `index`); empty in a
+    /// version 1 record.
+    pub author: String,
 }
 
 /// Why reading a record stopped.
@@ -85,6 +105,9 @@ pub fn encode(rec: &Record, out: &mut Vec<u8>) {
         }
         Change::Release { .. } => {}
     }
+    let author = crate::state::truncate_utf8(&rec.author, 255).as_bytes();
+    p.push(author.len() as u8);
+    p.extend_from_slice(author);
     out.extend_from_slice(&(p.len() as u32).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(&p).to_le_bytes());
     out.extend_from_slice(&p);
@@ -106,7 +129,8 @@ pub fn decode(input: &[u8]) -> Result<(Record, usize), RecordError> {
         return Err(RecordError::Checksum);
     }
     let mut r = Reader(payload);
-    if r.u8()? != VERSION {
+    let version = r.u8()?;
+    if version != VERSION && version != VERSION_1 {
         return Err(RecordError::Malformed("unknown record version"));
     }
     let seq = r.u64()?;
@@ -138,6 +162,13 @@ pub fn decode(input: &[u8]) -> Result<(Record, usize), RecordError> {
         3 => Change::Release { serial },
         _ => return Err(RecordError::Malformed("unknown change kind")),
     };
+    let author = if version == VERSION {
+        let n = r.u8()? as usize;
+        String::from_utf8(r.take(n)?.to_vec())
+            .map_err(|_| RecordError::Malformed("author is not UTF-8"))?
+    } else {
+        String::new()
+    };
     if !r.0.is_empty() {
         return Err(RecordError::Malformed("trailing bytes in record"));
     }
@@ -146,6 +177,7 @@ pub fn decode(input: &[u8]) -> Result<(Record, usize), RecordError> {
             seq,
             issuer,
             change,
+            author,
         },
         end,
     ))
@@ -191,9 +223,28 @@ impl<'a> Reader<'a> {
 pub type IssuerEntries = (String, Vec<(Serial, Entry)>);
 
 pub fn encode_snapshot(seq: u64, issuers: &[IssuerEntries]) -> Vec<u8> {
+    use crate::state::Author;
+    // The authors the entries name, each once, in a table up front.
+    let mut table: Vec<Author> = Vec::new();
+    let mut index: std::collections::HashMap<Author, u32> = std::collections::HashMap::new();
+    for (_, entries) in issuers {
+        for (_, e) in entries {
+            if e.author != Author::UNRECORDED && !index.contains_key(&e.author) {
+                index.insert(e.author, table.len() as u32);
+                table.push(e.author);
+            }
+        }
+    }
     let mut out = Vec::new();
     out.extend_from_slice(SNAP_MAGIC);
     out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(&(table.len() as u32).to_le_bytes());
+    for a in &table {
+        let name = a.name();
+        let b = crate::state::truncate_utf8(&name, 255).as_bytes();
+        out.push(b.len() as u8);
+        out.extend_from_slice(b);
+    }
     out.extend_from_slice(&(issuers.len() as u32).to_le_bytes());
     for (id, entries) in issuers {
         let idb = &id.as_bytes()[..id.len().min(255)];
@@ -212,9 +263,11 @@ pub fn encode_snapshot(seq: u64, issuers: &[IssuerEntries]) -> Vec<u8> {
                     invalidity_date,
                 } => (Some((*at, *reason)), *invalidity_date),
             };
+            let author = index.get(&e.author);
             let flags = u8::from(e.not_after.is_some())
                 | (u8::from(revoked.is_some()) << 1)
-                | (u8::from(invalidity.is_some()) << 2);
+                | (u8::from(invalidity.is_some()) << 2)
+                | (u8::from(author.is_some()) << 3);
             out.push(flags);
             if let Some(t) = e.not_after {
                 out.extend_from_slice(&t.to_le_bytes());
@@ -226,6 +279,9 @@ pub fn encode_snapshot(seq: u64, issuers: &[IssuerEntries]) -> Vec<u8> {
             if let Some(t) = invalidity {
                 out.extend_from_slice(&t.to_le_bytes());
             }
+            if let Some(i) = author {
+                out.extend_from_slice(&i.to_le_bytes());
+            }
         }
     }
     let digest = ring::digest::digest(&ring::digest::SHA256, &out);
@@ -235,8 +291,12 @@ pub fn encode_snapshot(seq: u64, issuers: &[IssuerEntries]) -> Vec<u8> {
 
 /// Decodes a snapshot: its sequence number and entries (revision 0).
 pub fn decode_snapshot(bytes: &[u8]) -> Result<(u64, Vec<IssuerEntries>), RecordError> {
-    if bytes.len() < SNAP_MAGIC.len() + 32 || !bytes.starts_with(SNAP_MAGIC) {
-        return Err(RecordError::Malformed("not a version 1 snapshot"));
+    use crate::state::Author;
+    let v1 = bytes.starts_with(SNAP_MAGIC_V1);
+    if bytes.len() < SNAP_MAGIC.len() + 32 || !(v1 || bytes.starts_with(SNAP_MAGIC)) {
+        return Err(RecordError::Malformed(
+            "not a revocd snapshot (version 1 or 2)",
+        ));
     }
     let (body, digest) = bytes.split_at(bytes.len() - 32);
     if ring::digest::digest(&ring::digest::SHA256, body).as_ref() != digest {
@@ -244,6 +304,16 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<(u64, Vec<IssuerEntries>), Record
     }
     let mut r = Reader(&body[SNAP_MAGIC.len()..]);
     let seq = r.u64()?;
+    let mut authors = Vec::new();
+    if !v1 {
+        let n = r.u32()?;
+        for _ in 0..n {
+            let len = r.u8()? as usize;
+            let name = std::str::from_utf8(r.take(len)?)
+                .map_err(|_| RecordError::Malformed("author is not UTF-8"))?;
+            authors.push(Author::named(name));
+        }
+    }
     let n_issuers = r.u32()?;
     let mut issuers = Vec::new();
     for _ in 0..n_issuers {
@@ -269,12 +339,20 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<(u64, Vec<IssuerEntries>), Record
             } else {
                 Status::Good
             };
+            let author = if flags & 8 != 0 {
+                *authors
+                    .get(r.u32()? as usize)
+                    .ok_or(RecordError::Malformed("author index out of range"))?
+            } else {
+                Author::UNRECORDED
+            };
             entries.push((
                 serial,
                 Entry {
                     not_after,
                     status,
                     revision: 0,
+                    author,
                 },
             ));
         }
@@ -363,6 +441,7 @@ mod tests {
             Record {
                 seq: 1,
                 issuer: "demo".into(),
+                author: "alice".into(),
                 change: Change::Register {
                     serial: s("1001"),
                     not_after: 2_000_000_000,
@@ -371,6 +450,7 @@ mod tests {
             Record {
                 seq: 2,
                 issuer: "demo".into(),
+                author: "upstream:s3://crls/ca.crl".into(),
                 change: Change::Revoke {
                     serial: s("1001"),
                     at: 1_700_000_000,
@@ -381,6 +461,7 @@ mod tests {
             Record {
                 seq: 3,
                 issuer: "other".into(),
+                author: String::new(),
                 change: Change::Release { serial: s("ff") },
             },
         ]
@@ -424,6 +505,7 @@ mod tests {
                         not_after: Some(5),
                         status: Status::Good,
                         revision: 0,
+                        author: crate::state::Author::named("alice"),
                     },
                 ),
                 (
@@ -436,6 +518,7 @@ mod tests {
                             invalidity_date: Some(3),
                         },
                         revision: 0,
+                        author: crate::state::Author::UNRECORDED,
                     },
                 ),
             ],

@@ -337,7 +337,7 @@ pub(super) fn record_starts_at(bytes: &[u8], off: usize, after: u64) -> bool {
         return false;
     };
     let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
-    if !(12..=4096).contains(&len) || head[8] != 1 {
+    if !(12..=4096).contains(&len) || !record::is_record_version(head[8]) {
         return false;
     }
     let mut s = [0u8; 8];

@@ -272,6 +272,7 @@ mod tests {
                 &Record {
                     seq,
                     issuer: "demo".into(),
+                    author: "test".into(),
                     change: crate::state::Change::Release {
                         serial: crate::state::Serial::from_hex("0A").expect("hex"),
                     },

@@ -116,6 +116,7 @@ impl Writer {
                 issuer = %rec.issuer,
                 serial = %rec.change.serial(),
                 seq = rec.seq,
+                author = %rec.author,
                 detail = ?rec.change,
                 "change applied from a peer"
             );
@@ -183,6 +184,7 @@ impl Writer {
                                 seq: 0,
                                 issuer: sub.issuer.clone(),
                                 change: sub.change.clone(),
+                                author: sub.author.clone(),
                             },
                         });
                     }
@@ -213,7 +215,7 @@ impl Writer {
         for (p, rec) in pending.drain(..).zip(records) {
             outcomes[p.request][p.index] = Some(match &result {
                 Ok(()) => {
-                    self.applier.apply(&rec.issuer, &rec.change);
+                    self.applier.apply(&rec.issuer, &rec.change, &rec.author);
                     if matches!(rec.change, Change::Revoke { .. }) {
                         self.metrics
                             .ocsp_revocation_visible_seconds
@@ -238,6 +240,7 @@ impl Writer {
                         issuer = %rec.issuer,
                         serial = %rec.change.serial(),
                         seq = rec.seq,
+                        author = %rec.author,
                         detail = ?rec.change,
                         "change recorded"
                     );

@@ -1139,7 +1139,9 @@ impl Responder {
         let idx = self
             .issuer_index(issuer_id)
             .ok_or_else(|| ApplyError::UnknownIssuer(issuer_id.to_string()))?;
-        let applied = self.issuers[idx].state.apply(&change)?;
+        let applied = self.issuers[idx]
+            .state
+            .apply(&change, crate::state::Author::named("direct"))?;
         if let Applied::Changed { .. } = applied {
             let this = Arc::clone(self);
             let serial = change.serial().clone();
@@ -1282,12 +1284,14 @@ impl Applier for Responder {
         Ok(self.issuers[idx].state.check(change)?)
     }
 
-    fn apply(&self, issuer: &str, change: &Change) {
+    fn apply(&self, issuer: &str, change: &Change, author: &str) {
         let Some(idx) = self.issuer_index(issuer) else {
             return;
         };
         let changed = matches!(
-            self.issuers[idx].state.apply(change),
+            self.issuers[idx]
+                .state
+                .apply(change, crate::state::Author::named(author)),
             Ok(Applied::Changed { .. })
         );
         if changed && self.is_ready() && !matches!(change, Change::Register { .. }) {

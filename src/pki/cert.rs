@@ -22,6 +22,8 @@ pub struct Cert {
     pub serial: Vec<u8>,
     /// SubjectPublicKeyInfo BIT STRING contents.
     pub public_key: Vec<u8>,
+    /// The whole SubjectPublicKeyInfo, DER (what a key pin hashes).
+    pub spki_der: Vec<u8>,
     pub key_oid: String,
     pub curve_oid: Option<String>,
     pub not_before: i64,
@@ -117,6 +119,7 @@ impl Cert {
             issuer_der: tbs.issuer().to_der().map_err(enc)?,
             serial: tbs.serial_number().as_bytes().to_vec(),
             public_key: spki.subject_public_key.raw_bytes().to_vec(),
+            spki_der: spki.to_der().map_err(enc)?,
             key_oid: spki.algorithm.oid.to_string(),
             curve_oid,
             not_before: secs(&tbs.validity().not_before),

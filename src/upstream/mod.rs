@@ -508,6 +508,7 @@ impl Poller {
                 Ok(Applied::Changed { .. }) => submit.push(Submitted {
                     issuer: id.to_string(),
                     change,
+                    author: format!("upstream:{from}"),
                 }),
                 Err(c) => {
                     conflicts += 1;

@@ -408,10 +408,18 @@ fn a_corrupt_fleet_batch_is_never_skipped_and_followers_keep_serving() {
         String::from_utf8_lossy(&out.stdout).to_string()
     };
     let lines = dump(true);
+    // ... attributed to the operator who made it (the demo's `admin`), and
+    // the index import at start to `index`.
+    assert!(
+        lines.lines().any(|l| l.contains("\"serial\":\"0A01\"")
+            && l.contains("\"change\":\"revoke\"")
+            && l.contains("\"author\":\"admin\"")),
+        "{lines}"
+    );
     assert!(
         lines
             .lines()
-            .any(|l| l.contains("\"serial\":\"0A01\"") && l.contains("\"change\":\"revoke\"")),
+            .all(|l| !l.contains("\"author\":\"unattributed\"")),
         "{lines}"
     );
     // Another writer's batch at the next position, damaged in the store: the

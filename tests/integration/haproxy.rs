@@ -18,7 +18,7 @@ impl Drop for Killed {
 }
 
 /// A client (or server) certificate from the demo CA.
-fn issue(dir: &Path, name: &str, ext: &str) -> String {
+pub(crate) fn issue(dir: &Path, name: &str, ext: &str) -> String {
     openssl(
         dir,
         &[

@@ -2,6 +2,7 @@
 //! here wrote: openssl, curl, python `cryptography`. `./scripts/test`
 //! installs what is missing; a missing tool fails the test, never skips it.
 
+mod admin;
 mod answer_files;
 mod aws_events;
 mod cdn;

@@ -42,8 +42,9 @@ fn change() -> impl Strategy<Value = Change> {
 
 proptest! {
     #[test]
-    fn ledger_records_round_trip(seq in any::<u64>(), issuer in "[a-z0-9_-]{1,40}", change in change()) {
-        let rec = Record { seq, issuer, change };
+    fn ledger_records_round_trip(seq in any::<u64>(), issuer in "[a-z0-9_-]{1,40}", change in change(), author in "\\PC{0,60}") {
+        let author = revocd::state::truncate_utf8(&author, 255).to_string();
+        let rec = Record { seq, issuer, change, author };
         let mut buf = Vec::new();
         record::encode(&rec, &mut buf);
         let (back, n) = record::decode(&buf).expect("decode");
@@ -118,6 +119,7 @@ fn entry() -> impl Strategy<Value = Entry> {
         not_after,
         status,
         revision: 1,
+        author: revocd::state::Author::UNRECORDED,
     })
 }
 

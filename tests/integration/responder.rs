@@ -35,7 +35,10 @@ fn setup(budget: Option<usize>) -> Setup {
         let index = issuer.index.as_ref().expect("demo has an index");
         let text = std::fs::read_to_string(index).expect("index");
         for change in revocd::index::parse(&text, i64::MAX).changes {
-            issuer.state.apply(&change).expect("apply");
+            issuer
+                .state
+                .apply(&change, revocd::state::Author::named("index"))
+                .expect("apply");
         }
     }
     let clock = ManualClock::new(t0);

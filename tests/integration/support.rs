@@ -195,6 +195,10 @@ pub struct Daemon {
     child: Child,
     pub public: SocketAddr,
     pub admin: SocketAddr,
+    /// The admin listener speaks TLS (`admin.tls-*`).
+    pub admin_tls: bool,
+    /// The plain health and metrics listener (`listen.metrics`), if any.
+    pub metrics: Option<SocketAddr>,
     log: Arc<LogBook>,
 }
 
@@ -270,6 +274,7 @@ impl Daemon {
             let line = log.find(60, |l| l.starts_with(prefix))?;
             line.strip_prefix(prefix)?
                 .trim_start_matches("http://")
+                .trim_start_matches("https://")
                 .parse()
                 .ok()
         };
@@ -285,10 +290,24 @@ impl Daemon {
                 log.text()
             ));
         };
+        // Printed before the admin line when configured.
+        let metrics = log
+            .find(0, |l| l.starts_with("revocd: metrics listener on "))
+            .and_then(|l| {
+                l.trim_start_matches("revocd: metrics listener on http://")
+                    .trim()
+                    .parse()
+                    .ok()
+            });
+        let admin_tls = log
+            .find(0, |l| l.starts_with("revocd: admin listener on https://"))
+            .is_some();
         let mut d = Daemon {
             child,
             public,
             admin,
+            admin_tls,
+            metrics,
             log,
         };
         let deadline = Instant::now() + Duration::from_secs(90);
@@ -312,11 +331,33 @@ impl Daemon {
         format!("http://{}/", self.public)
     }
 
+    /// A request without credentials to the admin listener (health,
+    /// readiness, metrics). With admin TLS it goes to the plain metrics
+    /// listener when there is one, else over TLS with curl (trusting any
+    /// certificate: the tests of TLS itself verify it).
     pub fn http_admin(&self, method: &str, path: &str) -> Option<(u16, String, Vec<u8>)> {
-        raw_http(
-            self.admin,
-            &format!("{method} {path} HTTP/1.0\r\n\r\n").into_bytes(),
-        )
+        let plain = |addr| {
+            raw_http(
+                addr,
+                &format!("{method} {path} HTTP/1.0\r\n\r\n").into_bytes(),
+            )
+        };
+        match (self.admin_tls, self.metrics) {
+            (false, _) => plain(self.admin),
+            (true, Some(m)) => plain(m),
+            (true, None) => {
+                let out = Command::new(require("curl"))
+                    .args(["-sk", "--max-time", "5", "-X", method, "-D", "-"])
+                    .arg(format!("https://{}{path}", self.admin))
+                    .output()
+                    .ok()?;
+                let all = out.stdout;
+                let split = all.windows(4).position(|w| w == b"\r\n\r\n")?;
+                let head = String::from_utf8_lossy(&all[..split]).to_string();
+                let status = head.split_whitespace().nth(1)?.parse().ok()?;
+                Some((status, head, all[split + 4..].to_vec()))
+            }
+        }
     }
 
     /// Everything the daemon printed so far (never consumed). For a line
@@ -418,6 +459,15 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A connection to `addr` from the loopback address `from` (127.0.0.2, ...):
+/// another client address than the tests' own 127.0.0.1.
+pub fn connect_from(from: std::net::Ipv4Addr, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.bind(&SocketAddr::from((from, 0)).into())?;
+    socket.connect_timeout(&addr.into(), Duration::from_secs(5))?;
+    Ok(socket.into())
 }
 
 /// Sends raw bytes, reads to EOF (or 10 s), splits status, headers, body.

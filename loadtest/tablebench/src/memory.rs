@@ -106,10 +106,13 @@ fn main() -> anyhow::Result<()> {
     for i in 0..n {
         let serial = Serial::from_content(&(0x1000_0000u64 + u64::from(i)).to_be_bytes());
         state
-            .apply(&Change::Register {
-                serial,
-                not_after: 1_900_000_000,
-            })
+            .apply(
+                &Change::Register {
+                    serial,
+                    not_after: 1_900_000_000,
+                },
+                revocd::state::Author::UNRECORDED,
+            )
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     let with_state = live();

@@ -1,11 +1,19 @@
-//! The admin API (DESIGN: contract), JSON over HTTP with a bearer token.
-//! Transport-free: the `http` layer hands in method, path, the Authorization
-//! header and the body, and writes back the status and JSON this returns.
+//! The admin API, JSON over HTTP(S), for named operators with scopes
+//! (`access`). Transport-free: the `http` layer authenticates from the
+//! headers and the TLS client certificate (`Access::authenticate`), checks
+//! the endpoint's scopes (`AdminApi::permits`), and only then reads the body
+//! and hands in the operator, method, path and body; it writes back the
+//! status and JSON this returns.
 //!
-//! - `POST /v1/issuers/{id}/certificates`  register one or many certificates
-//! - `POST /v1/issuers/{id}/revocations`   revoke (or release a hold)
-//! - `GET  /v1/issuers/{id}/certificates/{serial}`  one serial's status
-//! - `POST /v1/issuers/{id}/crl/publish`   publish a CRL now
+//! - `POST /v1/issuers/{id}/certificates`  register one or many (`register`)
+//! - `POST /v1/issuers/{id}/revocations`   revoke (`revoke`), or release a
+//!   hold (`release`)
+//! - `GET  /v1/issuers/{id}/certificates/{serial}`  one serial's status (`read`)
+//! - `POST /v1/issuers/{id}/crl/publish`   publish a CRL now (`publish`)
+//!
+//! Every change is recorded with the operator's name as its author.
+
+pub mod access;
 
 use std::sync::Arc;
 
@@ -19,6 +27,7 @@ use crate::ledger::{ApplyError, Ledger, Outcome, Submitted};
 use crate::ocsp::Responder;
 use crate::pki::Cert;
 use crate::state::{Change, Reason, Serial, Status};
+use access::{Operator, Scope};
 
 /// How far in the future a revocation time may be (clock skew).
 /// Most certificates one registration request may carry.
@@ -55,8 +64,8 @@ impl Bad {
 }
 
 pub struct AdminApi {
-    /// SHA-256 of the token; `None` disables the API.
-    token_digest: Option<Vec<u8>>,
+    /// Swapped whole on SIGHUP.
+    access: std::sync::RwLock<Arc<access::Access>>,
     ledger: Ledger,
     responder: Arc<Responder>,
     crl: Option<Arc<CrlService>>,
@@ -65,69 +74,74 @@ pub struct AdminApi {
 impl std::fmt::Debug for AdminApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AdminApi")
-            .field("enabled", &self.token_digest.is_some())
+            .field("access", &self.access())
             .finish_non_exhaustive()
     }
 }
 
+/// 403 naming the scope the operator lacks.
+fn forbidden(op: &Operator, scope: Scope) -> ApiResponse {
+    reply(
+        403,
+        json!({
+            "error": format!("operator {:?} lacks the scope {:?}", op.name, scope.name()),
+            "field": "scope",
+            "scope": scope.name(),
+        }),
+    )
+}
+
 impl AdminApi {
     pub fn new(
-        token: Option<&str>,
+        access: access::Access,
         ledger: Ledger,
         responder: Arc<Responder>,
         crl: Option<Arc<CrlService>>,
     ) -> Self {
         Self {
-            token_digest: token.map(|t| {
-                ring::digest::digest(&ring::digest::SHA256, t.trim().as_bytes())
-                    .as_ref()
-                    .to_vec()
-            }),
+            access: std::sync::RwLock::new(Arc::new(access)),
             ledger,
             responder,
             crl,
         }
     }
 
-    /// Constant-time check of `Authorization: Bearer <token>`: both sides are
-    /// hashed first so neither length nor content leaks through timing.
-    /// The scheme name is case-insensitive (RFC 9110 11.1). The transport
-    /// calls this from the headers alone, before it reads a body.
-    pub fn authorized(&self, authorization: Option<&str>) -> bool {
-        let (Some(want), Some(header)) = (&self.token_digest, authorization) else {
-            return false;
+    /// The operators now.
+    pub fn access(&self) -> Arc<access::Access> {
+        Arc::clone(&self.access.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Replaces the operators (SIGHUP).
+    pub fn set_access(&self, access: access::Access) {
+        *self.access.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(access);
+    }
+
+    /// Whether `op` may open `method path` at all, from the request line
+    /// alone (the body is read only after this): `Err` is the 403 (or 404
+    /// for no such endpoint) to answer.
+    pub fn permits(&self, op: &Operator, method: &str, path: &str) -> Result<(), ApiResponse> {
+        let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        let rest = match parts.as_slice() {
+            ["", "v1", "issuers", _, rest @ ..] => rest,
+            _ => return Err(error(404, format!("no such endpoint: {path}"), None)),
         };
-        let header = header.trim_start();
-        let Some((scheme, given)) = header.split_once(' ') else {
-            return false;
-        };
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return false;
+        match access::endpoint_scopes(method, rest) {
+            Some(scopes) if scopes.iter().any(|s| op.has(*s)) => Ok(()),
+            Some(scopes) => Err(forbidden(op, scopes[0])),
+            // Not an endpoint: let `handle` say 404 or 405.
+            None => Ok(()),
         }
-        let got = ring::digest::digest(&ring::digest::SHA256, given.trim().as_bytes());
-        let diff = want
-            .iter()
-            .zip(got.as_ref())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        diff == 0
     }
 
     pub async fn handle(
         &self,
+        op: &Operator,
         method: &str,
         path: &str,
-        authorization: Option<&str>,
         body: &[u8],
     ) -> ApiResponse {
-        if self.token_digest.is_none() {
-            return error(
-                403,
-                "the admin API is disabled: set admin.token-file in the configuration",
-                None,
-            );
-        }
-        if !self.authorized(authorization) {
-            return error(401, "missing or wrong bearer token", Some("authorization"));
+        if let Err(refused) = self.permits(op, method, path) {
+            return refused;
         }
         let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
         let (issuer, rest) = match parts.as_slice() {
@@ -142,8 +156,8 @@ impl AdminApi {
             );
         }
         let result = match (method, rest) {
-            ("POST", ["certificates"]) => self.register(issuer, body).await,
-            ("POST", ["revocations"]) => self.revoke(issuer, body).await,
+            ("POST", ["certificates"]) => self.register(op, issuer, body).await,
+            ("POST", ["revocations"]) => self.revoke(op, issuer, body).await,
             ("GET", ["certificates", serial]) => self.status(issuer, serial),
             ("POST", ["crl", "publish"]) => Ok(match &self.crl {
                 Some(c) if c.request(issuer) => reply(
@@ -168,7 +182,7 @@ impl AdminApi {
         result.unwrap_or_else(|Bad(msg, field)| error(400, msg, field))
     }
 
-    async fn register(&self, issuer: &str, body: &[u8]) -> Result<ApiResponse, Bad> {
+    async fn register(&self, op: &Operator, issuer: &str, body: &[u8]) -> Result<ApiResponse, Bad> {
         let v: Value = parse_json(body)?;
         let items: Vec<&Value> = match &v {
             Value::Array(a) => a.iter().collect(),
@@ -227,6 +241,7 @@ impl AdminApi {
             changes.push(Submitted {
                 issuer: issuer.to_string(),
                 change,
+                author: op.name.clone(),
             });
         }
         let serials: Vec<String> = changes.iter().map(|c| c.change.serial().to_hex()).collect();
@@ -252,20 +267,24 @@ impl AdminApi {
         ))
     }
 
-    async fn revoke(&self, issuer: &str, body: &[u8]) -> Result<ApiResponse, Bad> {
+    async fn revoke(&self, op: &Operator, issuer: &str, body: &[u8]) -> Result<ApiResponse, Bad> {
         let now = crate::clock::Clock::now(self.responder.clock().as_ref());
         let change = parse_revocation(body, now).map_err(|e| Bad(e.message, e.field))?;
         let serial = change.serial().clone();
-        let word = if matches!(change, Change::Release { .. }) {
-            "released"
+        let (word, scope) = if matches!(change, Change::Release { .. }) {
+            ("released", Scope::Release)
         } else {
-            "revoked"
+            ("revoked", Scope::Revoke)
         };
+        if !op.has(scope) {
+            return Ok(forbidden(op, scope));
+        }
         let outcomes = self
             .ledger
             .submit(vec![Submitted {
                 issuer: issuer.to_string(),
                 change,
+                author: op.name.clone(),
             }])
             .await;
         let outcome = outcomes
@@ -489,6 +508,7 @@ fn entry_json(issuer: &str, serial: &Serial, e: &crate::state::Entry) -> Value {
         "serial": serial.to_hex(),
         "status": match e.status { Status::Good => "good", Status::Revoked { .. } => "revoked" },
         "not_after": e.not_after.map(rfc3339),
+        "changed_by": e.author.shown(),
     });
     if let Status::Revoked {
         at,
@@ -517,6 +537,7 @@ pub fn dump_line(line: &crate::ledger::tools::DumpLine<'_>) -> String {
             entry,
         } => {
             let mut v = entry_json(issuer, serial, entry);
+            v["author"] = v["changed_by"].clone();
             v["source"] = json!("snapshot");
             v["seq"] = json!(snapshot);
             v
@@ -528,6 +549,7 @@ pub fn dump_line(line: &crate::ledger::tools::DumpLine<'_>) -> String {
                 "issuer": rec.issuer,
                 "change": rec.change.kind(),
                 "serial": rec.change.serial().to_hex(),
+                "author": if rec.author.is_empty() { "unattributed" } else { rec.author.as_str() },
             });
             match &rec.change {
                 Change::Register { not_after, .. } => v["not_after"] = json!(rfc3339(*not_after)),
