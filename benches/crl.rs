@@ -22,7 +22,7 @@ fn main() {
         None => vec![10_000, 100_000, 1_000_000],
     };
     let dir = tempfile::tempdir().expect("tmp");
-    revocd::demo::init(&revocd::demo::InitOptions {
+    revocd::tools::demo::init(&revocd::tools::demo::InitOptions {
         dir: dir.path().to_path_buf(),
         listen: "127.0.0.1:8080".into(),
         admin_listen: "127.0.0.1:9090".into(),

@@ -59,7 +59,7 @@ fn wait_ready(admin: SocketAddr) {
 }
 
 fn init(dir: &Path) -> std::path::PathBuf {
-    revocd::demo::init(&revocd::demo::InitOptions {
+    revocd::tools::demo::init(&revocd::tools::demo::InitOptions {
         dir: dir.to_path_buf(),
         listen: "127.0.0.1:0".into(),
         admin_listen: "127.0.0.1:0".into(),

@@ -22,7 +22,7 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tmp");
-    let out = revocd::demo::init(&revocd::demo::InitOptions {
+    let out = revocd::tools::demo::init(&revocd::tools::demo::InitOptions {
         dir: dir.path().to_path_buf(),
         listen: "127.0.0.1:8080".into(),
         admin_listen: "127.0.0.1:9090".into(),
@@ -32,10 +32,15 @@ fn fixture() -> Fixture {
     let (config, issuers) =
         revocd::daemon::load(&out.config, SystemClock.now()).expect("load config");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let responder = Responder::new(issuers, &config.ocsp, Arc::new(SystemClock), Metrics::new());
+    let responder = Responder::new(
+        revocd::issuer::Issuers::new(issuers),
+        &config.ocsp,
+        Arc::new(SystemClock),
+        Metrics::new(),
+    );
     let ca = Cert::parse(&std::fs::read(dir.path().join("ca.pem")).expect("ca")).expect("ca");
     let serial = Serial::from_hex(&out.good_serial).expect("serial");
-    let request = revocd::query::build_request(&ca, &serial, HashAlg::Sha1);
+    let request = revocd::tools::query::build_request(&ca, &serial, HashAlg::Sha1);
     runtime.block_on(async {
         let now = SystemClock.now();
         // `load` reads configuration and keys; serve's ledger fills the
@@ -45,10 +50,10 @@ fn fixture() -> Fixture {
             not_after: now + 86_400,
         };
         responder.apply("demo", change).await.expect("register");
-        ocsp::presign::presign_window(
-            &responder,
+        ocsp::signing::presign::presign_window(
+            responder.signer(),
             responder.windows().at(now),
-            ocsp::responder::Why::Presign,
+            ocsp::Why::Presign,
         )
         .await;
     });
@@ -125,7 +130,8 @@ fn benches(c: &mut Criterion) {
     let serials = vec![f.serial.clone()];
     let signed = f
         .responder
-        .presign_blocking(idx, window, &serials, ocsp::responder::Why::Presign);
+        .signer()
+        .presign_blocking(idx, window, &serials, ocsp::Why::Presign);
     assert_eq!(
         signed.len(),
         2,
@@ -134,7 +140,8 @@ fn benches(c: &mut Criterion) {
     g.bench_function("ecdsa_p256_one_serial_two_hashes", |b| {
         b.iter(|| {
             f.responder
-                .presign_blocking(idx, window, &serials, ocsp::responder::Why::Presign)
+                .signer()
+                .presign_blocking(idx, window, &serials, ocsp::Why::Presign)
         })
     });
     g.finish();

@@ -10,11 +10,15 @@
 //! (the queue URL, the CA's ARN), so a daemon serving CAs in two regions
 //! needs no `AWS_REGION`; otherwise the SDK's own region.
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{BehaviorVersion, Region};
+
+/// What every client is made from: credentials, region and endpoints, as
+/// the default chain found them.
+pub type Sdk = aws_config::SdkConfig;
 
 /// Loads the SDK configuration once for the daemon (it reads files and the
 /// environment, and may ask the instance metadata service for a region).
-pub async fn load() -> SdkConfig {
+pub async fn load() -> Sdk {
     aws_config::defaults(BehaviorVersion::latest()).load().await
 }
 
@@ -42,7 +46,7 @@ pub fn region_of_queue(url: &str) -> Option<Region> {
 }
 
 /// An SQS client for `queue`.
-pub fn sqs(sdk: &SdkConfig, queue: &str) -> aws_sdk_sqs::Client {
+pub fn sqs(sdk: &Sdk, queue: &str) -> aws_sdk_sqs::Client {
     let mut conf = aws_sdk_sqs::config::Builder::from(sdk);
     if let Some(region) = region_of_queue(queue) {
         conf = conf.region(region);
@@ -51,7 +55,7 @@ pub fn sqs(sdk: &SdkConfig, queue: &str) -> aws_sdk_sqs::Client {
 }
 
 /// A Private CA client for the CA `arn`.
-pub fn private_ca(sdk: &SdkConfig, arn: &str) -> aws_sdk_acmpca::Client {
+pub fn private_ca(sdk: &Sdk, arn: &str) -> aws_sdk_acmpca::Client {
     let mut conf = aws_sdk_acmpca::config::Builder::from(sdk);
     if let Some(region) = region_of_arn(arn) {
         conf = conf.region(region);
@@ -62,7 +66,7 @@ pub fn private_ca(sdk: &SdkConfig, arn: &str) -> aws_sdk_acmpca::Client {
 /// A CloudFront client. CloudFront is global: its API lives in us-east-1
 /// whatever region the rest of the daemon uses. `endpoint` (`[cdn]
 /// endpoint`) overrides the SDK's, as `AWS_ENDPOINT_URL_CLOUDFRONT` does.
-pub fn cloudfront(sdk: &SdkConfig, endpoint: Option<&str>) -> aws_sdk_cloudfront::Client {
+pub fn cloudfront(sdk: &Sdk, endpoint: Option<&str>) -> aws_sdk_cloudfront::Client {
     let mut conf = aws_sdk_cloudfront::config::Builder::from(sdk);
     if sdk.region().is_none() {
         conf = conf.region(Region::from_static("us-east-1"));

@@ -1,6 +1,6 @@
 //! Time as revocd sees it: an injectable clock and the OCSP window arithmetic.
 //!
-//! Every OCSP time is a whole second (CONFORMANCE 15), so the clock hands out
+//! Every OCSP time is a whole second (docs/conformance.md 15), so the clock hands out
 //! Unix seconds and nothing finer.
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -50,7 +50,7 @@ impl Clock for ManualClock {
 /// The fixed grid of OCSP windows: window `k` covers `[k * len, (k + 1) * len)`.
 ///
 /// A response made for window `k` has thisUpdate = producedAt = the window start
-/// and is cacheable until the window end (DESIGN: Windows).
+/// and is cacheable until the window end (docs/design.md: Windows).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Windows {
     len: i64,

@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
-use crate::config::{Config, IssuerConfig, KeyRef, SignerConfig, UnknownSerialPolicy};
-use crate::ocsp::ResponseSigner;
-use crate::pki::pkcs11::{HsmKey, HsmSettings};
-use crate::pki::{oids, Cert, HashAlg, SigningKey};
-use crate::state::IssuerState;
+use crate::config::{Config, IssuerConfig, SignerConfig, UnknownSerialPolicy};
+use crate::ledger::record::IssuerEntries;
+use crate::ledger::{Applier, ApplyError};
+use crate::pki::{oids, Cert, HashAlg, HsmSettings, KeyRef, ResponseSigner, SigningKey};
+use crate::state::{Applied, Author, Change, Entry, IssuerState, Serial};
 
 /// One CA revocd answers for.
 #[derive(Debug)]
@@ -51,22 +51,48 @@ impl Issuer {
     }
 }
 
+/// What must happen when a durable change is applied to issuer `idx`'s
+/// state (the OCSP signer signs the serial again).
+pub type ChangeHook = Box<dyn Fn(usize, &Change) + Send + Sync>;
+
 /// The issuers revocd serves, with their certificates, signers and state:
-/// the one owner OCSP (`ocsp::Responder`) and CRLs (`crl::CrlService`) both
-/// hold. Derefs to the slice, in configuration order (indexes are stable).
-#[derive(Debug)]
+/// the one owner of the state. OCSP (`ocsp::Responder`, `ocsp::Signer`),
+/// CRLs (`crl::CrlService`) and the sources hold it; it is the ledger's
+/// [`Applier`], and the OCSP signer registers what a change needs
+/// ([`Issuers::on_change`]). Derefs to the slice, in configuration order
+/// (indexes are stable).
 pub struct Issuers {
     list: Vec<Issuer>,
+    changed: std::sync::OnceLock<ChangeHook>,
+}
+
+impl std::fmt::Debug for Issuers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issuers")
+            .field("list", &self.list)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Issuers {
     pub fn new(list: Vec<Issuer>) -> std::sync::Arc<Self> {
-        std::sync::Arc::new(Self { list })
+        std::sync::Arc::new(Self {
+            list,
+            changed: std::sync::OnceLock::new(),
+        })
     }
 
     /// The index of the issuer named `id`.
     pub fn index(&self, id: &str) -> Option<usize> {
         self.list.iter().position(|i| i.id == id)
+    }
+
+    /// Runs `hook` after every change [`Applier::apply`] makes (once; a
+    /// second hook is refused).
+    pub fn on_change(&self, hook: ChangeHook) {
+        if self.changed.set(hook).is_err() {
+            tracing::error!("a second change hook for the issuers was refused");
+        }
     }
 }
 
@@ -74,6 +100,48 @@ impl std::ops::Deref for Issuers {
     type Target = [Issuer];
     fn deref(&self) -> &[Issuer] {
         &self.list
+    }
+}
+
+/// The ledger applies durable changes here, on its writer thread, so the
+/// hook may block: a revocation or release is signed again before the
+/// writer acknowledges it, so the next request is a hit.
+impl Applier for Issuers {
+    fn check(&self, issuer: &str, change: &Change) -> Result<Applied, ApplyError> {
+        let idx = self
+            .index(issuer)
+            .ok_or_else(|| ApplyError::UnknownIssuer(issuer.to_string()))?;
+        Ok(self.list[idx].state.check(change)?)
+    }
+
+    fn apply(&self, issuer: &str, change: &Change, author: &str) {
+        let Some(idx) = self.index(issuer) else {
+            return;
+        };
+        let changed = matches!(
+            self.list[idx].state.apply(change, Author::named(author)),
+            Ok(Applied::Changed { .. })
+        );
+        if let (true, Some(hook)) = (changed, self.changed.get()) {
+            hook(idx, change);
+        }
+    }
+
+    fn restore(&self, issuer: &str, entries: Vec<(Serial, Entry)>) {
+        match self.index(issuer) {
+            Some(idx) => self.list[idx].state.restore(entries),
+            None => tracing::warn!(
+                issuer,
+                "snapshot holds an issuer no longer configured; ignored"
+            ),
+        }
+    }
+
+    fn snapshot(&self) -> Vec<IssuerEntries> {
+        self.list
+            .iter()
+            .map(|i| (i.id.clone(), i.state.snapshot()))
+            .collect()
     }
 }
 
@@ -159,19 +227,9 @@ fn load_key(
     errors: &mut Vec<String>,
     at: &str,
 ) -> Option<SigningKey> {
-    match key {
-        KeyRef::File(path) => {
-            let bytes = read(path, errors, at)?;
-            SigningKey::from_pkcs8_pem(&bytes)
-                .or_else(|pem_err| SigningKey::from_pkcs8_der(&bytes).map_err(|_| pem_err))
-                .map_err(|e| errors.push(format!("{at}: {}: {e}", path.display())))
-                .ok()
-        }
-        KeyRef::Pkcs11(uri) => HsmKey::open(uri, hsm)
-            .map(SigningKey::from_hsm)
-            .map_err(|e| errors.push(format!("{at}: {e}")))
-            .ok(),
-    }
+    key.load(hsm)
+        .map_err(|e| errors.push(format!("{at}: {e}")))
+        .ok()
 }
 
 /// Whether `key` belongs to `cert`; a key in an HSM proves it by signing.
@@ -256,7 +314,7 @@ fn load(ic: &IssuerConfig, hsm: HsmSettings, now: i64) -> Result<Issuer, Vec<Str
     // read, so check-config reports its bad lines.
     if let Some(index) = &ic.index {
         if let Some(bytes) = read(index, &mut errors, &at) {
-            let parsed = crate::index::parse(&String::from_utf8_lossy(&bytes), now);
+            let parsed = crate::sources::index::parse(&String::from_utf8_lossy(&bytes), now);
             for e in &parsed.errors {
                 warnings.push(format!("{at}: {}: {e} (skipped)", index.display()));
             }

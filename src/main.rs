@@ -1,10 +1,10 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use revocd::cli::{Cli, LogFormat};
 use revocd::config::ConfigError;
+use revocd::tools::cli::{Cli, LogFormat};
 
-/// sysexits EX_CONFIG-ish: bad configuration (STYLE: errors).
+/// sysexits EX_CONFIG-ish: bad configuration.
 const EXIT_CONFIG: u8 = 64;
 
 fn main() -> ExitCode {
@@ -17,7 +17,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(revocd::commands::run(cli.command)) {
+    match runtime.block_on(revocd::tools::commands::run(cli.command)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("revocd: {e:#}");

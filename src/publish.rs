@@ -1,9 +1,11 @@
-//! Object storage for CRLs, through object_store: S3-compatible (`s3://`),
-//! GCS (`gs://`), Azure (`az://`) and a local directory (`file://`). Only this
-//! module knows object_store.
+//! Object storage, through object_store: where CRLs are published and the
+//! fleet ledger is kept ([`Publisher`]), and where upstream CRLs and audit
+//! reports are read ([`Source`]). S3-compatible (`s3://`), GCS (`gs://`),
+//! Azure (`az://`) and a local directory (`file://`). Only this module
+//! knows object_store; the others hold an [`ObjectKey`].
 //!
 //! Every PUT carries Content-Type and Cache-Control where the store keeps
-//! them (a PUT replaces metadata, CONFORMANCE 29). Writes are conditional
+//! them (a PUT replaces metadata, docs/conformance.md 33). Writes are conditional
 //! (`If-None-Match: *` to create, `If-Match: "<etag>"` to replace) when the
 //! start-up probe shows the store honours them; otherwise revocd is the single
 //! writer and says so.
@@ -89,6 +91,17 @@ pub enum Fetched {
         bytes: Bytes,
         etag: Option<String>,
     },
+}
+
+/// An object's key in a store, prefix included: made by
+/// [`Publisher::key`] or [`Publisher::object`], shown as the key itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectKey(StorePath);
+
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
 }
 
 /// What the caller expects at the key before writing.
@@ -197,8 +210,8 @@ impl Publisher {
     }
 
     /// The full key of an object named `name` under the prefix.
-    pub fn key(&self, name: &str) -> StorePath {
-        self.prefix.clone().join(name)
+    pub fn key(&self, name: &str) -> ObjectKey {
+        ObjectKey(self.prefix.clone().join(name))
     }
 
     /// The object at `name` under the prefix, each `/` a path separator:
@@ -206,10 +219,12 @@ impl Publisher {
     /// bucket asks for. ([`Publisher::key`] keeps `name` as one segment,
     /// `/` escaped as `%2F`: the fleet ledger's layout, kept as it is so
     /// existing fleet stores stay readable.)
-    pub fn object(&self, name: &str) -> StorePath {
-        name.split('/')
-            .filter(|part| !part.is_empty())
-            .fold(self.prefix.clone(), |path, part| path.join(part))
+    pub fn object(&self, name: &str) -> ObjectKey {
+        ObjectKey(
+            name.split('/')
+                .filter(|part| !part.is_empty())
+                .fold(self.prefix.clone(), |path, part| path.join(part)),
+        )
     }
 
     /// Finds out whether the store honours conditional writes: a second
@@ -226,14 +241,14 @@ impl Publisher {
             ..Default::default()
         };
         self.store
-            .put_opts(&key, body(), create.clone())
+            .put_opts(&key.0, body(), create.clone())
             .await
             .map_err(store_err)?;
-        let second = self.store.put_opts(&key, body(), create).await;
+        let second = self.store.put_opts(&key.0, body(), create).await;
         let wrong_etag = self
             .store
             .put_opts(
-                &key,
+                &key.0,
                 body(),
                 PutOptions {
                     mode: PutMode::Update(UpdateVersion {
@@ -244,7 +259,7 @@ impl Publisher {
                 },
             )
             .await;
-        let _ = self.store.delete(&key).await;
+        let _ = self.store.delete(&key.0).await;
         let honours = |r: &object_store::Result<object_store::PutResult>| {
             matches!(
                 r,
@@ -263,9 +278,9 @@ impl Publisher {
     /// The object and its store ETag, or `None` when absent.
     pub async fn read(
         &self,
-        key: &StorePath,
+        key: &ObjectKey,
     ) -> Result<Option<(Bytes, Option<String>)>, PublishError> {
-        match self.store.get(key).await {
+        match self.store.get(&key.0).await {
             Ok(r) => {
                 let etag = r.meta.e_tag.clone();
                 let bytes = r.bytes().await.map_err(store_err)?;
@@ -280,17 +295,17 @@ impl Publisher {
     /// that still holds that version answers 304 and no body moves.
     pub async fn read_if_changed(
         &self,
-        key: &StorePath,
+        key: &ObjectKey,
         etag: Option<&str>,
     ) -> Result<Fetched, PublishError> {
-        conditional_get(self.store.as_ref(), key, etag).await
+        conditional_get(self.store.as_ref(), &key.0, etag).await
     }
 
     /// Names of the objects directly under `<prefix>/<dir>/`.
     pub async fn list(&self, dir: &str) -> Result<Vec<String>, PublishError> {
         let listed = self
             .store
-            .list_with_delimiter(Some(&self.key(dir)))
+            .list_with_delimiter(Some(&self.key(dir).0))
             .await
             .map_err(store_err)?;
         Ok(listed
@@ -301,8 +316,8 @@ impl Publisher {
     }
 
     /// The live object's ETag, or `None` when absent.
-    pub async fn etag(&self, key: &StorePath) -> Result<Option<String>, PublishError> {
-        match self.store.head(key).await {
+    pub async fn etag(&self, key: &ObjectKey) -> Result<Option<String>, PublishError> {
+        match self.store.head(&key.0).await {
             Ok(meta) => Ok(Some(meta.e_tag.unwrap_or_default())),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(store_err(e)),
@@ -314,7 +329,7 @@ impl Publisher {
     /// the new ETag.
     pub async fn write(
         &self,
-        key: &StorePath,
+        key: &ObjectKey,
         bytes: Bytes,
         content_type: &str,
         expect: &Expect,
@@ -339,7 +354,7 @@ impl Publisher {
         };
         let r = self
             .store
-            .put_opts(key, PutPayload::from(bytes), opts)
+            .put_opts(&key.0, PutPayload::from(bytes), opts)
             .await
             .map_err(store_err)?;
         Ok(r.e_tag)

@@ -98,7 +98,7 @@ pub fn truncate_utf8(s: &str, max: usize) -> &str {
 
 /// A certificate serial number, held as minimal two's complement content
 /// octets, the same bytes a DER INTEGER carries. Lookups key on this, never on
-/// raw request bytes (CONFORMANCE 7).
+/// raw request bytes (docs/conformance.md 7).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Serial(Box<[u8]>);
 

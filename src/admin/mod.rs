@@ -22,9 +22,10 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::clock::rfc3339;
+use crate::clock::Clock;
 use crate::crl::CrlService;
+use crate::issuer::Issuers;
 use crate::ledger::{ApplyError, Ledger, Outcome, Submitted};
-use crate::ocsp::Responder;
 use crate::pki::Cert;
 use crate::state::{Change, Reason, Serial, Status};
 use access::{Operator, Scope};
@@ -67,7 +68,8 @@ pub struct AdminApi {
     /// Swapped whole on SIGHUP.
     access: std::sync::RwLock<Arc<access::Access>>,
     ledger: Ledger,
-    responder: Arc<Responder>,
+    issuers: Arc<Issuers>,
+    clock: Arc<dyn Clock>,
     crl: Option<Arc<CrlService>>,
 }
 
@@ -95,13 +97,15 @@ impl AdminApi {
     pub fn new(
         access: access::Access,
         ledger: Ledger,
-        responder: Arc<Responder>,
+        issuers: Arc<Issuers>,
+        clock: Arc<dyn Clock>,
         crl: Option<Arc<CrlService>>,
     ) -> Self {
         Self {
             access: std::sync::RwLock::new(Arc::new(access)),
             ledger,
-            responder,
+            issuers,
+            clock,
             crl,
         }
     }
@@ -148,7 +152,7 @@ impl AdminApi {
             ["", "v1", "issuers", issuer, rest @ ..] => (*issuer, rest),
             _ => return error(404, format!("no such endpoint: {path}"), None),
         };
-        if self.responder.issuer_index(issuer).is_none() {
+        if self.issuers.index(issuer).is_none() {
             return error(
                 404,
                 format!("issuer {issuer:?} is not served here"),
@@ -268,7 +272,7 @@ impl AdminApi {
     }
 
     async fn revoke(&self, op: &Operator, issuer: &str, body: &[u8]) -> Result<ApiResponse, Bad> {
-        let now = crate::clock::Clock::now(self.responder.clock().as_ref());
+        let now = self.clock.now();
         let change = parse_revocation(body, now).map_err(|e| Bad(e.message, e.field))?;
         let serial = change.serial().clone();
         let (word, scope) = if matches!(change, Change::Release { .. }) {
@@ -297,14 +301,14 @@ impl AdminApi {
 
     fn status(&self, issuer: &str, serial: &str) -> Result<ApiResponse, Bad> {
         let serial = Serial::from_hex(serial).map_err(|e| Bad::field("serial", e.to_string()))?;
-        let Some(idx) = self.responder.issuer_index(issuer) else {
+        let Some(idx) = self.issuers.index(issuer) else {
             return Ok(error(
                 404,
                 format!("issuer {issuer:?} is not served here"),
                 Some("issuer"),
             ));
         };
-        let entry = self.responder.issuers()[idx].state.lookup(&serial);
+        let entry = self.issuers[idx].state.lookup(&serial);
         let Some(e) = entry else {
             return Ok(reply(
                 404,
@@ -316,8 +320,8 @@ impl AdminApi {
     }
 
     fn issuer_cert(&self, issuer: &str) -> Option<Cert> {
-        let idx = self.responder.issuer_index(issuer)?;
-        Some(self.responder.issuers()[idx].cert.clone())
+        let idx = self.issuers.index(issuer)?;
+        Some(self.issuers[idx].cert.clone())
     }
 }
 

@@ -20,14 +20,13 @@
 pub mod paths;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
 use crate::config::Cdn as Options;
 use crate::ledger::{Acknowledged, Ledger};
-use crate::ocsp::Responder;
+use crate::shared::Shared;
 
 /// One invalidation CloudFront has not completed yet.
 struct InProgress {
@@ -37,7 +36,7 @@ struct InProgress {
 
 pub struct Purger {
     options: Options,
-    responder: Arc<Responder>,
+    shared: Shared,
     /// `ocsp.path`.
     prefix: String,
     client: aws_sdk_cloudfront::Client,
@@ -56,15 +55,15 @@ pub enum CdnError {
 impl Purger {
     pub fn new(
         options: Options,
-        responder: Arc<Responder>,
+        shared: Shared,
         prefix: String,
-        sdk: &aws_config::SdkConfig,
+        sdk: &crate::aws::Sdk,
         cursor: PathBuf,
     ) -> Self {
         let client = crate::aws::cloudfront(sdk, options.endpoint.as_deref());
         Self {
             options,
-            responder,
+            shared,
             prefix,
             client,
             in_progress: Vec::new(),
@@ -88,7 +87,7 @@ impl Purger {
             Resume::Everything { through } => {
                 let mut backoff = Duration::from_secs(1);
                 while let Err(e) = self.purge_everything().await {
-                    self.responder.metrics().cdn_errors.inc();
+                    self.shared.metrics.cdn.errors.inc();
                     tracing::warn!(error = %e, retry_in_s = backoff.as_secs(), "CDN invalidation failed; will retry");
                     tokio::select! {
                         () = tokio::time::sleep(backoff) => {}
@@ -133,7 +132,7 @@ impl Purger {
                     backoff = Duration::from_secs(1);
                 }
                 Err(e) => {
-                    self.responder.metrics().cdn_errors.inc();
+                    self.shared.metrics.cdn.errors.inc();
                     tracing::warn!(error = %e, pending = pending.len(), retry_in_s = backoff.as_secs(), "CDN invalidation failed; will retry");
                     tokio::select! {
                         () = tokio::time::sleep(backoff) => {}
@@ -150,13 +149,13 @@ impl Purger {
         let mut wanted: Vec<String> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for a in pending {
-            let Some(idx) = self.responder.issuer_index(&a.issuer) else {
+            let Some(idx) = self.shared.issuers.index(&a.issuer) else {
                 continue;
             };
             if !seen.insert((idx, a.serial.clone())) {
                 continue;
             }
-            let cert = &self.responder.issuers()[idx].cert;
+            let cert = &self.shared.issuers[idx].cert;
             for p in paths::get_paths(&self.prefix, cert, &a.serial) {
                 wanted.push(p);
             }
@@ -179,7 +178,7 @@ impl Purger {
                 room,
                 "too many paths for CloudFront's in-progress limit: invalidating every OCSP answer"
             );
-            self.responder.metrics().cdn_wildcards.inc();
+            self.shared.metrics.cdn.wildcards.inc();
             vec![self.wildcard()]
         } else {
             wanted
@@ -203,7 +202,7 @@ impl Purger {
         tracing::warn!("purges pending before the restart cannot be read back from the ledger: invalidating every OCSP answer once");
         let path = self.wildcard();
         self.invalidate(vec![path], &[]).await?;
-        self.responder.metrics().cdn_wildcards.inc();
+        self.shared.metrics.cdn.wildcards.inc();
         Ok(())
     }
 
@@ -213,10 +212,11 @@ impl Purger {
         pending: &[Acknowledged],
     ) -> Result<(), CdnError> {
         let id = self.create(&paths).await?;
-        let m = self.responder.metrics();
-        m.cdn_paths.inc_by(paths.len() as u64);
+        let m = &self.shared.metrics;
+        m.cdn.paths.inc_by(paths.len() as u64);
         for a in pending {
-            m.cdn_invalidation_seconds
+            m.cdn
+                .invalidation_seconds
                 .observe(a.at.elapsed().as_secs_f64());
         }
         tracing::info!(invalidation = %id, paths = paths.len(), changes = pending.len(), "CloudFront invalidation created");
@@ -224,7 +224,8 @@ impl Purger {
             id,
             paths: paths.len(),
         });
-        m.cdn_paths_in_progress
+        m.cdn
+            .paths_in_progress
             .set(self.in_progress.iter().map(|i| i.paths as i64).sum());
         Ok(())
     }
@@ -262,9 +263,10 @@ impl Purger {
             }
         }
         self.in_progress = still;
-        self.responder
-            .metrics()
-            .cdn_paths_in_progress
+        self.shared
+            .metrics
+            .cdn
+            .paths_in_progress
             .set(self.in_progress.iter().map(|i| i.paths as i64).sum());
         failed.map_or(Ok(()), Err)
     }
@@ -287,7 +289,7 @@ impl Purger {
             .caller_reference(format!(
                 "revocd-{}-{}-{}",
                 std::process::id(),
-                self.responder.clock().now(),
+                self.shared.clock.now(),
                 self.sequence
             ))
             .build()
@@ -347,7 +349,7 @@ fn write_cursor(path: &std::path::Path, seq: u64) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    crate::sync::replace_file(path, format!("{seq}\n").as_bytes())
+    crate::tools::sync::replace_file(path, format!("{seq}\n").as_bytes())
 }
 
 /// What was left to purge when the last run stopped: the changes this
@@ -414,9 +416,9 @@ pub type Running = (
 /// from now on, and first purges what the last run left pending.
 pub async fn start(
     options: Option<&Options>,
-    responder: &Arc<Responder>,
+    shared: &Shared,
     prefix: &str,
-    sdk: &aws_config::SdkConfig,
+    sdk: &crate::aws::Sdk,
     ledger: &Ledger,
     data_dir: &std::path::Path,
     shutdown: watch::Receiver<bool>,
@@ -425,7 +427,7 @@ pub async fn start(
     let cursor = data_dir.join("cdn").join("purged-through");
     let purger = Purger::new(
         options.clone(),
-        Arc::clone(responder),
+        shared.clone(),
         prefix.to_string(),
         sdk,
         cursor.clone(),

@@ -77,7 +77,7 @@ mod tests {
     #[test]
     fn the_paths_are_what_the_get_handler_decodes() {
         let dir = tempfile::tempdir().expect("tmp");
-        crate::demo::init(&crate::demo::InitOptions {
+        crate::tools::demo::init(&crate::tools::demo::InitOptions {
             dir: dir.path().to_path_buf(),
             listen: "127.0.0.1:0".into(),
             admin_listen: "127.0.0.1:0".into(),

@@ -1,4 +1,4 @@
-//! CRL encoding (RFC 5280 5, BR 7.2; CONFORMANCE 22-28), written by hand on
+//! CRL encoding (RFC 5280 5, BR 7.2; docs/conformance.md 22-28), written by hand on
 //! `asn1`, and the self-check that parses a CRL back. Pure, no IO.
 
 use der::{Decode, Encode};
@@ -46,9 +46,9 @@ pub struct CrlEntry {
 /// Everything a CRL says besides its signature.
 #[derive(Debug, Clone)]
 pub struct CrlParams<'a> {
-    /// The CA's subject, DER, byte-identical (CONFORMANCE 22).
+    /// The CA's subject, DER, byte-identical (docs/conformance.md 22).
     pub issuer_name: &'a [u8],
-    /// The CA's own subject key identifier (CONFORMANCE 25).
+    /// The CA's own subject key identifier (docs/conformance.md 25).
     pub authority_key_id: &'a [u8],
     pub number: u64,
     pub this_update: i64,
@@ -124,7 +124,7 @@ fn entry(e: &CrlEntry) -> Vec<u8> {
 pub fn encode_tbs(p: &CrlParams<'_>, signature_algorithm: &[u8]) -> Vec<u8> {
     let version = asn1::integer_from_content(&[1]);
     let revoked = if p.entries.is_empty() {
-        // An empty CRL omits revokedCertificates (CONFORMANCE 24).
+        // An empty CRL omits revokedCertificates (docs/conformance.md 24).
         Vec::new()
     } else {
         let entries: Vec<Vec<u8>> = p.entries.iter().map(entry).collect();
@@ -371,7 +371,7 @@ mod tests {
     fn times_switch_to_generalized_in_2050() {
         assert_eq!(time(1_700_000_000)[0], 0x17);
         assert_eq!(time(1_700_000_000).len(), 15);
-        let y2050 = crate::index::parse_time("20500101000000Z").expect("2050");
+        let y2050 = crate::sources::index::parse_time("20500101000000Z").expect("2050");
         assert_eq!(time(y2050)[0], asn1::TAG_GENERALIZED_TIME);
         assert_eq!(time(y2050 - 1)[0], 0x17);
     }

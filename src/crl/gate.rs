@@ -74,7 +74,7 @@ pub struct Kept {
 /// The safety gate: every entry of `live` that `new` drops is put back
 /// unless the state released it from certificateHold or its certificate
 /// expired before `keep_after` (the live CRL's thisUpdate: it already
-/// carried the entry past expiry, RFC 5280 5.1.2.6 / CONFORMANCE 27).
+/// carried the entry past expiry, RFC 5280 5.1.2.6 / docs/conformance.md 27).
 /// Returns what was kept; `new` stays sorted by serial.
 pub fn keep_listed(
     live: Vec<CrlEntry>,

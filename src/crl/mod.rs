@@ -4,7 +4,9 @@
 //! CRL number. The live CRL is also served by revocd at `/crl/<issuer>.crl`.
 
 pub mod build;
+mod entries;
 pub mod gate;
+mod manifest;
 pub mod schedule;
 
 use std::sync::{Arc, Mutex, RwLock};
@@ -17,8 +19,9 @@ use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::pki::{Cert, SigningKey};
 use crate::publish::{Expect, PublishError, Publisher, WriteMode};
-use crate::state::Status;
-use build::{CrlEntry, CrlError, CrlParams};
+use build::{CrlError, CrlParams};
+use entries::delta_entries;
+pub use entries::{select_entries, shard_of};
 use schedule::{Due, Schedule};
 
 pub const CONTENT_TYPE: &str = "application/pkix-crl";
@@ -38,14 +41,6 @@ pub struct CrlOptions {
     pub url_base: Option<String>,
     /// Also publish a delta CRL per issuer (`{id}-delta.crl`).
     pub delta: bool,
-}
-
-/// Which serials a shard holds: a stable hash of the serial, modulo `n`.
-pub fn shard_of(serial: &crate::state::Serial, n: u32) -> u32 {
-    let h = crate::pki::HashAlg::Sha256.digest(serial.content());
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&h[..8]);
-    (u64::from_be_bytes(a) % u64::from(n.max(1))) as u32
 }
 
 /// What one published object is.
@@ -97,7 +92,7 @@ struct IssuerCrl {
     ca: Cert,
     key: Arc<SigningKey>,
     aki: Vec<u8>,
-    object: object_store::path::Path,
+    object: crate::publish::ObjectKey,
     schedule: Mutex<Schedule>,
     live: RwLock<Option<Live>>,
     wake: Notify,
@@ -215,8 +210,8 @@ impl CrlService {
         }
         for u in &issuers {
             // Exported from the start, so alert rules see a zero.
-            metrics.crl_entries_kept.with_label_values(&[&u.id]);
-            metrics.crl_reconciled_missing.with_label_values(&[&u.id]);
+            metrics.crl.entries_kept.with_label_values(&[&u.id]);
+            metrics.crl.reconciled_missing.with_label_values(&[&u.id]);
         }
         Arc::new(Self {
             issuers,
@@ -239,49 +234,6 @@ impl CrlService {
     pub fn live(&self, name: &str) -> Option<Live> {
         let i = self.issuers.iter().find(|i| i.name == name)?;
         i.live.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// The shard manifest of issuer `id` (sharded CRLs only).
-    pub fn manifest(&self, id: &str) -> Option<Bytes> {
-        self.manifests
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned()
-    }
-
-    /// Issuer `id`'s full CRL URLs as a JSON array, the form CCADB asks for
-    /// as "JSON Array of Partitioned CRLs": every shard, or the one full
-    /// CRL; never the delta. Needs `crl.url-base` (the public URL).
-    pub fn urls_json(&self, id: &str) -> Option<Bytes> {
-        let base = self.timing.url_base.as_deref()?.trim_end_matches('/');
-        let urls: Vec<String> = self
-            .issuers
-            .iter()
-            .filter(|u| u.id == id && matches!(u.kind, Kind::Full { .. }))
-            .map(|u| {
-                u.idp
-                    .clone()
-                    .unwrap_or_else(|| format!("{base}/{}", u.name))
-            })
-            .collect();
-        (!urls.is_empty()).then(|| Bytes::from(format!("{}\n", serde_json::json!(urls))))
-    }
-
-    /// Writes `<id>/urls.json` next to the manifest, for every issuer.
-    async fn write_urls(&self) {
-        let mut ids: Vec<&str> = self.issuers.iter().map(|u| u.id.as_str()).collect();
-        ids.dedup();
-        for id in ids {
-            let Some(body) = self.urls_json(id) else {
-                continue;
-            };
-            let p = self.publisher.read().await;
-            let key = p.object(&format!("{id}/urls.json"));
-            if let Err(e) = p.write(&key, body, "application/json", &Expect::Any).await {
-                tracing::warn!(issuer = id, error = %e, "CRL URL list not written; it is still served at /crl/<id>/urls.json");
-            }
-        }
     }
 
     /// Asks for a publish now (admin API). False if the issuer has no CRLs.
@@ -324,7 +276,8 @@ impl CrlService {
     async fn log_mode(&self, mode: WriteMode) {
         let p = self.publisher.read().await;
         self.metrics
-            .crl_store_conditional
+            .crl
+            .store_conditional
             .set(i64::from(mode == WriteMode::Conditional));
         match mode {
             WriteMode::Conditional => tracing::info!(store = p.describe(), "store honours conditional writes (If-Match / If-None-Match): several writers are safe"),
@@ -370,7 +323,7 @@ impl CrlService {
                     store_etag,
                 });
                 if first {
-                    self.metrics.crl_skipped.with_label_values(&[&i.id]).inc();
+                    self.metrics.crl.skipped.with_label_values(&[&i.id]).inc();
                     // A CRL from before this start covers the state only if the
                     // state has not moved since; assume it has not, and let the
                     // re-issue and change rules take it from here.
@@ -442,7 +395,8 @@ impl CrlService {
             return;
         }
         self.metrics
-            .crl_reconciled_missing
+            .crl
+            .reconciled_missing
             .with_label_values(&[&i.id])
             .inc();
         tracing::warn!(
@@ -532,21 +486,26 @@ impl CrlService {
                     .unwrap_or_else(|p| p.into_inner())
                     .published(live.this_update, rev);
                 let m = &self.metrics;
-                m.crl_publishes.with_label_values(&[&i.id, "ok"]).inc();
-                m.crl_publish_seconds
+                m.crl.publishes.with_label_values(&[&i.id, "ok"]).inc();
+                m.crl
+                    .publish_seconds
                     .observe(started.elapsed().as_secs_f64());
-                m.crl_last_success.with_label_values(&[&i.id]).set(now);
-                m.crl_entries
+                m.crl.last_success.with_label_values(&[&i.id]).set(now);
+                m.crl
+                    .entries
                     .with_label_values(&[&i.id])
                     .set(live.n_entries as i64);
-                m.crl_bytes
+                m.crl
+                    .bytes
                     .with_label_values(&[&i.id])
                     .set(live.der.len() as i64);
-                m.crl_number
+                m.crl
+                    .number
                     .with_label_values(&[&i.id])
                     .set(live.number as i64);
                 if let Some(t) = first_change {
-                    m.crl_change_to_publish_seconds
+                    m.crl
+                        .change_to_publish_seconds
                         .observe((now - t).max(0) as f64);
                 }
                 if let (Kind::Full { .. }, Some(delta)) = (i.kind, i.sibling) {
@@ -588,7 +547,8 @@ impl CrlService {
                     let mut s = i.schedule.lock().unwrap_or_else(|p| p.into_inner());
                     s.failed(self.clock.now(), jitter);
                     self.metrics
-                        .crl_publishes
+                        .crl
+                        .publishes
                         .with_label_values(&[&i.id, "error"])
                         .inc();
                     tracing::warn!(issuer = %i.id, why = due.label(), failures = s.failures(), error = %e, "CRL publish failed; will retry");
@@ -613,7 +573,8 @@ impl CrlService {
                 && store_etag != live.as_ref().and_then(|l| l.store_etag.clone())
             {
                 self.metrics
-                    .crl_foreign_writes
+                    .crl
+                    .foreign_writes
                     .with_label_values(&[&i.id])
                     .inc();
                 self.refresh_live(i).await?;
@@ -648,7 +609,7 @@ impl CrlService {
                     return Ok((new, rev));
                 }
                 Err(PublishError::Conflict) => {
-                    self.metrics.crl_conflicts.with_label_values(&[&i.id]).inc();
+                    self.metrics.crl.conflicts.with_label_values(&[&i.id]).inc();
                     tracing::info!(issuer = %i.id, "conditional write lost a race; re-reading the live CRL");
                     self.refresh_live(i).await?;
                 }
@@ -679,7 +640,7 @@ impl CrlService {
                 (None, Some(b))
             }
         };
-        // CONFORMANCE 27: an entry stays until a CRL issued after the
+        // docs/conformance.md 27: an entry stays until a CRL issued after the
         // certificate expired has carried it; the live CRL was issued at
         // its thisUpdate, so drop only entries that expired before it.
         let keep_after = base.as_ref().or(live).map(|l| l.this_update);
@@ -741,7 +702,7 @@ impl CrlService {
                             state.lookup(s)
                         });
                         for k in &kept {
-                            metrics.crl_entries_kept.with_label_values(&[&id]).inc();
+                            metrics.crl.entries_kept.with_label_values(&[&id]).inc();
                             tracing::error!(
                                 issuer = %id,
                                 crl = %name,
@@ -772,101 +733,4 @@ impl CrlService {
         .map_err(|_| CrlPublishError::Sign)??;
         Ok((result.0, result.1, rev))
     }
-
-    /// Writes `<id>/manifest.json`: every shard's URL, CRL number, SHA-256
-    /// and entry count.
-    async fn write_manifest(&self, id: &str) -> Result<(), PublishError> {
-        let _one_at_a_time = self.manifest_writer.lock().await;
-        let shards: Vec<serde_json::Value> = self
-            .issuers
-            .iter()
-            .filter(|u| u.id == id)
-            .filter_map(|u| {
-                let Kind::Full { shard: Some((k, _)) } = u.kind else {
-                    return None;
-                };
-                let live = u.live.read().unwrap_or_else(|p| p.into_inner()).clone();
-                Some(serde_json::json!({
-                    "shard": k,
-                    "url": u.idp,
-                    "crl_number": live.as_ref().map(|l| l.number),
-                    "sha256": live.as_ref().map(|l| hex::encode(crate::pki::HashAlg::Sha256.digest(&l.der))),
-                    "entries": live.as_ref().map(|l| l.n_entries),
-                    "this_update": live.as_ref().map(|l| crate::clock::rfc3339(l.this_update)),
-                }))
-            })
-            .collect();
-        let body = Bytes::from(format!(
-            "{:#}\n",
-            serde_json::json!({ "issuer": id, "shards": shards })
-        ));
-        let p = self.publisher.read().await;
-        let key = p.object(&format!("{id}/manifest.json"));
-        p.write(&key, body.clone(), "application/json", &Expect::Any)
-            .await?;
-        self.manifests
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.to_string(), body);
-        Ok(())
-    }
-}
-
-/// The entries of a full CRL from a state snapshot: every revoked serial
-/// (of the shard, when sharded), except those whose certificate expired
-/// before `keep_after`, the thisUpdate of the live CRL, which already carried
-/// them after their expiry (CONFORMANCE 27). Sorted by serial.
-pub fn select_entries(
-    snapshot: Vec<(crate::state::Serial, crate::state::Entry)>,
-    keep_after: Option<i64>,
-    shard: Option<(u32, u32)>,
-) -> Vec<CrlEntry> {
-    let mut entries: Vec<CrlEntry> = snapshot
-        .into_iter()
-        .filter(|(serial, _)| shard.is_none_or(|(k, n)| shard_of(serial, n) == k))
-        .filter_map(|(serial, e)| match e.status {
-            Status::Revoked {
-                at,
-                reason,
-                invalidity_date,
-            } => {
-                let expired_before_live =
-                    matches!((e.not_after, keep_after), (Some(na), Some(k)) if na < k);
-                (!expired_before_live).then_some(CrlEntry {
-                    serial,
-                    revoked_at: at,
-                    reason,
-                    invalidity_date,
-                })
-            }
-            Status::Good => None,
-        })
-        .collect();
-    entries.sort_by(|a, b| a.serial.cmp(&b.serial));
-    entries
-}
-
-/// Delta entries: what `current` holds that the base CRL `base_der` does not
-/// say (new revocations, changed reasons), plus removeFromCRL for serials the
-/// base had on hold that are no longer revoked (RFC 5280 5.2.4, 5.3.1).
-fn delta_entries(base_der: &[u8], current: Vec<CrlEntry>) -> Result<Vec<CrlEntry>, CrlError> {
-    let base = build::entries_of(base_der)?;
-    let on_base: std::collections::HashMap<_, _> =
-        base.iter().map(|e| (e.serial.clone(), e.reason)).collect();
-    let now_revoked: std::collections::HashSet<_> =
-        current.iter().map(|e| e.serial.clone()).collect();
-    let mut out: Vec<CrlEntry> = current
-        .into_iter()
-        .filter(|e| on_base.get(&e.serial) != Some(&e.reason))
-        .collect();
-    for e in base {
-        if e.reason == crate::state::Reason::CertificateHold && !now_revoked.contains(&e.serial) {
-            out.push(CrlEntry {
-                reason: crate::state::Reason::RemoveFromCrl,
-                invalidity_date: None,
-                ..e
-            });
-        }
-    }
-    Ok(out)
 }

@@ -16,11 +16,14 @@ use hyper::{header, Method, Request, Response, StatusCode};
 use super::{body_of, Body};
 use crate::admin::AdminApi;
 use crate::ledger::Ledger;
-use crate::ocsp::Responder;
+use crate::ocsp::Signer;
+use crate::shared::Shared;
 
 #[derive(Debug)]
 pub struct AdminService {
-    pub responder: Arc<Responder>,
+    pub shared: Shared,
+    /// Readiness and the caches' sizes.
+    pub signer: Arc<Signer>,
     /// `None`: no API here (the admin API has no operator, or this is the
     /// plain metrics listener).
     pub api: Option<AdminApi>,
@@ -59,7 +62,7 @@ impl AdminService {
         }
         match path.as_str() {
             "/healthz" => text(StatusCode::OK, "ok\n".into(), "text/plain"),
-            "/readyz" if self.responder.is_ready() => {
+            "/readyz" if self.signer.is_ready() => {
                 text(StatusCode::OK, "ready\n".into(), "text/plain")
             }
             "/readyz" => text(
@@ -71,7 +74,7 @@ impl AdminService {
                 self.refresh_gauges();
                 text(
                     StatusCode::OK,
-                    self.responder.metrics().render(),
+                    self.shared.metrics.render(),
                     "text/plain; version=0.0.4",
                 )
             }
@@ -81,8 +84,8 @@ impl AdminService {
 
     /// Gauges computed at scrape time.
     fn refresh_gauges(&self) {
-        let m = self.responder.metrics();
-        for issuer in self.responder.issuers() {
+        let m = &self.shared.metrics;
+        for issuer in self.shared.issuers.iter() {
             let (good, revoked) = issuer.state.counts();
             m.issuer_serials
                 .with_label_values(&[&issuer.id, "good"])
@@ -91,46 +94,54 @@ impl AdminService {
                 .with_label_values(&[&issuer.id, "revoked"])
                 .set(revoked as i64);
         }
-        for issuer in self.responder.issuers() {
+        for issuer in self.shared.issuers.iter() {
             let up = |k: &crate::pki::SigningKey| i64::from(k.is_available());
-            m.signer_up
+            m.hsm
+                .signer_up
                 .with_label_values(&[&issuer.id, "ocsp"])
                 .set(up(issuer.signer().key()));
             if let Some(k) = &issuer.crl_key {
-                m.signer_up
+                m.hsm
+                    .signer_up
                     .with_label_values(&[&issuer.id, "crl"])
                     .set(up(k));
             }
         }
-        for hsm in crate::pki::pkcs11::status() {
+        for hsm in crate::pki::hsm_status() {
             let module = [hsm.path.as_str()];
-            m.hsm_up.with_label_values(&module).set(i64::from(hsm.up));
-            m.hsm_in_flight
+            m.hsm.up.with_label_values(&module).set(i64::from(hsm.up));
+            m.hsm
+                .in_flight
                 .with_label_values(&module)
                 .set(i64::try_from(hsm.in_flight).unwrap_or(i64::MAX));
             for (counter, total) in [
-                (&m.hsm_errors, hsm.errors),
-                (&m.hsm_reconnects, hsm.reconnects),
+                (&m.hsm.errors, hsm.errors),
+                (&m.hsm.reconnects, hsm.reconnects),
             ] {
                 let c = counter.with_label_values(&module);
                 c.inc_by(total.saturating_sub(c.get()));
             }
         }
-        let (_, uncommon_bytes) = self.responder.uncommon_cache_usage();
-        m.ocsp_uncommon_cache_bytes
+        let (_, uncommon_bytes) = self.signer.uncommon_cache_usage();
+        m.ocsp
+            .uncommon_cache_bytes
             .set(i64::try_from(uncommon_bytes).unwrap_or(i64::MAX));
-        let (entries, bytes) = self.responder.cache_usage();
-        m.ocsp_cached_responses
+        let (entries, bytes) = self.signer.cache_usage();
+        m.ocsp
+            .cached_responses
             .set(i64::try_from(entries).unwrap_or(i64::MAX));
-        m.ocsp_cache_bytes
+        m.ocsp
+            .cache_bytes
             .set(i64::try_from(bytes).unwrap_or(i64::MAX));
         if let Some(ledger) = &self.ledger {
             use std::sync::atomic::Ordering;
             let at = ledger.stats().snapshot_at.load(Ordering::Acquire);
-            let now = self.responder.clock().now();
-            m.ledger_snapshot_age_seconds
+            let now = self.shared.clock.now();
+            m.ledger
+                .snapshot_age_seconds
                 .set(if at == 0 { -1 } else { now - at });
-            m.ledger_last_sequence
+            m.ledger
+                .last_sequence
                 .set(ledger.stats().last_seq.load(Ordering::Acquire) as i64);
         }
     }
@@ -172,9 +183,10 @@ impl AdminService {
         let op = match access.authenticate(auth.as_deref(), peer.cert.as_ref()) {
             Ok(op) => op,
             Err(why) => {
-                self.responder
-                    .metrics()
-                    .http_requests_rejected
+                self.shared
+                    .metrics
+                    .http
+                    .requests_rejected
                     .with_label_values(&["admin", "unauthenticated"])
                     .inc();
                 if let Some(g) = &self.guard {
@@ -203,9 +215,10 @@ impl AdminService {
         let body = match super::deadline::read_body(req.into_body(), self.body).await {
             Ok(b) => b,
             Err(super::deadline::BodyError::TimedOut) => {
-                self.responder
-                    .metrics()
-                    .http_connection_errors
+                self.shared
+                    .metrics
+                    .http
+                    .connection_errors
                     .with_label_values(&["admin", "body_timeout"])
                     .inc();
                 return json(
@@ -214,9 +227,10 @@ impl AdminService {
                 );
             }
             Err(e) => {
-                self.responder
-                    .metrics()
-                    .http_requests_rejected
+                self.shared
+                    .metrics
+                    .http
+                    .requests_rejected
                     .with_label_values(&["admin", "body_too_large"])
                     .inc();
                 return json(413, format!("{{\"error\": \"{e}\"}}\n"));

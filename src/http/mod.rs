@@ -87,7 +87,8 @@ pub async fn serve<H, F>(
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let refused = limits
         .metrics
-        .http_connections_refused
+        .http
+        .connections_refused
         .with_label_values(&[limits.name]);
     loop {
         tokio::select! {
@@ -145,7 +146,7 @@ pub async fn serve<H, F>(
                             };
                             limits
                                 .metrics
-                                .http_connection_errors
+                                .http.connection_errors
                                 .with_label_values(&[limits.name, "tls_handshake"])
                                 .inc();
                             if let Some(g) = &limits.guard {
@@ -184,7 +185,8 @@ async fn connection<S, H, F>(
 {
     let open = limits
         .metrics
-        .http_connections_open
+        .http
+        .connections_open
         .with_label_values(&[limits.name]);
     let head = deadline::HeadWait::new();
     let wait = Arc::clone(&head);
@@ -209,7 +211,7 @@ async fn connection<S, H, F>(
         .serve_connection(TokioIo::new(stream), service);
     open.inc();
     let ended = watcher.watch(conn).await;
-    let errors = &limits.metrics.http_connection_errors;
+    let errors = &limits.metrics.http.connection_errors;
     let name = limits.name;
     if head.overdue() {
         errors.with_label_values(&[name, "header_timeout"]).inc();

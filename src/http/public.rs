@@ -33,6 +33,16 @@ pub struct PublicService {
     pub crl: Option<Arc<crate::crl::CrlService>>,
 }
 
+/// What the hit path made of a request.
+enum AtOnce {
+    Answered(Response<Body>),
+    /// A GET not pre-signed: the long way from what the hit path learned.
+    Missed(ocsp::Miss),
+    /// Not a GET of an OCSP path (POST, `/crl/`, undecodable: the long way
+    /// says why).
+    No,
+}
+
 /// How a request failed before reaching the responder.
 enum Refused {
     Status(StatusCode, ErrorStatus),
@@ -66,26 +76,49 @@ impl PublicService {
     /// answered here and now, touching nothing another core writes; any
     /// other request goes on in a future.
     pub fn handle(self: &Arc<Self>, req: Request<Incoming>) -> Handled {
-        if let Some(response) = self.answer_at_once(&req) {
-            return Handled::Ready(Some(response));
+        match self.answer_at_once(&req) {
+            AtOnce::Answered(response) => Handled::Ready(Some(response)),
+            AtOnce::Missed(miss) => {
+                Handled::Pending(Box::pin(Arc::clone(self).answer_missed(req, miss)))
+            }
+            AtOnce::No => Handled::Pending(Box::pin(Arc::clone(self).handle_any(req))),
         }
-        Handled::Pending(Box::pin(Arc::clone(self).handle_any(req)))
     }
 
-    fn answer_at_once(&self, req: &Request<Incoming>) -> Option<Response<Body>> {
+    /// A GET or HEAD through the hit path: answered, or decoded for the
+    /// long way (so its path is decoded and its answer looked up once).
+    fn answer_at_once(&self, req: &Request<Incoming>) -> AtOnce {
         if !matches!(*req.method(), Method::GET | Method::HEAD) {
-            return None;
+            return AtOnce::No;
         }
         let path = req.uri().path();
         if path.starts_with("/crl/") {
-            return None;
+            return AtOnce::No;
         }
+        let Ok(rest) = self.get_path(path) else {
+            return AtOnce::No;
+        };
         let now = self.responder.clock().now();
-        let answer = self
-            .responder
-            .respond_hot_path(self.get_path(path).ok()?, now)?;
+        match self.responder.respond_get(rest, now) {
+            ocsp::Get::Hit(answer) => {
+                let if_none_match = req.headers().get(header::IF_NONE_MATCH);
+                AtOnce::Answered(self.finish(Ok(answer), now, req.method(), if_none_match))
+            }
+            ocsp::Get::Miss(miss) => AtOnce::Missed(miss),
+            ocsp::Get::Undecodable => AtOnce::No,
+        }
+    }
+
+    /// The long way for a GET the hit path did not answer.
+    async fn answer_missed(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        miss: ocsp::Miss,
+    ) -> Response<Body> {
+        let now = self.responder.clock().now();
+        let answer = self.responder.respond_miss(miss, now).await;
         let if_none_match = req.headers().get(header::IF_NONE_MATCH);
-        Some(self.finish(Ok(answer), now, req.method(), if_none_match))
+        self.finish(Ok(answer), now, req.method(), if_none_match)
     }
 
     async fn handle_any(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
@@ -167,7 +200,8 @@ impl PublicService {
                 let too_large = || {
                     self.responder
                         .metrics()
-                        .http_requests_rejected
+                        .http
+                        .requests_rejected
                         .with_label_values(&["public", "body_too_large"])
                         .inc();
                     Refused::Status(StatusCode::PAYLOAD_TOO_LARGE, ErrorStatus::MalformedRequest)
@@ -188,7 +222,8 @@ impl PublicService {
                     Err(super::deadline::BodyError::TimedOut) => {
                         self.responder
                             .metrics()
-                            .http_connection_errors
+                            .http
+                            .connection_errors
                             .with_label_values(&["public", "body_timeout"])
                             .inc();
                         Err(Refused::Status(
@@ -250,7 +285,7 @@ thread_local! {
 /// The header value for `key`, formatted only when it differs from the one
 /// this thread formatted last. Within a window nearly every answer has the
 /// same Last-Modified and Expires and (per second) max-age, so the hit
-/// path formats nothing (DESIGN: pre-built headers).
+/// path formats nothing (docs/design.md: the hot path never signs).
 fn memo(
     cell: &'static std::thread::LocalKey<Memo>,
     key: i64,
@@ -276,7 +311,7 @@ fn cache_control(max_age: i64) -> HeaderValue {
     .unwrap_or(HeaderValue::from_static("no-cache"))
 }
 
-/// Maps a responder answer to HTTP (CONFORMANCE 19-21).
+/// Maps a responder answer to HTTP (docs/conformance.md 19-21).
 pub fn to_http(
     answer: &Answer,
     now: i64,
@@ -347,7 +382,7 @@ pub fn to_http(
 
 impl PublicService {
     /// `GET|HEAD /crl/<issuer>.crl`: the live CRL, DER, with ETag and 304
-    /// (CONFORMANCE 28), so revocd can be a CDN origin itself.
+    /// (docs/conformance.md 28), so revocd can be a CDN origin itself.
     fn crl(&self, req: &Request<Incoming>, name: &str) -> Response<Body> {
         let head = req.method() == Method::HEAD;
         if req.method() != Method::GET && !head {

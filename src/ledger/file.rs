@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::record::{self, IssuerEntries, Record};
-use super::writer::{Backend, WriteError};
-use super::{
+use super::types::{
     numbered, segment_name, snapshot_name, sync_dir, Applier, LedgerError, Options, Stats,
 };
+use super::writer::{Backend, WriteError};
 use crate::metrics::Metrics;
 
 /// The embedded default: segment files and snapshots in `data-dir/ledger`.
@@ -87,13 +87,15 @@ impl FileBackend {
         let before = self.file.stream_position().map_err(io)?;
         let wrote = self.file.write_all(&buf);
         self.metrics
-            .ledger_append_seconds
+            .ledger
+            .append_seconds
             .observe(started.elapsed().as_secs_f64());
         let synced = wrote.and_then(|()| {
             let t = Instant::now();
             let r = self.file.sync_data();
             self.metrics
-                .ledger_fsync_seconds
+                .ledger
+                .fsync_seconds
                 .observe(t.elapsed().as_secs_f64());
             r
         });
@@ -108,7 +110,7 @@ impl FileBackend {
             if let Err(u) = undo {
                 self.failed = Some(format!("{e}; undo failed: {u}"));
             }
-            self.metrics.ledger_write_errors.inc();
+            self.metrics.ledger.write_errors.inc();
             tracing::error!(error = %e, "ledger write failed; changes refused");
             return Err(LedgerError::Io(e.to_string()));
         }

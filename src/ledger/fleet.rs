@@ -30,7 +30,8 @@ use bytes::Bytes;
 use tokio::runtime::Handle;
 
 use super::record::{self, Batch, Record};
-use super::{Applier, Backend, Recovery, Stats, WriteError};
+use super::types::{Applier, Recovery, Stats};
+use super::writer::{Backend, WriteError};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::publish::{Expect, Fetched, PublishError, Publisher};
@@ -128,7 +129,7 @@ pub async fn own_changes_after(
     after: u64,
     limit: u64,
     keep: impl Fn(&crate::state::Change) -> bool,
-) -> anyhow::Result<Option<Vec<super::Written>>> {
+) -> anyhow::Result<Option<Vec<super::types::Written>>> {
     let mut found = Vec::new();
     let mut next = after + 1;
     loop {
@@ -141,7 +142,7 @@ pub async fn own_changes_after(
             };
             if batch.writer == replica {
                 found.extend(batch.records.iter().filter(|r| keep(&r.change)).map(|r| {
-                    super::Written {
+                    super::types::Written {
                         seq: r.seq,
                         issuer: r.issuer.clone(),
                         change: r.change.clone(),
@@ -177,7 +178,7 @@ pub async fn recover(store: &Arc<Publisher>, applier: &dyn Applier) -> anyhow::R
             }
         },
         &mut |rec| {
-            super::replay(applier, rec);
+            super::types::replay(applier, rec);
         },
     )
     .await
@@ -302,7 +303,7 @@ impl FleetBackend {
         clock: Arc<dyn Clock>,
     ) -> Self {
         stats.last_seq.store(applied, Ordering::Release);
-        metrics.fleet_applied_sequence.set(applied as i64);
+        metrics.fleet.applied_sequence.set(applied as i64);
         let now = clock.now();
         Self {
             store,
@@ -322,7 +323,7 @@ impl FleetBackend {
     }
 
     fn store_error(&mut self, what: &str, e: &dyn std::fmt::Display) {
-        self.metrics.fleet_store_errors.inc();
+        self.metrics.fleet.store_errors.inc();
         if self
             .last_error_log
             .is_none_or(|t| t.elapsed() >= Duration::from_secs(30))
@@ -336,8 +337,8 @@ impl FleetBackend {
         self.applied = seq;
         self.head_seen = self.head_seen.max(seq);
         self.stats.last_seq.store(seq, Ordering::Release);
-        self.metrics.fleet_applied_sequence.set(seq as i64);
-        self.metrics.ledger_last_sequence.set(seq as i64);
+        self.metrics.fleet.applied_sequence.set(seq as i64);
+        self.metrics.ledger.last_sequence.set(seq as i64);
     }
 
     /// Reads the head pointer if it changed; returns whether it moved past
@@ -359,7 +360,7 @@ impl FleetBackend {
                 }
             }
         }
-        self.metrics.fleet_head_sequence.set(self.head_seen as i64);
+        self.metrics.fleet.head_sequence.set(self.head_seen as i64);
         Ok(self.head_seen > self.applied)
     }
 
@@ -420,11 +421,12 @@ impl FleetBackend {
                 tracing::debug!(from = self.applied + 1, ok = ?result.as_ref().map(Option::is_some), "catch-up fetch");
                 match result {
                     Ok(Some(batch)) => {
-                        self.metrics.fleet_corrupt_batch.set(0);
+                        self.metrics.fleet.corrupt_batch.set(0);
                         let delay = (self.clock.now() - batch.written_at).max(0);
-                        self.metrics.fleet_batch_delay_seconds.observe(delay as f64);
+                        self.metrics.fleet.batch_delay_seconds.observe(delay as f64);
                         self.metrics
-                            .fleet_batches_applied
+                            .fleet
+                            .batches_applied
                             .with_label_values(&["peer"])
                             .inc();
                         tracing::debug!(seq = batch.seq, writer = %batch.writer, n = batch.records.len(), "applying a peer's batch");
@@ -439,8 +441,8 @@ impl FleetBackend {
                     Err(e @ FetchError::Corrupt { seq, .. }) => {
                         // Never skipped: stop applying here, alert, and keep
                         // serving the state this replica has.
-                        self.metrics.fleet_corrupt_batch.set(seq as i64);
-                        self.metrics.fleet_store_errors.inc();
+                        self.metrics.fleet.corrupt_batch.set(seq as i64);
+                        self.metrics.fleet.store_errors.inc();
                         if self
                             .last_error_log
                             .is_none_or(|t| t.elapsed() >= Duration::from_secs(30))
@@ -458,7 +460,8 @@ impl FleetBackend {
             }
         }
         self.metrics
-            .fleet_lag_batches
+            .fleet
+            .lag_batches
             .set(self.head_seen.saturating_sub(self.applied) as i64);
         records
     }
@@ -483,12 +486,14 @@ impl Backend for FleetBackend {
             .rt
             .block_on(self.store.write(&key, body, CONTENT_TYPE, &Expect::Absent));
         self.metrics
-            .ledger_append_seconds
+            .ledger
+            .append_seconds
             .observe(started.elapsed().as_secs_f64());
         match created {
             Ok(_) => {
                 self.metrics
-                    .fleet_batches_applied
+                    .fleet
+                    .batches_applied
                     .with_label_values(&["own"])
                     .inc();
                 self.set_applied(seq);
@@ -500,11 +505,11 @@ impl Backend for FleetBackend {
                 Ok(())
             }
             Err(PublishError::Conflict) => {
-                self.metrics.fleet_write_conflicts.inc();
+                self.metrics.fleet.write_conflicts.inc();
                 Err(WriteError::Behind)
             }
             Err(e) => {
-                self.metrics.ledger_write_errors.inc();
+                self.metrics.ledger.write_errors.inc();
                 self.store_error("writing a ledger batch", &e);
                 Err(WriteError::Io(format!("fleet ledger store: {e}")))
             }
@@ -530,10 +535,12 @@ impl Backend for FleetBackend {
         };
         let records = if look { self.catch_up() } else { Vec::new() };
         self.metrics
-            .fleet_lag_seconds
+            .fleet
+            .lag_seconds
             .set((self.clock.now() - self.caught_up_at).max(0) as f64);
         self.metrics
-            .fleet_lag_batches
+            .fleet
+            .lag_batches
             .set(self.head_seen.saturating_sub(self.applied) as i64);
         records
     }

@@ -24,7 +24,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::record::{self, IssuerEntries, Record, RecordError};
-use super::{numbered, segment_name, sync_dir, Applier, Options, Recovery};
+use super::types::{numbered, segment_name, sync_dir, Applier, Options, Recovery};
 
 /// Why the ledger cannot be trusted as it is. Nothing was changed.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -179,30 +179,7 @@ pub fn scan(dir: &Path, all_snapshots: bool, visit: &mut dyn Visit) -> std::io::
         }
     }
     out.tmp_files.sort();
-    let snapshots = numbered(dir, "snap-", ".rvs")?;
-    for (seq, path) in snapshots.iter().rev() {
-        let want = out.base.is_none() || all_snapshots;
-        let readable = want.then(|| {
-            let bytes = fs::read(path).map_err(|e| e.to_string())?;
-            match record::decode_snapshot(&bytes) {
-                Ok((s, issuers)) if s == *seq => {
-                    if out.base.is_none() {
-                        out.base = Some(*seq);
-                        visit.snapshot(*seq, issuers);
-                    }
-                    Ok(())
-                }
-                Ok((s, _)) => Err(format!("holds snapshot {s}, not {seq}")),
-                Err(e) => Err(e.to_string()),
-            }
-        });
-        out.snapshots.push(SnapshotScan {
-            seq: *seq,
-            path: path.clone(),
-            readable,
-        });
-    }
-    out.snapshots.reverse();
+    scan_snapshots(dir, all_snapshots, visit, &mut out)?;
     let base = out.base.unwrap_or(0);
     out.last_seq = base;
     let segments = numbered(dir, "log-", ".rvl")?;
@@ -329,6 +306,42 @@ pub fn scan(dir: &Path, all_snapshots: bool, visit: &mut dyn Visit) -> std::io::
     Ok(out)
 }
 
+/// The snapshots of `dir`, newest first until one reads (all of them with
+/// `all_snapshots`); the newest readable one is the base and goes to
+/// `visit`.
+fn scan_snapshots(
+    dir: &Path,
+    all_snapshots: bool,
+    visit: &mut dyn Visit,
+    out: &mut Scan,
+) -> std::io::Result<()> {
+    let snapshots = numbered(dir, "snap-", ".rvs")?;
+    for (seq, path) in snapshots.iter().rev() {
+        let want = out.base.is_none() || all_snapshots;
+        let readable = want.then(|| {
+            let bytes = fs::read(path).map_err(|e| e.to_string())?;
+            match record::decode_snapshot(&bytes) {
+                Ok((s, issuers)) if s == *seq => {
+                    if out.base.is_none() {
+                        out.base = Some(*seq);
+                        visit.snapshot(*seq, issuers);
+                    }
+                    Ok(())
+                }
+                Ok((s, _)) => Err(format!("holds snapshot {s}, not {seq}")),
+                Err(e) => Err(e.to_string()),
+            }
+        });
+        out.snapshots.push(SnapshotScan {
+            seq: *seq,
+            path: path.clone(),
+            readable,
+        });
+    }
+    out.snapshots.reverse();
+    Ok(())
+}
+
 /// Whether a record that could follow seq `after` starts at `off`: a
 /// plausible length, version 1, a sequence number just after, and a
 /// matching checksum.
@@ -437,7 +450,7 @@ impl Visit for Replay<'_> {
         }
     }
     fn record(&mut self, rec: &Record, _at: At<'_>) {
-        super::replay(self.applier, rec);
+        super::types::replay(self.applier, rec);
     }
 }
 

@@ -6,9 +6,9 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::numbered;
 use super::record::{self, IssuerEntries, Record};
 use super::recover::{self, At, Scan, Visit};
+use super::types::numbered;
 
 /// Prints what a scan found: snapshots, segments and sequence ranges, the
 /// torn tail if any, and the first problem. True when start-up would
@@ -253,8 +253,8 @@ pub fn repair(dir: &Path, seq: u64, now: i64) -> Result<Repaired, RepairError> {
             move_aside(&path, &mut done)?;
         }
     }
-    super::sync_dir(&kept_in)?;
-    super::sync_dir(dir)?;
+    super::types::sync_dir(&kept_in)?;
+    super::types::sync_dir(dir)?;
     done.lost.sort_by_key(|r| r.seq);
     done.lost.dedup_by_key(|r| r.seq);
     Ok(done)

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use super::record::Record;
-use super::{replay, Applier, LedgerError, Outcome, Request};
+use super::types::{replay, Applier, LedgerError, Outcome, Request};
 use crate::metrics::Metrics;
 use crate::state::{Applied, Change, Serial};
 use std::collections::HashSet;
@@ -50,7 +50,7 @@ pub(super) struct Writer {
     pub(super) metrics: Metrics,
     /// Told of every revocation and release recorded here, in sequence
     /// order (peers' batches are theirs to report).
-    pub(super) observer: super::Observer,
+    pub(super) observer: super::types::Observer,
 }
 
 /// A change accepted into the group being written.
@@ -218,16 +218,17 @@ impl Writer {
                     self.applier.apply(&rec.issuer, &rec.change, &rec.author);
                     if matches!(rec.change, Change::Revoke { .. }) {
                         self.metrics
-                            .ocsp_revocation_visible_seconds
+                            .ocsp
+                            .revocation_visible_seconds
                             .observe(received.elapsed().as_secs_f64());
                     }
                     let kind = rec.change.kind();
-                    self.metrics.ledger_changes.with_label_values(&[kind]).inc();
+                    self.metrics.ledger.changes.with_label_values(&[kind]).inc();
                     if let (Some(observer), false) = (
                         self.observer.get(),
                         matches!(rec.change, Change::Register { .. }),
                     ) {
-                        let _ = observer.send(super::Acknowledged {
+                        let _ = observer.send(super::types::Acknowledged {
                             issuer: rec.issuer.clone(),
                             serial: rec.change.serial().clone(),
                             seq: rec.seq,

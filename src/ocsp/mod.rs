@@ -1,18 +1,18 @@
-//! OCSP: request decoding and response encoding (pure), and the responder
-//! that answers from pre-signed bytes (filter -> cache -> bounded signer).
+//! OCSP: request decoding and response encoding (pure: `request`,
+//! `response`), the answers (`answers`: pre-signed responses in per-window
+//! tables, a leaf), signing (`signing`: on-demand, after a change, the
+//! pre-signer), and serving (`responder`: the issuer filter, the hit path,
+//! the long way to the signer). Dependencies run one way: serving ->
+//! signing -> answers -> the pure codecs.
 
-pub mod compact;
-pub mod filetable;
-pub mod hot;
-pub mod presign;
-pub mod rate;
+pub mod answers;
 pub mod request;
-pub mod requested;
 pub mod responder;
 pub mod response;
-pub mod store;
-pub mod tablefmt;
+pub mod signing;
 
+pub use answers::Signed;
 pub use request::{decode_der, decode_get_path, Request, RequestError, GET_DER_INLINE};
-pub use responder::{Answer, Responder, Signed};
-pub use response::{CertStatus, ErrorStatus, ResponseSigner};
+pub use responder::{Answer, Get, Miss, Responder};
+pub use response::{CertStatus, ErrorStatus};
+pub use signing::{Signer, Why};

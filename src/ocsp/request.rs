@@ -1,4 +1,4 @@
-//! OCSP request decoding (RFC 6960 4.1, A.1; CONFORMANCE 1-11). Pure: bytes
+//! OCSP request decoding (RFC 6960 4.1, A.1; docs/conformance.md 1-11). Pure: bytes
 //! in, a [`Request`] or a [`RequestError`] out; nothing here may panic on any
 //! input (the fuzz target `ocsp_request` holds it to that).
 
@@ -16,7 +16,7 @@ use crate::state::Serial;
 const NONCE_ARCS: &[u32] = &[1, 3, 6, 1, 5, 5, 7, 48, 1, 2];
 
 /// One CertID asked about, with the hash algorithm resolved by OID
-/// (parameters, absent or NULL, are ignored: CONFORMANCE 7).
+/// (parameters, absent or NULL, are ignored: docs/conformance.md 7).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertIdQuery {
     /// `None` when the OID is not one revocd answers for.
@@ -225,7 +225,7 @@ fn der_tlv(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
 
 /// The DER request carried in a GET path: everything after the configured
 /// prefix. Percent-decodes exactly once, accepts `+ / =` raw or escaped, leading
-/// slashes, missing padding and the base64url alphabet (CONFORMANCE 2).
+/// slashes, missing padding and the base64url alphabet (docs/conformance.md 2).
 pub fn decode_get_path(path: &str) -> Result<Vec<u8>, RequestError> {
     let path = path.trim_start_matches('/');
     if path.is_empty() {

@@ -2,10 +2,8 @@
 //! synchronous: the DER is assembled by hand from the pieces in `asn1` so
 //! every time is whole seconds and certificates are copied verbatim.
 
-use bytes::Bytes;
-
 use crate::asn1::{self, context_constructed, context_primitive};
-use crate::pki::{Cert, HashAlg, SignError, SigningKey};
+use crate::pki::{HashAlg, ResponseSigner, SignError};
 use crate::state::{Reason, Serial};
 
 /// id-pkix-ocsp-basic.
@@ -22,7 +20,7 @@ static EXTENDED_REVOKE_OID: std::sync::LazyLock<Vec<u8>> =
 static NONCE_OID: std::sync::LazyLock<Vec<u8>> =
     std::sync::LazyLock::new(|| asn1::oid(&asn1::oid_content("1.3.6.1.5.5.7.48.1.2")));
 
-/// The unsigned error statuses (CONFORMANCE 12).
+/// The unsigned error statuses (docs/conformance.md 12).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorStatus {
     MalformedRequest = 1,
@@ -89,85 +87,8 @@ impl CertStatus {
     }
 }
 
-/// Who signs: a key plus what the response must say about it.
-#[derive(Debug)]
-pub struct ResponseSigner {
-    key: SigningKey,
-    /// SHA-1 of the signer's public key: ResponderID byKey (CONFORMANCE 13).
-    key_hash: Vec<u8>,
-    /// `[0] EXPLICIT SEQUENCE OF Certificate` holding the delegated responder
-    /// certificate, or empty when the issuer signs itself (CONFORMANCE 14).
-    certs_field: Bytes,
-    /// notAfter of the signing certificate; nextUpdate never passes it.
-    not_after: i64,
-}
-
-/// The one `'static` copy of a `certs` field. Every answer served carries
-/// its signer's field; a static `Bytes` clones and drops without touching a
-/// reference count that every core would otherwise contend for on each
-/// request. Interned, so reloading the same certificate reuses its copy:
-/// what is kept grows only with distinct responder certificates (about a
-/// kilobyte per rotation) and lives as long as the process.
-fn interned(field: Vec<u8>) -> Bytes {
-    static FIELDS: std::sync::Mutex<Vec<&'static [u8]>> = std::sync::Mutex::new(Vec::new());
-    let mut fields = FIELDS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let kept = match fields.iter().find(|f| **f == field.as_slice()) {
-        Some(f) => *f,
-        None => {
-            let f: &'static [u8] = Box::leak(field.into_boxed_slice());
-            fields.push(f);
-            f
-        }
-    };
-    Bytes::from_static(kept)
-}
-
-impl ResponseSigner {
-    /// `cert` is the certificate of `key`; `delegated` says to include it.
-    pub fn new(key: SigningKey, cert: &Cert, delegated: bool) -> Self {
-        let certs_field = if delegated {
-            let seq = asn1::sequence(&[&cert.der]);
-            interned(asn1::tlv(context_constructed(0), &seq))
-        } else {
-            Bytes::new()
-        };
-        Self {
-            key_hash: cert.key_hash(HashAlg::Sha1),
-            key,
-            certs_field,
-            not_after: cert.not_after,
-        }
-    }
-
-    pub fn not_after(&self) -> i64 {
-        self.not_after
-    }
-
-    pub fn key(&self) -> &SigningKey {
-        &self.key
-    }
-
-    /// SHA-1 of the signer's public key (its ResponderID).
-    pub fn key_hash(&self) -> &[u8] {
-        &self.key_hash
-    }
-
-    /// The `certs` field every response of this signer ends with (empty
-    /// when the issuer signs itself).
-    pub fn certs_field(&self) -> &Bytes {
-        &self.certs_field
-    }
-
-    /// Whether `other` signs with the same key and certificate.
-    pub fn same_as(&self, other: &ResponseSigner) -> bool {
-        self.key_hash == other.key_hash && self.certs_field == other.certs_field
-    }
-}
-
 /// The CertID revocd answers with: the issuer hashes under `alg`, NULL
-/// parameters, and the serial (CONFORMANCE 8).
+/// parameters, and the serial (docs/conformance.md 8).
 pub fn cert_id_der(alg: HashAlg, name_hash: &[u8], key_hash: &[u8], serial: &Serial) -> Vec<u8> {
     asn1::sequence(&[
         &alg.algorithm_identifier_der(),
@@ -200,7 +121,7 @@ pub struct ResponseBody {
 /// Encodes and signs a successful OCSPResponse.
 pub fn encode_signed(signer: &ResponseSigner, body: &ResponseBody) -> Result<Vec<u8>, SignError> {
     let mut der = encode_signed_own(signer, body)?;
-    der.extend_from_slice(&signer.certs_field);
+    der.extend_from_slice(signer.certs_field());
     Ok(der)
 }
 
@@ -214,7 +135,7 @@ pub fn encode_signed_own(
 ) -> Result<Vec<u8>, SignError> {
     let responder_id = asn1::tlv(
         context_constructed(2),
-        &asn1::octet_string(&signer.key_hash),
+        &asn1::octet_string(signer.key_hash()),
     );
     let produced_at = asn1::generalized_time(body.produced_at);
     let singles: Vec<Vec<u8>> = body.answers.iter().map(single_response).collect();
@@ -237,19 +158,19 @@ pub fn encode_signed_own(
         asn1::tlv(context_constructed(1), &asn1::sequence(&refs))
     };
     let tbs = asn1::sequence(&[&responder_id, &produced_at, &responses, &extensions]);
-    let signature = asn1::bit_string(&signer.key.sign(&tbs)?);
-    let algorithm = signer.key.signature_algorithm_der();
+    let signature = asn1::bit_string(&signer.key().sign(&tbs)?);
+    let algorithm = signer.key().signature_algorithm_der();
     // OCSPResponse { status, [0] EXPLICIT ResponseBytes { OID, OCTET STRING
     // { BasicOCSPResponse { tbs, algorithm, signature, certs } } } }, written
     // outside in with the lengths counting the certs that follow.
-    let basic = tbs.len() + algorithm.len() + signature.len() + signer.certs_field.len();
+    let basic = tbs.len() + algorithm.len() + signature.len() + signer.certs_field().len();
     let octets = asn1::header_len(basic) + basic;
     let oid = &*OCSP_BASIC_OID;
     let response_bytes = oid.len() + asn1::header_len(octets) + octets;
     let explicit = asn1::header_len(response_bytes) + response_bytes;
     let status = [asn1::TAG_ENUMERATED, 1, 0];
     let outer = status.len() + asn1::header_len(explicit) + explicit;
-    let mut out = Vec::with_capacity(asn1::header_len(outer) + outer - signer.certs_field.len());
+    let mut out = Vec::with_capacity(asn1::header_len(outer) + outer - signer.certs_field().len());
     asn1::push_header(&mut out, asn1::TAG_SEQUENCE, outer);
     out.extend_from_slice(&status);
     asn1::push_header(&mut out, context_constructed(0), explicit);
@@ -279,6 +200,8 @@ fn single_response(a: &SingleAnswer) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pki::SigningKey;
+    use bytes::Bytes;
 
     #[test]
     fn error_statuses_are_five_bytes() {
@@ -306,19 +229,17 @@ mod tests {
 
     /// A fresh P-256 key signing itself, without certificates.
     fn test_signer() -> ResponseSigner {
+        ResponseSigner::from_parts(test_key(), Bytes::new())
+    }
+
+    fn test_key() -> SigningKey {
         let rng = ring::rand::SystemRandom::new();
         let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
             &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
             &rng,
         )
         .expect("gen");
-        let key = SigningKey::from_pkcs8_der(pkcs8.as_ref()).expect("key");
-        ResponseSigner {
-            key_hash: HashAlg::Sha1.digest(key.public_key().expect("file key")),
-            key,
-            certs_field: Bytes::new(),
-            not_after: i64::MAX,
-        }
+        SigningKey::from_pkcs8_der(pkcs8.as_ref()).expect("key")
     }
 
     #[test]
@@ -381,15 +302,15 @@ mod tests {
             extended_revoke: false,
             nonce: None,
         };
-        let mut signer = test_signer();
         for filler in [0usize, 10, 200, 70_000] {
             let fake_cert = asn1::sequence(&[&asn1::octet_string(&vec![7u8; filler])]);
-            signer.certs_field = Bytes::from(asn1::tlv(
+            let certs_field = Bytes::from(asn1::tlv(
                 context_constructed(0),
                 &asn1::sequence(&[&fake_cert]),
             ));
+            let signer = ResponseSigner::from_parts(test_key(), certs_field);
             let own = encode_signed_own(&signer, &body).expect("sign");
-            let der = [&own[..], &signer.certs_field[..]].concat();
+            let der = [&own[..], &signer.certs_field()[..]].concat();
             let (outer, rest) = asn1::read_tlv(&der).expect("outer");
             assert!(
                 rest.is_empty() && outer.whole.len() == der.len(),
@@ -402,9 +323,9 @@ mod tests {
             assert!(rest.is_empty());
             let fields = asn1::children(basic.content).expect("basic fields");
             assert_eq!(fields.len(), 4, "{filler}");
-            assert_eq!(fields[3].whole, &signer.certs_field[..]);
+            assert_eq!(fields[3].whole, &signer.certs_field()[..]);
             let whole = encode_signed(&signer, &body).expect("sign");
-            assert!(whole.ends_with(&signer.certs_field));
+            assert!(whole.ends_with(signer.certs_field()));
             let (t, rest) = asn1::read_tlv(&whole).expect("whole");
             assert!(rest.is_empty() && t.whole.len() == whole.len());
         }

@@ -1,7 +1,8 @@
 use der::{Decode, DecodePem, Encode};
 use x509_cert::Certificate;
 
-use super::{oids, HashAlg};
+use super::hash::HashAlg;
+use super::oids;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CertError {
@@ -138,7 +139,7 @@ impl Cert {
     /// Whether `issuer` signed this certificate (name chaining and signature).
     pub fn is_issued_by(&self, issuer: &Cert) -> bool {
         self.issuer_der == issuer.subject_der
-            && super::verify_signature(
+            && super::verify::verify_signature(
                 &self.signature_oid,
                 &issuer.key_oid,
                 issuer.curve_oid.as_deref(),

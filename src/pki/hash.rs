@@ -1,6 +1,6 @@
 use ring::digest;
 
-/// A CertID hash algorithm (CONFORMANCE 7). Matched by OID only.
+/// A CertID hash algorithm (docs/conformance.md 7). Matched by OID only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum HashAlg {
     Sha1,

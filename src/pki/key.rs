@@ -1,7 +1,8 @@
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
 
-use super::oids;
+use super::kind::KeyKind;
+use super::verify::verify_signature;
 use crate::asn1;
 
 #[derive(Debug, thiserror::Error)]
@@ -24,36 +25,6 @@ pub enum SignError {
     /// busy: nothing was signed, try again later.
     #[error("the HSM signer is unavailable")]
     Unavailable,
-}
-
-/// The kind of a signing key; the signature algorithm follows from it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyKind {
-    EcdsaP256,
-    EcdsaP384,
-    Rsa,
-    Ed25519,
-}
-
-impl KeyKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            KeyKind::EcdsaP256 => "ecdsa-p256",
-            KeyKind::EcdsaP384 => "ecdsa-p384",
-            KeyKind::Rsa => "rsa",
-            KeyKind::Ed25519 => "ed25519",
-        }
-    }
-
-    /// Dotted OID of the signature algorithm revocd signs with for this key.
-    pub fn signature_oid(self) -> &'static str {
-        match self {
-            KeyKind::EcdsaP256 => oids::ECDSA_SHA256,
-            KeyKind::EcdsaP384 => oids::ECDSA_SHA384,
-            KeyKind::Rsa => oids::RSA_SHA256,
-            KeyKind::Ed25519 => oids::ED25519,
-        }
-    }
 }
 
 enum Inner {
@@ -215,7 +186,7 @@ impl SigningKey {
     /// Whether this is the private key of `cert`. A file key is compared
     /// with the certificate's public key; a key in an HSM signs a probe that
     /// the certificate's public key must verify.
-    pub fn matches(&self, cert: &super::Cert) -> Result<bool, SignError> {
+    pub fn matches(&self, cert: &super::cert::Cert) -> Result<bool, SignError> {
         if let Some(public) = self.public_key() {
             return Ok(public == cert.public_key.as_slice());
         }
@@ -269,48 +240,10 @@ fn signature_algorithm_der(kind: KeyKind) -> Vec<u8> {
     }
 }
 
-/// Verifies `sig` over `msg` made with the signature algorithm `sig_oid`
-/// (dotted) by the key `public_key` (SPKI BIT STRING contents) of type
-/// `key_oid` with optional curve `curve_oid`.
-pub fn verify_signature(
-    sig_oid: &str,
-    key_oid: &str,
-    curve_oid: Option<&str>,
-    public_key: &[u8],
-    msg: &[u8],
-    sig: &[u8],
-) -> bool {
-    use signature::VerificationAlgorithm;
-    let alg: &dyn VerificationAlgorithm = match (sig_oid, key_oid, curve_oid) {
-        (oids::ECDSA_SHA256, oids::EC_PUBLIC_KEY, Some(oids::P256)) => {
-            &signature::ECDSA_P256_SHA256_ASN1
-        }
-        (oids::ECDSA_SHA256, oids::EC_PUBLIC_KEY, Some(oids::P384)) => {
-            &signature::ECDSA_P384_SHA256_ASN1
-        }
-        (oids::ECDSA_SHA384, oids::EC_PUBLIC_KEY, Some(oids::P256)) => {
-            &signature::ECDSA_P256_SHA384_ASN1
-        }
-        (oids::ECDSA_SHA384, oids::EC_PUBLIC_KEY, Some(oids::P384)) => {
-            &signature::ECDSA_P384_SHA384_ASN1
-        }
-        (oids::RSA_SHA1, oids::RSA_ENCRYPTION, _) => {
-            &signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY
-        }
-        (oids::RSA_SHA256, oids::RSA_ENCRYPTION, _) => &signature::RSA_PKCS1_2048_8192_SHA256,
-        (oids::RSA_SHA384, oids::RSA_ENCRYPTION, _) => &signature::RSA_PKCS1_2048_8192_SHA384,
-        (oids::RSA_SHA512, oids::RSA_ENCRYPTION, _) => &signature::RSA_PKCS1_2048_8192_SHA512,
-        (oids::ED25519, oids::ED25519, _) => &signature::ED25519,
-        _ => return false,
-    };
-    signature::UnparsedPublicKey::new(alg, public_key)
-        .verify(msg, sig)
-        .is_ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pki::oids;
 
     #[test]
     fn debug_never_prints_key_material() {

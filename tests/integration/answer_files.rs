@@ -13,7 +13,7 @@ use crate::support::*;
 
 /// The DER answer to a SHA-1 POST for `serial`.
 fn answer_bytes(d: &Daemon, ca: &revocd::pki::Cert, serial: &Serial) -> Vec<u8> {
-    let der = revocd::query::build_request(ca, serial, revocd::pki::HashAlg::Sha1);
+    let der = revocd::tools::query::build_request(ca, serial, revocd::pki::HashAlg::Sha1);
     let (status, _, body) = ocsp_post(d.public, &der).expect("HTTP answer");
     assert_eq!(status, 200);
     body

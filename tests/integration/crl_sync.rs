@@ -262,7 +262,7 @@ fn nginx_refuses_a_client_certificate_once_its_revocation_is_synced() {
         (curl_as_client(p, port) == 400).then_some(())
     });
     let bundle = std::fs::read(&synced).expect("synced");
-    let crls = revocd::sync::decode_bundle(&bundle);
+    let crls = revocd::tools::sync::decode_bundle(&bundle);
     assert_eq!(crls.len(), 1);
     let entries = revocd::crl::build::entries_of(&crls[0]).expect("entries");
     assert!(entries.iter().any(|e| e.serial.to_hex() == "5EC5A1"));
@@ -535,7 +535,7 @@ fn several_sources_make_one_pem_bundle_in_ca_order() {
         &out.to_string_lossy(),
     ]);
     assert_eq!(code, Some(0), "{stderr}");
-    let crls = revocd::sync::decode_bundle(&std::fs::read(&out).expect("bundle"));
+    let crls = revocd::tools::sync::decode_bundle(&std::fs::read(&out).expect("bundle"));
     assert_eq!(crls.len(), 2);
     // CA order (a, then b), whatever the order of the sources.
     assert_eq!(
@@ -675,8 +675,8 @@ fn crl_sync_refuses_what_a_server_would_reject_and_accepts_what_rfc_5280_allows(
         let previous = signed_crl(p, 1);
         std::fs::write(
             &installed,
-            revocd::sync::encode_bundle(
-                &[Some(revocd::sync::Installed {
+            revocd::tools::sync::encode_bundle(
+                &[Some(revocd::tools::sync::Installed {
                     der: previous.clone(),
                     ca: 0,
                     number: 1,
@@ -684,7 +684,7 @@ fn crl_sync_refuses_what_a_server_would_reject_and_accepts_what_rfc_5280_allows(
                     this_update: 0,
                     next_update: 1,
                 })],
-                revocd::sync::Format::Pem,
+                revocd::tools::sync::Format::Pem,
             ),
         )
         .expect("old file");
@@ -724,11 +724,11 @@ fn crl_sync_refuses_what_a_server_would_reject_and_accepts_what_rfc_5280_allows(
                 // What the server would have said of it.
                 let pem = p.join(format!("candidate-{n}.pem"));
                 let der = std::fs::read(p.join(file)).expect("crl");
-                let der = revocd::sync::crl_der(&der).expect("one crl");
+                let der = revocd::tools::sync::crl_der(&der).expect("one crl");
                 std::fs::write(
                     &pem,
-                    revocd::sync::encode_bundle(
-                        &[Some(revocd::sync::Installed {
+                    revocd::tools::sync::encode_bundle(
+                        &[Some(revocd::tools::sync::Installed {
                             der,
                             ca: 0,
                             number: 0,
@@ -736,7 +736,7 @@ fn crl_sync_refuses_what_a_server_would_reject_and_accepts_what_rfc_5280_allows(
                             this_update: 0,
                             next_update: 0,
                         })],
-                        revocd::sync::Format::Pem,
+                        revocd::tools::sync::Format::Pem,
                     ),
                 )
                 .expect("write");

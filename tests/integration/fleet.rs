@@ -128,7 +128,7 @@ fn a_revocation_through_any_replica_is_answered_as_revoked_by_all_three_within_t
         assert_eq!(revoke_via(via.admin, &tok, &serial), 200);
         let acked = Instant::now();
         let s = Serial::from_hex(&serial).expect("hex");
-        // The fleet.poll default is 1 s; DESIGN asks for visibility within
+        // The fleet.poll default is 1 s; the README promises visibility within
         // 2 s. That is measured (printed below, and by loadtest), not
         // asserted: a test bounded by wall time fails on a busy machine.
         eventually(

@@ -140,7 +140,8 @@ fn hostile_requests_get_clean_answers_and_the_daemon_keeps_serving() {
             "HTTP/1.0 without Host",
             false,
             {
-                let der = revocd::query::build_request(&ca, &good, revocd::pki::HashAlg::Sha1);
+                let der =
+                    revocd::tools::query::build_request(&ca, &good, revocd::pki::HashAlg::Sha1);
                 let mut r = format!("POST / HTTP/1.0\r\nContent-Length: {}\r\n\r\n", der.len())
                     .into_bytes();
                 r.extend_from_slice(&der);
@@ -345,7 +346,7 @@ fn hostile_requests_get_clean_answers_and_the_daemon_keeps_serving() {
     assert_eq!(v["status"].as_str(), Some("unknown"), "{v}");
 
     // Pipelined requests on one connection: both answered, in order.
-    let der = revocd::query::build_request(&ca, &good, revocd::pki::HashAlg::Sha1);
+    let der = revocd::tools::query::build_request(&ca, &good, revocd::pki::HashAlg::Sha1);
     let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &der);
     let pipelined = format!(
         "GET /{b64} HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz-not-here HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
@@ -574,7 +575,7 @@ fn a_client_that_never_reads_is_cut_at_the_write_timeout() {
     let d = Daemon::start(&config);
     let ca = load_cert(&p.join("ca.pem"));
     let good = Serial::from_hex(&serial_of(&p.join("leaf-good.pem"))).expect("hex");
-    let der = revocd::query::build_request(&ca, &good, revocd::pki::HashAlg::Sha1);
+    let der = revocd::tools::query::build_request(&ca, &good, revocd::pki::HashAlg::Sha1);
     let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &der);
     let one = format!("GET /{b64} HTTP/1.1\r\nHost: x\r\n\r\n");
     let public = d.public;
@@ -722,7 +723,7 @@ fn a_head_must_arrive_whole_in_time_and_a_request_being_answered_is_not_cut() {
     // A keep-alive connection left idle after its answer is closed.
     let ca = load_cert(&p.join("ca.pem"));
     let good = Serial::from_hex(&serial_of(&p.join("leaf-good.pem"))).expect("hex");
-    let der = revocd::query::build_request(&ca, &good, revocd::pki::HashAlg::Sha1);
+    let der = revocd::tools::query::build_request(&ca, &good, revocd::pki::HashAlg::Sha1);
     let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &der);
     let mut s = TcpStream::connect(d.public).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(40)))

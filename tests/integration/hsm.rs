@@ -416,7 +416,7 @@ fn an_hsm_that_goes_away_marks_the_signer_down_keeps_answering_and_recovers() {
     // signed (the acknowledged revocation's new answer) is tryLater, never
     // the old `good`.
     assert_eq!(ocsp_status(&d, &ca, &good).status, "good");
-    let req = revocd::query::build_request(&ca, &fresh, revocd::pki::HashAlg::Sha1);
+    let req = revocd::tools::query::build_request(&ca, &fresh, revocd::pki::HashAlg::Sha1);
     let (status, body) = post_der(&d, &req);
     // tryLater, with HTTP 503 and Retry-After as revocd answers it.
     assert_eq!(
@@ -505,7 +505,7 @@ fn after_a_rollover_with_the_hsm_down_the_previous_windows_answer_is_served() {
     server.kill();
     // Read while the HSM is down (a hit): kept past its window's end.
     eventually(WAIT_SECS, "the signer marked down", || {
-        let req = revocd::query::build_request(&ca, &revoked, revocd::pki::HashAlg::Sha1);
+        let req = revocd::tools::query::build_request(&ca, &revoked, revocd::pki::HashAlg::Sha1);
         let _ = post_der(&d, &req);
         (metric(&d, "revocd_signer_up{issuer=\"demo\",role=\"ocsp\"}") == 0.0).then_some(())
     });
@@ -524,7 +524,7 @@ fn after_a_rollover_with_the_hsm_down_the_previous_windows_answer_is_served() {
     assert!(metric(&d, "revocd_ocsp_stale_served_total") >= 1.0);
     // A serial never asked about before the outage has nothing to fall
     // back on: tryLater.
-    let req = revocd::query::build_request(&ca, &revoked, revocd::pki::HashAlg::Sha256);
+    let req = revocd::tools::query::build_request(&ca, &revoked, revocd::pki::HashAlg::Sha256);
     let (status, body) = post_der(&d, &req);
     assert_eq!((status, body.as_slice()), (503, &TRY_LATER[..]));
 }

@@ -1,5 +1,5 @@
 //! GET, HEAD, conditional GET and error statuses with curl and raw sockets
-//! (CONFORMANCE 1-6, 19-21).
+//! (docs/conformance.md 1-6, 19-21).
 
 use std::process::Command;
 

@@ -105,7 +105,7 @@ fn an_index_revocation_made_while_stopped_reaches_the_crl_within_max_delay() {
         .map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
             if f.len() >= 4 && f[3].eq_ignore_ascii_case(&good) {
-                let at = revocd::index::format_time(now - 60);
+                let at = revocd::sources::index::format_time(now - 60);
                 format!("R\t{}\t{at},superseded\t{}", f[1], f[3..].join("\t"))
             } else {
                 l.to_string()

@@ -9,7 +9,7 @@ use revocd::state::Serial;
 
 use crate::support::*;
 
-fn signer_of(v: &revocd::query::Verdict) -> String {
+fn signer_of(v: &revocd::tools::query::Verdict) -> String {
     v.lines
         .iter()
         .find(|l| l.starts_with("Signed by delegated responder"))
@@ -92,7 +92,7 @@ fn sighup_rotates_the_responder_key_without_downtime() {
             d.public,
         );
         std::thread::spawn(move || {
-            let der = revocd::query::build_request(&ca, &good, revocd::pki::HashAlg::Sha1);
+            let der = revocd::tools::query::build_request(&ca, &good, revocd::pki::HashAlg::Sha1);
             while !stop.load(Ordering::SeqCst) {
                 let mut req = format!("POST / HTTP/1.0\r\nContent-Length: {}\r\n\r\n", der.len())
                     .into_bytes();
@@ -100,7 +100,7 @@ fn sighup_rotates_the_responder_key_without_downtime() {
                 let now = revocd::clock::Clock::now(&revocd::clock::SystemClock);
                 let ok = raw_http(public, &req)
                     .filter(|r| r.0 == 200)
-                    .and_then(|r| revocd::query::verify(&r.2, &ca, &good, now).ok())
+                    .and_then(|r| revocd::tools::query::verify(&r.2, &ca, &good, now).ok())
                     .is_some_and(|v| v.status == "good");
                 if ok {
                     served.fetch_add(1, Ordering::SeqCst)

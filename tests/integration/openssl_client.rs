@@ -242,7 +242,7 @@ fn long_nonces_and_unknown_critical_request_extensions() {
         assert_eq!(status, want_status, "{name}: {head}");
         assert_eq!(body == malformed, want_malformed, "{name}");
         if status == 200 {
-            let v = revocd::query::verify(
+            let v = revocd::tools::query::verify(
                 &body,
                 &ca,
                 &good,

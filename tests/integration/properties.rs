@@ -61,7 +61,7 @@ proptest! {
     fn get_paths_decode_to_the_request(s in serial(), url_safe in any::<bool>(), pad in any::<bool>()) {
         use base64::Engine;
         let ca = fixture().0.clone();
-        let der = revocd::query::build_request(&ca, &s, HashAlg::Sha256);
+        let der = revocd::tools::query::build_request(&ca, &s, HashAlg::Sha256);
         let b64 = match (url_safe, pad) {
             (true, true) => base64::engine::general_purpose::URL_SAFE.encode(&der),
             (true, false) => base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&der),
@@ -83,7 +83,7 @@ fn fixture() -> &'static (Cert, SigningKey) {
     static FIXTURE: std::sync::OnceLock<(Cert, SigningKey)> = std::sync::OnceLock::new();
     FIXTURE.get_or_init(|| {
         let dir = tempfile::tempdir().expect("tmp");
-        revocd::demo::init(&revocd::demo::InitOptions {
+        revocd::tools::demo::init(&revocd::tools::demo::InitOptions {
             dir: dir.path().to_path_buf(),
             listen: "127.0.0.1:8080".into(),
             admin_listen: "127.0.0.1:9090".into(),

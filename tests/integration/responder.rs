@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use revocd::clock::{Clock, ManualClock};
 use revocd::metrics::Metrics;
-use revocd::ocsp::responder::Why;
-use revocd::ocsp::{presign, Answer, ErrorStatus, Responder};
+use revocd::ocsp::signing::presign;
+use revocd::ocsp::Why;
+use revocd::ocsp::{Answer, ErrorStatus, Responder};
 use revocd::pki::{Cert, HashAlg};
 use revocd::state::{Change, Reason, Serial};
 
@@ -34,7 +35,7 @@ fn setup(budget: Option<usize>) -> Setup {
     for issuer in &issuers {
         let index = issuer.index.as_ref().expect("demo has an index");
         let text = std::fs::read_to_string(index).expect("index");
-        for change in revocd::index::parse(&text, i64::MAX).changes {
+        for change in revocd::sources::index::parse(&text, i64::MAX).changes {
             issuer
                 .state
                 .apply(&change, revocd::state::Author::named("index"))
@@ -42,7 +43,12 @@ fn setup(budget: Option<usize>) -> Setup {
         }
     }
     let clock = ManualClock::new(t0);
-    let responder = Responder::new(issuers, &config.ocsp, clock.clone(), Metrics::new());
+    let responder = Responder::new(
+        revocd::issuer::Issuers::new(issuers),
+        &config.ocsp,
+        clock.clone(),
+        Metrics::new(),
+    );
     let ca = Cert::parse(&std::fs::read(dir.path().join("ca.pem")).expect("ca")).expect("ca");
     let good = Serial::from_hex(&serial_of(&dir.path().join("leaf-good.pem"))).expect("serial");
     Setup {
@@ -73,7 +79,7 @@ async fn revoke_good(s: &Setup, at: i64) {
 }
 
 fn signings(r: &Responder, why: &str) -> u64 {
-    r.metrics().ocsp_signings.with_label_values(&[why]).get()
+    r.metrics().ocsp.signings.with_label_values(&[why]).get()
 }
 
 #[tokio::test]
@@ -81,8 +87,8 @@ async fn windows_follow_the_injected_clock_and_presigned_answers_need_no_signing
     let s = setup(None);
     let w = s.responder.windows();
     let current = w.at(s.clock.now());
-    presign::presign_window(&s.responder, current, Why::Presign).await;
-    let req = revocd::query::build_request(&s.ca, &s.good, HashAlg::Sha1);
+    presign::presign_window(s.responder.signer(), current, Why::Presign).await;
+    let req = revocd::tools::query::build_request(&s.ca, &s.good, HashAlg::Sha1);
     let a = signed(s.responder.respond(&req).await);
     // Signed during its window: thisUpdate is the signing time, never
     // before it (RFC 6960 4.2.2.1), and never before the window.
@@ -93,13 +99,14 @@ async fn windows_follow_the_injected_clock_and_presigned_answers_need_no_signing
 
     // Pre-sign the next window, then cross the rollover: still no signing.
     let next = w.next(current);
-    presign::presign_window(&s.responder, next, Why::Presign).await;
+    presign::presign_window(s.responder.signer(), next, Why::Presign).await;
     s.clock.set(next.start);
     let b = signed(s.responder.respond(&req).await);
     assert_eq!(b.this_update, next.start);
     assert_ne!(a.etag(), b.etag());
     assert_eq!(signings(&s.responder, "on_demand"), 0);
-    let v = revocd::query::verify(&b.to_der(), &s.ca, &s.good, s.clock.now()).expect("verify");
+    let v =
+        revocd::tools::query::verify(&b.to_der(), &s.ca, &s.good, s.clock.now()).expect("verify");
     assert_eq!(v.status, "good");
 }
 
@@ -107,7 +114,7 @@ async fn windows_follow_the_injected_clock_and_presigned_answers_need_no_signing
 async fn a_miss_is_signed_once_however_many_requests_wait() {
     let s = setup(None);
     // SHA-512 CertIDs are not pre-signed: every request below misses at first.
-    let req = revocd::query::build_request(&s.ca, &s.good, HashAlg::Sha512);
+    let req = revocd::tools::query::build_request(&s.ca, &s.good, HashAlg::Sha512);
     let mut tasks = Vec::new();
     for _ in 0..64 {
         let r = Arc::clone(&s.responder);
@@ -121,27 +128,28 @@ async fn a_miss_is_signed_once_however_many_requests_wait() {
     assert_eq!(etags.len(), 1);
     assert_eq!(signings(&s.responder, "on_demand"), 1);
     let a = signed(s.responder.respond(&req).await);
-    let v = revocd::query::verify(&a.to_der(), &s.ca, &s.good, s.clock.now()).expect("verify");
+    let v =
+        revocd::tools::query::verify(&a.to_der(), &s.ca, &s.good, s.clock.now()).expect("verify");
     assert_eq!(v.status, "good");
 }
 
 #[tokio::test]
 async fn beyond_the_signing_budget_the_answer_is_try_later() {
     let s = setup(Some(0));
-    let req = revocd::query::build_request(&s.ca, &s.good, HashAlg::Sha384);
+    let req = revocd::tools::query::build_request(&s.ca, &s.good, HashAlg::Sha384);
     match s.responder.respond(&req).await {
         Answer::Error(ErrorStatus::TryLater) => {}
         other => panic!("expected tryLater, got {other:?}"),
     }
-    assert_eq!(s.responder.metrics().ocsp_signing_shed.get(), 1);
+    assert_eq!(s.responder.metrics().ocsp.signing_shed.get(), 1);
 }
 
 #[tokio::test]
 async fn a_revocation_replaces_cached_answers_at_once() {
     let s = setup(None);
     let current = s.responder.windows().at(s.clock.now());
-    presign::presign_window(&s.responder, current, Why::Presign).await;
-    let req = revocd::query::build_request(&s.ca, &s.good, HashAlg::Sha256);
+    presign::presign_window(s.responder.signer(), current, Why::Presign).await;
+    let req = revocd::tools::query::build_request(&s.ca, &s.good, HashAlg::Sha256);
     let before = signed(s.responder.respond(&req).await);
     let at = s.clock.now() - 5;
     revoke_good(&s, at).await;
@@ -150,7 +158,8 @@ async fn a_revocation_replaces_cached_answers_at_once() {
     assert_ne!(before.etag(), after.etag());
     // Served from the bytes the change signed, not signed on the request.
     assert_eq!(signings(&s.responder, "on_demand"), on_demand);
-    let v = revocd::query::verify(&after.to_der(), &s.ca, &s.good, s.clock.now()).expect("verify");
+    let v = revocd::tools::query::verify(&after.to_der(), &s.ca, &s.good, s.clock.now())
+        .expect("verify");
     assert_eq!(v.status, "revoked");
     assert!(v.lines.iter().any(|l| l.contains("KeyCompromise")), "{v:?}");
 }
@@ -158,7 +167,7 @@ async fn a_revocation_replaces_cached_answers_at_once() {
 #[tokio::test]
 async fn absent_and_null_hash_parameters_find_the_same_issuer() {
     let s = setup(None);
-    let with_null = revocd::query::build_request(&s.ca, &s.good, HashAlg::Sha1);
+    let with_null = revocd::tools::query::build_request(&s.ca, &s.good, HashAlg::Sha1);
     // The same request with the AlgorithmIdentifier's NULL parameters dropped:
     // 30 09 06 05 2b0e03021a 05 00 -> 30 07 06 05 2b0e03021a, lengths fixed up.
     let alg_null = [
@@ -191,8 +200,8 @@ async fn absent_and_null_hash_parameters_find_the_same_issuer() {
 async fn no_thread_serves_its_kept_answer_after_an_acknowledged_revocation() {
     let s = setup(None);
     let current = s.responder.windows().at(s.clock.now());
-    presign::presign_window(&s.responder, current, Why::Presign).await;
-    let req = revocd::query::build_request(&s.ca, &s.good, HashAlg::Sha256);
+    presign::presign_window(s.responder.signer(), current, Why::Presign).await;
+    let req = revocd::tools::query::build_request(&s.ca, &s.good, HashAlg::Sha256);
     let path = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &req);
     let now = s.clock.now();
     let (asks, answers): (Vec<_>, Vec<_>) = (0..3)
@@ -233,7 +242,7 @@ async fn no_thread_serves_its_kept_answer_after_an_acknowledged_revocation() {
     for after in ask_all() {
         let after = after.expect("the change's own answer, pre-signed");
         assert_ne!(after.etag(), good.etag());
-        let v = revocd::query::verify(&after.to_der(), &s.ca, &s.good, now).expect("verify");
+        let v = revocd::tools::query::verify(&after.to_der(), &s.ca, &s.good, now).expect("verify");
         assert_eq!(v.status, "revoked");
     }
 }

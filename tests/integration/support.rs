@@ -536,7 +536,7 @@ pub fn ocsp_status(
     d: &Daemon,
     ca: &revocd::pki::Cert,
     serial: &revocd::state::Serial,
-) -> revocd::query::Verdict {
+) -> revocd::tools::query::Verdict {
     ocsp_status_at(
         d,
         ca,
@@ -551,7 +551,7 @@ pub fn ocsp_status_at(
     ca: &revocd::pki::Cert,
     serial: &revocd::state::Serial,
     now: i64,
-) -> revocd::query::Verdict {
+) -> revocd::tools::query::Verdict {
     try_ocsp_status_at(d, ca, serial, now).expect("verified OCSP answer")
 }
 
@@ -562,12 +562,12 @@ pub fn try_ocsp_status_at(
     ca: &revocd::pki::Cert,
     serial: &revocd::state::Serial,
     now: i64,
-) -> anyhow::Result<revocd::query::Verdict> {
-    let der = revocd::query::build_request(ca, serial, revocd::pki::HashAlg::Sha1);
+) -> anyhow::Result<revocd::tools::query::Verdict> {
+    let der = revocd::tools::query::build_request(ca, serial, revocd::pki::HashAlg::Sha1);
     let (status, _, body) =
         ocsp_post(d.public, &der).ok_or_else(|| anyhow::anyhow!("no HTTP answer"))?;
     anyhow::ensure!(status == 200, "HTTP {status}");
-    revocd::query::verify(&body, ca, serial, now)
+    revocd::tools::query::verify(&body, ca, serial, now)
 }
 
 /// POSTs the OCSP request `der` over HTTP/1.0: (status, headers, body).

@@ -275,7 +275,8 @@ fn a_delta_crl_from_python_cryptography_applies_on_its_base() {
     ca.revoke("leaf1", "certificateHold");
     ca.gencrl("base.pem");
     let base_number = revocd::crl::build::check(
-        &revocd::sync::crl_der(&std::fs::read(p.join("base.pem")).expect("base")).expect("der"),
+        &revocd::tools::sync::crl_der(&std::fs::read(p.join("base.pem")).expect("base"))
+            .expect("der"),
         &load_cert(&p.join("ca.pem")),
     )
     .expect("base")
@@ -357,7 +358,8 @@ fn aws_private_ca_flow_crl_replaced_in_moto_s3_and_an_audit_report_there() {
         .map(|n| ca.issue(&format!("leaf{n}"), "leaf"))
         .collect();
     ca.gencrl("crl.pem");
-    let der = revocd::sync::crl_der(&std::fs::read(p.join("crl.pem")).expect("crl")).expect("der");
+    let der =
+        revocd::tools::sync::crl_der(&std::fs::read(p.join("crl.pem")).expect("crl")).expect("der");
     std::fs::write(p.join("crl.der"), &der).expect("der");
     let s3 = moto();
     create_bucket(s3.port, "pca-crls");
@@ -418,7 +420,8 @@ fn aws_private_ca_flow_crl_replaced_in_moto_s3_and_an_audit_report_there() {
     // The CA revokes; its CRL is replaced in place, with a new ETag.
     ca.revoke("leaf2", "keyCompromise");
     ca.gencrl("crl.pem");
-    let der = revocd::sync::crl_der(&std::fs::read(p.join("crl.pem")).expect("crl")).expect("der");
+    let der =
+        revocd::tools::sync::crl_der(&std::fs::read(p.join("crl.pem")).expect("crl")).expect("der");
     std::fs::write(p.join("crl.der"), &der).expect("der");
     let second_etag = s3_put(s3.port, "pca-crls/crl/ca-0001.crl", &p.join("crl.der"));
     assert_ne!(first_etag, second_etag);

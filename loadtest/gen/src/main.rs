@@ -211,7 +211,7 @@ fn mint(args: &Args, host: &str, base_path: &str) -> anyhow::Result<Vec<Vec<Mint
         .map(|serial| {
             let mut variants = Vec::new();
             for &alg in hashes {
-                let der = revocd::query::build_request(&issuer, serial, alg);
+                let der = revocd::tools::query::build_request(&issuer, serial, alg);
                 for &post in methods {
                     let path = if post {
                         base_path.to_string()

@@ -4,7 +4,7 @@
 //! cache dropped before each run, which needs root).
 //!
 //! `--make N` first writes a table of N records of ANSWER bytes each in the
-//! real format (`revocd::ocsp::tablefmt`); otherwise `--file` names a table
+//! real format (`revocd::ocsp::answers::tablefmt`); otherwise `--file` names a table
 //! revocd wrote. Each run reads `--reads` random live records one at a
 //! time on one thread and checks each record's checksum, as serving does.
 
@@ -19,8 +19,8 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 
 use revocd::clock::Windows;
+use revocd::ocsp::answers::tablefmt as fmt;
 use revocd::ocsp::response::CertStatus;
-use revocd::ocsp::tablefmt as fmt;
 use revocd::pki::HashAlg;
 
 #[derive(Debug, Parser)]

@@ -22,8 +22,8 @@ use std::time::Instant;
 use anyhow::Context;
 use revocd::clock::{Clock, SystemClock};
 use revocd::metrics::Metrics;
-use revocd::ocsp::responder::Why;
-use revocd::ocsp::Responder;
+use revocd::ocsp::Signer;
+use revocd::ocsp::Why;
 use revocd::state::{Change, Serial};
 
 struct Counting;
@@ -90,19 +90,24 @@ fn main() -> anyhow::Result<()> {
     let tables = args.next().unwrap_or_else(|| "memory".into());
     let windows: usize = args.next().map_or(Ok(1), |w| w.parse())?;
     let dir = tempfile_dir()?;
-    let out = revocd::demo::init(&revocd::demo::InitOptions {
+    let out = revocd::tools::demo::init(&revocd::tools::demo::InitOptions {
         dir: dir.clone(),
         listen: "127.0.0.1:8080".into(),
         admin_listen: "127.0.0.1:9090".into(),
         force: false,
     })?;
     let (config, issuers) = revocd::daemon::load(&out.config, SystemClock.now())?;
-    let responder = Responder::new(issuers, &config.ocsp, Arc::new(SystemClock), Metrics::new());
+    let signer = Signer::new(
+        revocd::issuer::Issuers::new(issuers),
+        &config.ocsp,
+        Arc::new(SystemClock),
+        Metrics::new(),
+    );
     if tables == "files" {
-        responder.use_answer_files(dir.join("answers"));
+        signer.use_answer_files(dir.join("answers"));
     }
     let base = live();
-    let state = &responder.issuers()[0].state;
+    let state = &signer.issuers()[0].state;
     for i in 0..n {
         let serial = Serial::from_content(&(0x1000_0000u64 + u64::from(i)).to_be_bytes());
         state
@@ -116,16 +121,16 @@ fn main() -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     let with_state = live();
-    let current = responder.windows().at(SystemClock.now());
+    let current = signer.windows().at(SystemClock.now());
     let serials = state.serials();
     let listed = live();
     let t = Instant::now();
     let mut window = current;
     for _ in 0..windows {
-        responder.reserve_window(window, serials.len());
+        signer.reserve_window(window, serials.len());
         std::thread::scope(|s| {
             for part in serials.chunks(serials.len().div_ceil(2).max(1)) {
-                let r = &responder;
+                let r = &signer;
                 s.spawn(move || {
                     for batch in part.chunks(256) {
                         let signed = r.presign_blocking(0, window, batch, Why::Presign);
@@ -134,11 +139,11 @@ fn main() -> anyhow::Result<()> {
                 });
             }
         });
-        responder.seal_window(window);
-        window = responder.windows().next(window);
+        signer.seal_window(window);
+        window = signer.windows().next(window);
     }
     let stored = live();
-    let (answers, answer_bytes) = responder.cache_usage();
+    let (answers, answer_bytes) = signer.cache_usage();
     println!(
         "{n} serials, answer tables in {tables}, {windows} window(s): {answers} answers pre-signed in {:.1} s",
         t.elapsed().as_secs_f64()

@@ -5,7 +5,7 @@
 //! answer. Two keep-alive HTTP/1.1 connections, one request at a time, so
 //! run it beside a load (revocd-load) to see it under traffic. Reports
 //! percentiles (HDR histogram) and how many answers were still "good" after
-//! the revocation was acknowledged (DESIGN says none).
+//! the revocation was acknowledged (docs/design.md: a revocation is visible at the origin at once).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -121,7 +121,7 @@ fn main() -> anyhow::Result<()> {
     let mut stale_after_ack = 0usize;
     for hex in &serials {
         let serial = Serial::from_hex(hex)?;
-        let der = revocd::query::build_request(&ca, &serial, HashAlg::Sha1);
+        let der = revocd::tools::query::build_request(&ca, &serial, HashAlg::Sha1);
         let ocsp_head = format!(
             "POST / HTTP/1.1\r\nHost: revocd\r\nContent-Type: application/ocsp-request\r\nContent-Length: {}\r\n\r\n",
             der.len()
@@ -147,7 +147,7 @@ fn main() -> anyhow::Result<()> {
                 bail!("OCSP for {hex}: HTTP {status}");
             }
             let now = revocd::clock::Clock::now(&revocd::clock::SystemClock);
-            let verdict = revocd::query::verify(&reply, &ca, &serial, now)?;
+            let verdict = revocd::tools::query::verify(&reply, &ca, &serial, now)?;
             if verdict.status == "revoked" {
                 break;
             }

@@ -1,0 +1,17 @@
+//! Dotted OIDs used across the PKI code.
+pub const EKU_OCSP_SIGNING: &str = "1.3.6.1.5.5.7.3.9";
+pub const OCSP_NOCHECK: &str = "1.3.6.1.5.5.7.48.1.5";
+pub const SUBJECT_KEY_IDENTIFIER: &str = "2.5.29.14";
+pub const EXT_KEY_USAGE: &str = "2.5.29.37";
+pub const BASIC_CONSTRAINTS: &str = "2.5.29.19";
+pub const EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+pub const RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
+pub const ED25519: &str = "1.3.101.112";
+pub const P256: &str = "1.2.840.10045.3.1.7";
+pub const P384: &str = "1.3.132.0.34";
+pub const ECDSA_SHA256: &str = "1.2.840.10045.4.3.2";
+pub const ECDSA_SHA384: &str = "1.2.840.10045.4.3.3";
+pub const RSA_SHA1: &str = "1.2.840.113549.1.1.5";
+pub const RSA_SHA256: &str = "1.2.840.113549.1.1.11";
+pub const RSA_SHA384: &str = "1.2.840.113549.1.1.12";
+pub const RSA_SHA512: &str = "1.2.840.113549.1.1.13";
