@@ -18,7 +18,7 @@ use crate::http::{self, admin::AdminService, public::PublicService};
 use crate::issuer::{self, Issuers};
 use crate::ledger::{self, Ledger};
 use crate::metrics::Metrics;
-use crate::ocsp::signing::presign;
+use crate::ocsp::signing::{presign, resign};
 use crate::ocsp::Responder;
 use crate::publish::Publisher;
 use crate::shared::Shared;
@@ -100,6 +100,11 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     }
     let presigner = tokio::spawn(presign::run(Arc::clone(&signer), stop_rx.clone()));
     let retire = tokio::spawn(retire_windows(Arc::clone(&signer), stop_rx.clone()));
+    let resigner = tokio::spawn(resign::run(
+        Arc::clone(&signer),
+        presign::cores(),
+        stop_rx.clone(),
+    ));
     let crl_task = crl
         .clone()
         .map(|svc| tokio::spawn(svc.run(stop_rx.clone())));
@@ -131,7 +136,11 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     tracing::info!("shutting down: draining connections");
     signer.set_draining();
     let _ = stop_tx.send(true);
-    for t in served.tasks.into_iter().chain([presigner, retire]) {
+    for t in served
+        .tasks
+        .into_iter()
+        .chain([presigner, retire, resigner])
+    {
         let _ = t.await;
     }
     for f in sources {

@@ -55,6 +55,10 @@ impl Issuer {
 /// state (the OCSP signer signs the serial again).
 pub type ChangeHook = Box<dyn Fn(usize, &Change) + Send + Sync>;
 
+/// What must happen at the end of a group of changes, before the ledger
+/// acknowledges them (the OCSP signer signs a small queue of them again).
+pub type SettleHook = Box<dyn Fn() + Send + Sync>;
+
 /// The issuers revocd serves, with their certificates, signers and state:
 /// the one owner of the state. OCSP (`ocsp::Responder`, `ocsp::Signer`),
 /// CRLs (`crl::CrlService`) and the sources hold it; it is the ledger's
@@ -64,6 +68,7 @@ pub type ChangeHook = Box<dyn Fn(usize, &Change) + Send + Sync>;
 pub struct Issuers {
     list: Vec<Issuer>,
     changed: std::sync::OnceLock<ChangeHook>,
+    settled: std::sync::OnceLock<SettleHook>,
 }
 
 impl std::fmt::Debug for Issuers {
@@ -79,6 +84,7 @@ impl Issuers {
         std::sync::Arc::new(Self {
             list,
             changed: std::sync::OnceLock::new(),
+            settled: std::sync::OnceLock::new(),
         })
     }
 
@@ -92,6 +98,14 @@ impl Issuers {
     pub fn on_change(&self, hook: ChangeHook) {
         if self.changed.set(hook).is_err() {
             tracing::error!("a second change hook for the issuers was refused");
+        }
+    }
+
+    /// Runs `hook` at the end of every group of changes, before they are
+    /// acknowledged ([`Applier::settle`]; once).
+    pub fn on_settle(&self, hook: SettleHook) {
+        if self.settled.set(hook).is_err() {
+            tracing::error!("a second settle hook for the issuers was refused");
         }
     }
 }
@@ -124,6 +138,12 @@ impl Applier for Issuers {
         );
         if let (true, Some(hook)) = (changed, self.changed.get()) {
             hook(idx, change);
+        }
+    }
+
+    fn settle(&self) {
+        if let Some(hook) = self.settled.get() {
+            hook();
         }
     }
 

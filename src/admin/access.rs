@@ -92,6 +92,18 @@ impl Operator {
     pub fn has(&self, scope: Scope) -> bool {
         self.scopes & scope.bit() != 0
     }
+
+    /// An operator with no credentials and these scopes (tests).
+    #[cfg(test)]
+    pub fn test(name: &str, scopes: &[Scope]) -> Self {
+        Self {
+            name: name.into(),
+            token_digest: None,
+            subject: None,
+            spki_sha256: None,
+            scopes: scopes.iter().fold(0, |acc, s| acc | s.bit()),
+        }
+    }
 }
 
 /// Why a request was not authenticated.

@@ -14,12 +14,14 @@
 //! Every change is recorded with the operator's name as its author.
 
 pub mod access;
+mod json;
+mod revocations;
+
+pub use revocations::parse_revocation;
 
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 use crate::clock::rfc3339;
 use crate::clock::Clock;
@@ -27,11 +29,13 @@ use crate::crl::CrlService;
 use crate::issuer::Issuers;
 use crate::ledger::{ApplyError, Ledger, Outcome, Submitted};
 use crate::pki::Cert;
-use crate::state::{Change, Reason, Serial, Status};
+use crate::state::{Change, Serial, Status};
 use access::{Operator, Scope};
+use json::{parse_json, serial_field, time_field};
+use revocations::{Checked, Items};
 
-/// How far in the future a revocation time may be (clock skew).
-/// Most certificates one registration request may carry.
+/// Most certificates one registration request, or revocations one
+/// revocation request, may carry.
 const MAX_BATCH: usize = 10_000;
 
 #[derive(Debug)]
@@ -40,7 +44,7 @@ pub struct ApiResponse {
     pub body: String,
 }
 
-fn reply(status: u16, body: Value) -> ApiResponse {
+pub(super) fn reply(status: u16, body: Value) -> ApiResponse {
     ApiResponse {
         status,
         body: format!("{body}\n"),
@@ -56,7 +60,8 @@ fn error(status: u16, message: impl Into<String>, field: Option<&str>) -> ApiRes
 }
 
 /// A request problem: message and the field it is about.
-struct Bad(String, Option<&'static str>);
+#[derive(Debug)]
+pub(super) struct Bad(pub(super) String, pub(super) Option<&'static str>);
 
 impl Bad {
     fn field(field: &'static str, message: impl Into<String>) -> Self {
@@ -82,7 +87,7 @@ impl std::fmt::Debug for AdminApi {
 }
 
 /// 403 naming the scope the operator lacks.
-fn forbidden(op: &Operator, scope: Scope) -> ApiResponse {
+pub(super) fn forbidden(op: &Operator, scope: Scope) -> ApiResponse {
     reply(
         403,
         json!({
@@ -271,32 +276,49 @@ impl AdminApi {
         ))
     }
 
+    /// One revocation, or a batch written as one ledger commit with a
+    /// result per item (`revocations`).
     async fn revoke(&self, op: &Operator, issuer: &str, body: &[u8]) -> Result<ApiResponse, Bad> {
         let now = self.clock.now();
-        let change = parse_revocation(body, now).map_err(|e| Bad(e.message, e.field))?;
-        let serial = change.serial().clone();
-        let (word, scope) = if matches!(change, Change::Release { .. }) {
-            ("released", Scope::Release)
-        } else {
-            ("revoked", Scope::Revoke)
+        let v = parse_json(body)?;
+        let items = revocations::items(&v)?;
+        let Some(idx) = self.issuers.index(issuer) else {
+            return Ok(error(
+                404,
+                format!("issuer {issuer:?} is not served here"),
+                Some("issuer"),
+            ));
         };
-        if !op.has(scope) {
-            return Ok(forbidden(op, scope));
-        }
-        let outcomes = self
-            .ledger
-            .submit(vec![Submitted {
-                issuer: issuer.to_string(),
-                change,
-                author: op.name.clone(),
-            }])
-            .await;
-        let outcome = outcomes
-            .first()
-            .cloned()
-            .unwrap_or(Outcome::Failed(crate::ledger::LedgerError::Closed));
-        let (code, body) = outcome_json(&serial.to_hex(), &outcome, word);
-        Ok(reply(code, body))
+        let state = &self.issuers[idx].state;
+        let check = |item| revocations::check_item(op, item, now, |s| state.lookup(s));
+        let checked: Vec<Checked> = match &items {
+            Items::One(item) => match check(item) {
+                // One object keeps the plain answers: the error itself.
+                Checked::Invalid(bad, _) => return Err(bad),
+                Checked::Forbidden(scope, _) => return Ok(forbidden(op, scope)),
+                submit => vec![submit],
+            },
+            Items::Batch(list) => list.iter().map(|item| check(item)).collect(),
+        };
+        let mut results: Vec<Option<(u16, Value)>> = vec![None; checked.len()];
+        let (submitted, slots) = revocations::submissions(checked, issuer, op, &mut results);
+        let outcomes = if submitted.is_empty() {
+            Vec::new()
+        } else {
+            self.ledger.submit(submitted).await
+        };
+        revocations::submitted_results(slots, &outcomes, &mut results);
+        let results: Vec<(u16, Value)> = results
+            .into_iter()
+            .map(|r| r.unwrap_or((503, json!({ "error": "ledger is closed" }))))
+            .collect();
+        Ok(match items {
+            Items::One(_) => {
+                let (status, v) = results.into_iter().next().unwrap_or((503, Value::Null));
+                reply(status, v)
+            }
+            Items::Batch(_) => revocations::batch_reply(results),
+        })
     }
 
     fn status(&self, issuer: &str, serial: &str) -> Result<ApiResponse, Bad> {
@@ -332,42 +354,7 @@ pub struct FieldError {
     pub field: Option<&'static str>,
 }
 
-/// Parses a revocation body into a change, as of `now`. Pure: the fuzz
-/// target `admin_json` holds it to never panicking.
-pub fn parse_revocation(body: &[u8], now: i64) -> Result<Change, FieldError> {
-    let err = |Bad(message, field)| FieldError { message, field };
-    let v: Value = parse_json(body).map_err(err)?;
-    if !v.is_object() {
-        return Err(err(Bad("body must be a JSON object".into(), None)));
-    }
-    let serial = serial_field(&v, "serial").map_err(err)?;
-    let reason = match v.get("reason") {
-        None | Some(Value::Null) => Reason::Unspecified,
-        Some(Value::String(s)) => Reason::from_name(s).ok_or_else(|| {
-            err(Bad::field(
-                "reason",
-                format!("{s:?} is not an RFC 5280 reason (keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, certificateHold, removeFromCRL, privilegeWithdrawn, aACompromise, unspecified)"),
-            ))
-        })?,
-        Some(_) => return Err(err(Bad::field("reason", "must be a string"))),
-    };
-    let at = time_field(&v, "revoked_at").map_err(err)?.unwrap_or(now);
-    let invalidity_date = time_field(&v, "invalidity_date").map_err(err)?;
-    crate::state::check_revocation_times(at, invalidity_date, now)
-        .map_err(|(field, why)| err(Bad::field(field, why)))?;
-    Ok(if reason == Reason::RemoveFromCrl {
-        Change::Release { serial }
-    } else {
-        Change::Revoke {
-            serial,
-            at,
-            reason,
-            invalidity_date,
-        }
-    })
-}
-
-fn outcome_json(serial: &str, outcome: &Outcome, done: &str) -> (u16, Value) {
+pub(super) fn outcome_json(serial: &str, outcome: &Outcome, done: &str) -> (u16, Value) {
     match outcome {
         Outcome::Recorded { seq } => (200, json!({ "serial": serial, "result": done, "seq": seq })),
         Outcome::Unchanged => (200, json!({ "serial": serial, "result": "unchanged" })),
@@ -380,128 +367,6 @@ fn outcome_json(serial: &str, outcome: &Outcome, done: &str) -> (u16, Value) {
             json!({ "serial": serial, "error": e.to_string(), "field": "issuer" }),
         ),
         Outcome::Failed(e) => (503, json!({ "serial": serial, "error": e.to_string() })),
-    }
-}
-
-/// Parses a JSON body, refusing an object with the same key twice (serde
-/// would keep the last one silently: `"reason":"certificateHold",
-/// "reason":"unspecified"` must not become a permanent revocation).
-fn parse_json(body: &[u8]) -> Result<Value, Bad> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let v = <Strict as serde::Deserialize>::deserialize(&mut de)
-        .and_then(|s| de.end().map(|()| s.0))
-        .map_err(|e| {
-            let msg = e.to_string();
-            match msg.strip_prefix("duplicate key ") {
-                Some(rest) => {
-                    let key = rest
-                        .split(" at line")
-                        .next()
-                        .unwrap_or(rest)
-                        .trim_matches('"');
-                    Bad(
-                        format!("duplicate key {key:?} in the JSON body"),
-                        Some(leak_field(key)),
-                    )
-                }
-                None => Bad(format!("body is not valid JSON: {msg}"), None),
-            }
-        })?;
-    Ok(v)
-}
-
-/// Field names the API knows, for naming a duplicate key in errors.
-fn leak_field(key: &str) -> &'static str {
-    const KNOWN: [&str; 7] = [
-        "serial",
-        "reason",
-        "revoked_at",
-        "invalidity_date",
-        "not_after",
-        "certificate",
-        "certificates",
-    ];
-    KNOWN.iter().find(|k| **k == key).copied().unwrap_or("body")
-}
-
-/// A JSON value whose objects may not repeat a key.
-struct Strict(Value);
-
-impl<'de> serde::Deserialize<'de> for Strict {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(StrictVisitor).map(Strict)
-    }
-}
-
-struct StrictVisitor;
-
-impl<'de> serde::de::Visitor<'de> for StrictVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_string()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut out = Vec::new();
-        while let Some(Strict(v)) = seq.next_element()? {
-            out.push(v);
-        }
-        Ok(Value::Array(out))
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = serde_json::Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if out.contains_key(&key) {
-                return Err(serde::de::Error::custom(format!("duplicate key {key:?}")));
-            }
-            let Strict(v) = map.next_value()?;
-            out.insert(key, v);
-        }
-        Ok(Value::Object(out))
-    }
-}
-
-fn serial_field(v: &Value, field: &'static str) -> Result<Serial, Bad> {
-    match v.get(field) {
-        Some(Value::String(s)) => {
-            Serial::from_hex(s).map_err(|e| Bad::field(field, format!("{s:?}: {e}")))
-        }
-        Some(_) => Err(Bad::field(field, "must be a hex string")),
-        None => Err(Bad::field(field, "is required")),
-    }
-}
-
-fn time_field(v: &Value, field: &'static str) -> Result<Option<i64>, Bad> {
-    match v.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => OffsetDateTime::parse(s, &Rfc3339)
-            .map(|t| Some(t.unix_timestamp()))
-            .map_err(|_| Bad::field(field, format!("{s:?} is not an RFC 3339 time"))),
-        Some(_) => Err(Bad::field(field, "must be an RFC 3339 string")),
     }
 }
 

@@ -34,6 +34,44 @@ struct InProgress {
     paths: usize,
 }
 
+/// The changes waiting for an invalidation. Past the paths-in-progress
+/// limit no invalidation could list them (each needs a path at least), so
+/// only the first and the newest are kept, and one wildcard covers them
+/// all: memory stays bounded through a mass revocation.
+#[derive(Default)]
+struct Backlog {
+    changes: Vec<Acknowledged>,
+    /// Changes left out since the backlog was over the limit.
+    collapsed: usize,
+}
+
+impl Backlog {
+    fn push(&mut self, a: Acknowledged, limit: usize) {
+        if self.changes.len() < limit.max(2) {
+            self.changes.push(a);
+            return;
+        }
+        // Keep the oldest (for the latency metric) and the newest (the
+        // sequence number the purge covers through).
+        self.collapsed += self.changes.len() - 1;
+        self.changes.truncate(1);
+        self.changes.push(a);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.changes.len() + self.collapsed
+    }
+
+    /// The highest sequence number waiting.
+    fn through(&self) -> Option<u64> {
+        self.changes.iter().map(|a| a.seq).max()
+    }
+}
+
 pub struct Purger {
     options: Options,
     shared: Shared,
@@ -80,10 +118,15 @@ impl Purger {
         resumed: Resume,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        let mut pending: Vec<Acknowledged> = Vec::new();
+        let limit = self.options.max_paths_in_progress;
+        let mut pending = Backlog::default();
         match resumed {
             Resume::Nothing => {}
-            Resume::Changes(changes) => pending = changes,
+            Resume::Changes(changes) => {
+                for a in changes {
+                    pending.push(a, limit);
+                }
+            }
             Resume::Everything { through } => {
                 let mut backoff = Duration::from_secs(1);
                 while let Err(e) = self.purge_everything().await {
@@ -103,7 +146,7 @@ impl Purger {
             if pending.is_empty() {
                 tokio::select! {
                     got = rx.recv() => match got {
-                        Some(a) => pending.push(a),
+                        Some(a) => pending.push(a, limit),
                         None => return,
                     },
                     () = crate::shutdown::stopped(&mut shutdown) => return,
@@ -114,7 +157,7 @@ impl Purger {
             loop {
                 tokio::select! {
                     got = rx.recv() => match got {
-                        Some(a) => pending.push(a),
+                        Some(a) => pending.push(a, limit),
                         None => break,
                     },
                     () = tokio::time::sleep_until(until) => break,
@@ -125,10 +168,10 @@ impl Purger {
                 Ok(()) => {
                     // The ledger reports changes in sequence order: every
                     // earlier one was in this batch or an earlier one.
-                    if let Some(through) = pending.iter().map(|a| a.seq).max() {
+                    if let Some(through) = pending.through() {
                         self.advance(through).await;
                     }
-                    pending.clear();
+                    pending = Backlog::default();
                     backoff = Duration::from_secs(1);
                 }
                 Err(e) => {
@@ -145,10 +188,11 @@ impl Purger {
     }
 
     /// One invalidation for `pending`, within the paths-in-progress limit.
-    async fn purge(&mut self, pending: &[Acknowledged]) -> Result<(), CdnError> {
+    async fn purge(&mut self, backlog: &Backlog) -> Result<(), CdnError> {
+        let pending = backlog.changes.as_slice();
         let mut wanted: Vec<String> = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for a in pending {
+        for a in pending.iter().filter(|_| backlog.collapsed == 0) {
             let Some(idx) = self.shared.issuers.index(&a.issuer) else {
                 continue;
             };
@@ -160,7 +204,7 @@ impl Purger {
                 wanted.push(p);
             }
         }
-        if wanted.is_empty() {
+        if wanted.is_empty() && backlog.collapsed == 0 {
             return Ok(());
         }
         self.refresh_in_progress().await?;
@@ -172,9 +216,10 @@ impl Purger {
                 why: format!("{busy} paths still in progress (cdn.max-paths-in-progress)"),
             });
         }
-        let paths = if wanted.len() > room {
+        let paths = if wanted.len() > room || backlog.collapsed > 0 {
             tracing::warn!(
                 paths = wanted.len(),
+                changes = backlog.len(),
                 room,
                 "too many paths for CloudFront's in-progress limit: invalidating every OCSP answer"
             );
@@ -453,5 +498,28 @@ mod tests {
         assert_eq!(read_cursor(&path).expect("read"), Some(42));
         std::fs::write(&path, "garbage").expect("write");
         assert!(read_cursor(&path).is_err());
+    }
+
+    #[test]
+    fn a_backlog_past_the_limit_keeps_two_changes_and_covers_the_newest() {
+        let ack = |seq: u64| Acknowledged {
+            issuer: "demo".into(),
+            serial: crate::state::Serial::from_hex(&format!("{seq:X}")).expect("hex"),
+            seq,
+            at: std::time::Instant::now(),
+        };
+        let mut b = Backlog::default();
+        for seq in 1..=3 {
+            b.push(ack(seq), 3);
+        }
+        assert_eq!((b.changes.len(), b.collapsed), (3, 0), "within the limit");
+        for seq in 4..=1_000_000 {
+            b.push(ack(seq), 3);
+        }
+        assert!(b.changes.len() <= 3, "bounded: {}", b.changes.len());
+        assert!(b.collapsed > 0, "a wildcard is due");
+        assert_eq!(b.changes[0].seq, 1, "the oldest kept for the latency");
+        assert_eq!(b.through(), Some(1_000_000));
+        assert_eq!(b.len(), 1_000_000);
     }
 }

@@ -20,6 +20,9 @@ pub trait Applier: Send + Sync + 'static {
     fn check(&self, issuer: &str, change: &Change) -> Result<Applied, ApplyError>;
     /// Applies a change that is on disk, made by `author`.
     fn apply(&self, issuer: &str, change: &Change, author: &str);
+    /// The end of a group of applied changes (one commit, a peer's batch),
+    /// before they are acknowledged: finish what they need.
+    fn settle(&self) {}
     /// Replaces an issuer's state with a snapshot's entries (start-up).
     fn restore(&self, issuer: &str, entries: Vec<(Serial, Entry)>);
     /// Every issuer's entries, for a snapshot.

@@ -106,6 +106,14 @@ impl Writer {
     /// Applies records another writer made (they were checked when written;
     /// one that no longer applies is logged and skipped, as in recovery).
     fn apply_foreign(&self, records: &[Record]) {
+        if records.is_empty() {
+            return;
+        }
+        self.apply_each_foreign(records);
+        self.applier.settle();
+    }
+
+    fn apply_each_foreign(&self, records: &[Record]) {
         for rec in records {
             if !replay(self.applier.as_ref(), rec) {
                 continue;
@@ -250,6 +258,9 @@ impl Writer {
                 Err(WriteError::Io(e)) => Outcome::Failed(LedgerError::Io(e.clone())),
                 Err(WriteError::Behind) => Outcome::Failed(LedgerError::Closed),
             });
+        }
+        if result.is_ok() {
+            self.applier.settle();
         }
         Ok(())
     }

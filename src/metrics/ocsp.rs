@@ -46,6 +46,9 @@ pub struct Ocsp {
     pub uncommon_cache_bytes: IntGauge,
     /// From a revocation reaching the ledger to OCSP serving it at the origin.
     pub revocation_visible_seconds: Histogram,
+    /// Serials a change made stale, waiting to be signed again ahead of
+    /// routine pre-signing (a mass revocation, a peer's large batch).
+    pub resign_queue: IntGauge,
 }
 
 impl Ocsp {
@@ -60,6 +63,7 @@ impl Ocsp {
             signings: r.counters("revocd_ocsp_signings_total", "OCSP responses signed, by why: presign, on_demand, change", &["why"]),
             signing_seconds: r.histograms("revocd_ocsp_signing_duration_seconds", "Time to encode and sign one OCSP response", &["why"], &[0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1]),
             signing_in_flight: r.gauge("revocd_ocsp_signing_in_flight", "On-demand signings running now"),
+            resign_queue: r.gauge("revocd_ocsp_resign_queue", "Serials a change made stale, waiting to be signed again ahead of routine pre-signing (until then they are signed on demand)"),
             signing_shed: r.counter("revocd_ocsp_signing_shed_total", "On-demand signings refused (tryLater) because the signing budget was spent"),
             response_age_seconds: r.tallied(r.histogram_unregistered("revocd_ocsp_response_age_seconds", "Age (now - thisUpdate) of OCSP responses when served", &tally::AGE_BUCKETS), &tally, Family::Age),
             presigned_serials: r.gauges("revocd_ocsp_presigned_serials", "Serials whose responses for the window are signed, by issuer and window (current, next)", &["issuer", "window"]),

@@ -25,6 +25,8 @@ impl std::fmt::Display for LineError {
 #[derive(Debug, Default)]
 pub struct Parsed {
     pub changes: Vec<Change>,
+    /// The line (1-based) each change came from.
+    pub lines: Vec<usize>,
     pub errors: Vec<LineError>,
 }
 
@@ -37,7 +39,10 @@ pub fn parse(text: &str, now: i64) -> Parsed {
             continue;
         }
         match parse_line(line, now) {
-            Ok(changes) => out.changes.extend(changes),
+            Ok(changes) => {
+                out.lines.extend(std::iter::repeat_n(i + 1, changes.len()));
+                out.changes.extend(changes);
+            }
             Err(message) => out.errors.push(LineError {
                 line: i + 1,
                 message,

@@ -99,12 +99,27 @@ pub enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Revoke a certificate through the admin API (reason removeFromCRL releases a hold).
+    /// Revoke a certificate, or every serial of a file, through the admin
+    /// API (reason removeFromCRL releases a hold).
     Revoke {
         #[command(flatten)]
         admin: AdminArgs,
+        #[arg(
+            long,
+            required_unless_present = "serials_file",
+            conflicts_with = "serials_file"
+        )]
+        serial: Option<String>,
+        /// A file of hex serials, one a line (`-`: standard input), sent in
+        /// batches; safe to run again (already revoked: unchanged).
         #[arg(long)]
-        serial: String,
+        serials_file: Option<PathBuf>,
+        /// Revocations per request with --serials-file (at most 10000).
+        #[arg(long, default_value_t = crate::tools::bulk::BATCH, value_parser = parse_batch)]
+        batch: usize,
+        /// Requests in flight at once with --serials-file.
+        #[arg(long, default_value_t = crate::tools::bulk::CONCURRENCY, value_parser = parse_concurrency)]
+        concurrency: usize,
         /// RFC 5280 reason name, e.g. keyCompromise, superseded, certificateHold.
         #[arg(long, default_value = "unspecified")]
         reason: String,
@@ -251,6 +266,20 @@ pub struct AdminArgs {
     /// Its private key (PEM).
     #[arg(long, requires = "client_cert")]
     pub client_key: Option<PathBuf>,
+}
+
+fn parse_batch(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=crate::tools::bulk::BATCH).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?}: give 1 to {}", crate::tools::bulk::BATCH)),
+    }
+}
+
+fn parse_concurrency(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=64).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?}: give 1 to 64")),
+    }
 }
 
 fn parse_interval(s: &str) -> Result<std::time::Duration, String> {

@@ -177,13 +177,14 @@ pub fn expect_ok(status: u16, v: &Value) -> anyhow::Result<String> {
     }
 }
 
-/// An index.txt as admin API calls: one bulk registration, then each revocation.
-pub fn index_requests(text: &str) -> (Vec<Value>, Vec<Value>, Vec<String>) {
+/// An index.txt as admin API calls: the registrations, then the
+/// revocations with their line numbers; and the lines that did not parse.
+pub fn index_requests(text: &str) -> (Vec<Value>, Vec<(usize, Value)>, Vec<String>) {
     let parsed =
         crate::sources::index::parse(text, crate::clock::Clock::now(&crate::clock::SystemClock));
     let mut registrations = Vec::new();
     let mut revocations = Vec::new();
-    for c in parsed.changes {
+    for (c, line) in parsed.changes.into_iter().zip(parsed.lines) {
         match c {
             Change::Register { serial, not_after } => registrations.push(json!({
                 "serial": serial.to_hex(),
@@ -194,12 +195,15 @@ pub fn index_requests(text: &str) -> (Vec<Value>, Vec<Value>, Vec<String>) {
                 at,
                 reason,
                 invalidity_date,
-            } => revocations.push(json!({
-                "serial": serial.to_hex(),
-                "reason": reason.name(),
-                "revoked_at": crate::clock::rfc3339(at),
-                "invalidity_date": invalidity_date.map(crate::clock::rfc3339),
-            })),
+            } => revocations.push((
+                line,
+                json!({
+                    "serial": serial.to_hex(),
+                    "reason": reason.name(),
+                    "revoked_at": crate::clock::rfc3339(at),
+                    "invalidity_date": invalidity_date.map(crate::clock::rfc3339),
+                }),
+            )),
             Change::Release { .. } => {}
         }
     }

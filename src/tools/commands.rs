@@ -48,17 +48,31 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Revoke {
             admin,
             serial,
+            serials_file,
+            batch,
+            concurrency,
             reason,
             revoked_at,
             invalidity_date,
         } => {
-            let body = serde_json::json!({
-                "serial": serial,
-                "reason": reason,
-                "revoked_at": revoked_at,
-                "invalidity_date": invalidity_date,
-            });
-            revoke(&admin, body).await
+            let fields = crate::tools::bulk::Fields {
+                reason: Some(reason),
+                revoked_at,
+                invalidity_date,
+            };
+            match (serial, serials_file) {
+                (_, Some(file)) => revoke_file(&admin, &file, &fields, batch, concurrency).await,
+                (Some(serial), None) => {
+                    let body = serde_json::json!({
+                        "serial": serial,
+                        "reason": fields.reason,
+                        "revoked_at": fields.revoked_at,
+                        "invalidity_date": fields.invalidity_date,
+                    });
+                    revoke(&admin, body).await
+                }
+                (None, None) => anyhow::bail!("give --serial HEX or --serials-file FILE"),
+            }
         }
         Command::Status { admin, serial } => status(&admin, &serial).await,
         Command::Register {
@@ -233,8 +247,49 @@ async fn register_certificates(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `revocd import-index`: an OpenSSL index.txt sent through the admin API;
-/// exits 1 when a revocation was refused.
+/// `revocd revoke --serials-file`: exits 1 when a line was bad or a
+/// revocation was refused or not recorded.
+async fn revoke_file(
+    admin: &AdminArgs,
+    file: &Path,
+    fields: &crate::tools::bulk::Fields,
+    batch: usize,
+    concurrency: usize,
+) -> anyhow::Result<ExitCode> {
+    use std::io::Read;
+    let (client, issuer) = admin_client(admin)?;
+    let mut text = String::new();
+    let source = if file == Path::new("-") {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| anyhow::anyhow!("reading standard input: {e}"))?;
+        "stdin".to_string()
+    } else {
+        text = std::fs::read_to_string(file)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
+        file.display().to_string()
+    };
+    let (items, bad) = crate::tools::bulk::read_serials(&text, fields);
+    drop(text);
+    let summary = crate::tools::bulk::send(
+        std::sync::Arc::new(client),
+        &issuer,
+        items,
+        batch,
+        concurrency,
+    )
+    .await;
+    crate::tools::bulk::report(&source, &summary, &bad);
+    Ok(if summary.ok() && bad.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `revocd import-index`: an OpenSSL index.txt sent through the admin API
+/// (registrations, then the revocations in batches); exits 1 when a
+/// revocation was refused or not recorded.
 async fn import_index(admin: &AdminArgs, index: &Path) -> anyhow::Result<ExitCode> {
     let (client, issuer) = admin_client(admin)?;
     let text = std::fs::read_to_string(index)
@@ -243,27 +298,29 @@ async fn import_index(admin: &AdminArgs, index: &Path) -> anyhow::Result<ExitCod
     for e in &errors {
         eprintln!("{}: {e} (skipped)", index.display());
     }
-    let mut failed = 0;
     for chunk in registrations.chunks(5000) {
         register(&client, &issuer, chunk).await?;
     }
-    let path = format!("/v1/issuers/{issuer}/revocations");
-    for r in &revocations {
-        let (status, v) = client.call("POST", &path, Some(r.clone())).await?;
-        if let Err(e) = expect_ok(status, &v) {
-            failed += 1;
-            eprintln!("{}: {e}", r["serial"]);
-        }
-    }
+    let items = revocations
+        .into_iter()
+        .map(|(line, body)| crate::tools::bulk::Item { line, body })
+        .collect();
+    let summary = crate::tools::bulk::send(
+        std::sync::Arc::new(client),
+        &issuer,
+        items,
+        crate::tools::bulk::BATCH,
+        crate::tools::bulk::CONCURRENCY,
+    )
+    .await;
     println!(
-        "{}: {} registrations, {} revocations sent, {} refused, {} bad lines",
+        "{}: {} registrations, {} bad lines",
         index.display(),
         registrations.len(),
-        revocations.len(),
-        failed,
         errors.len()
     );
-    Ok(if failed == 0 {
+    crate::tools::bulk::report(&index.display().to_string(), &summary, &[]);
+    Ok(if summary.ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -21,6 +21,7 @@ mod integrity;
 mod issuers;
 mod ledger;
 mod lifecycle;
+mod mass;
 mod metrics;
 mod nginx;
 mod openssl_client;

@@ -2,7 +2,8 @@
 //! change, rotation), `cache` (the keys and expiry of answers signed on
 //! demand), `tables` (the answer tables signed answers go to), `presign`
 //! (the background pre-signer: each window before it starts, at its CPU
-//! share), `rate` (the token bucket of uncommon requests), `requested` (what
+//! share), `resign` (answers a change made stale, signed again ahead of the
+//! pre-signer), `rate` (the token bucket of uncommon requests), `requested` (what
 //! clients asked about lately, which the pre-signer does first when it
 //! cannot do everything).
 
@@ -10,6 +11,7 @@ mod cache;
 pub mod presign;
 pub mod rate;
 pub mod requested;
+pub mod resign;
 pub mod signer;
 mod tables;
 

@@ -240,6 +240,13 @@ impl Pass {
                 }
                 continue;
             }
+            if !self.signer.resign_queue().is_empty() {
+                // Answers a change made stale come first (`resign`).
+                if !sleep_or_stop(&mut shutdown, Duration::from_millis(200)).await {
+                    return;
+                }
+                continue;
+            }
             if self.front_signer_down() {
                 // Its HSM is down: signing now would only fail and lose the
                 // items. Keep them and look again in a second.
@@ -352,7 +359,7 @@ impl Pass {
     }
 }
 
-fn cores() -> usize {
+pub fn cores() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)

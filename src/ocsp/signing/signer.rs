@@ -111,6 +111,8 @@ pub struct Signer {
     sign_counters: [(IntCounter, Histogram); 4],
     uncommon: UncommonLimits,
     ready: AtomicBool,
+    /// Serials a change made stale, to sign again (`resign`).
+    resign: super::resign::Queue,
 }
 
 impl std::fmt::Debug for Signer {
@@ -124,8 +126,9 @@ impl std::fmt::Debug for Signer {
 
 impl Signer {
     /// The signer of `issuers`' answers. Registers itself as the issuers'
-    /// change hook: a revocation or release is signed again before the
-    /// ledger acknowledges it.
+    /// change hooks: a revocation or release is queued to be signed again,
+    /// and at the end of its group signed before the ledger acknowledges it
+    /// when the queue is small (`resign`).
     pub fn new(
         issuers: Arc<Issuers>,
         ocsp: &Ocsp,
@@ -192,6 +195,7 @@ impl Signer {
             },
             metrics,
             ready: AtomicBool::new(false),
+            resign: super::resign::Queue::default(),
         });
         // Registrations are left to on-demand signing and the next window's
         // pre-signing, so bulk imports do not sign millions of answers up
@@ -200,8 +204,14 @@ impl Signer {
         issuers.on_change(Box::new(move |idx, change| {
             if let Some(s) = weak.upgrade() {
                 if s.is_ready() && !matches!(change, Change::Register { .. }) {
-                    s.resign_blocking(idx, change.serial());
+                    s.resign.push(idx, change.serial().clone());
                 }
+            }
+        }));
+        let weak = Arc::downgrade(&signer);
+        issuers.on_settle(Box::new(move || {
+            if let Some(s) = weak.upgrade() {
+                s.settle();
             }
         }));
         signer
@@ -673,13 +683,46 @@ impl Signer {
     /// Signs and stores `serial`'s answers for the current and the next
     /// window. CPU-bound.
     fn resign_blocking(&self, idx: usize, serial: &Serial) {
+        self.resign_many(idx, std::slice::from_ref(serial));
+    }
+
+    /// Signs and stores the answers of issuer `idx`'s `serials` for the
+    /// current and the next window. CPU-bound.
+    pub(super) fn resign_many(&self, idx: usize, serials: &[Serial]) {
         let current = self.windows.at(self.clock.now());
         let next = self.windows.next(current);
-        let one = std::slice::from_ref(serial);
         for window in [current, next] {
-            let signed = self.presign_blocking(idx, window, one, Why::Change);
+            let signed = self.presign_blocking(idx, window, serials, Why::Change);
             self.store(window, signed);
         }
+    }
+
+    /// The end of a group of changes, before the ledger acknowledges them:
+    /// a small queue is signed now (the next request is a hit), a large one
+    /// is left to the workers (`resign::run`).
+    fn settle(&self) {
+        match self.resign.take_if_at_most(super::resign::SIGN_AT_ONCE) {
+            Some(items) => {
+                for (idx, serial) in items {
+                    self.resign_blocking(idx, &serial);
+                }
+            }
+            None => self.resign.wake(),
+        }
+        self.count_resign_queue();
+    }
+
+    /// Serials waiting to be signed again after a change.
+    pub fn resign_queue(&self) -> &super::resign::Queue {
+        &self.resign
+    }
+
+    pub(super) fn count_resign_queue(&self) {
+        let waiting = self.resign.len();
+        self.metrics
+            .ocsp
+            .resign_queue
+            .set(i64::try_from(waiting).unwrap_or(i64::MAX));
     }
 
     /// Rotates an issuer's OCSP signer without downtime: pre-signs the
