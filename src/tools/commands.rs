@@ -289,7 +289,7 @@ async fn revoke_file(
 
 /// `revocd import-index`: an OpenSSL index.txt sent through the admin API
 /// (registrations, then the revocations in batches); exits 1 when a
-/// revocation was refused or not recorded.
+/// registration or revocation was refused or not recorded.
 async fn import_index(admin: &AdminArgs, index: &Path) -> anyhow::Result<ExitCode> {
     let (client, issuer) = admin_client(admin)?;
     let text = std::fs::read_to_string(index)
@@ -298,8 +298,19 @@ async fn import_index(admin: &AdminArgs, index: &Path) -> anyhow::Result<ExitCod
     for e in &errors {
         eprintln!("{}: {e} (skipped)", index.display());
     }
+    let (mut registered, mut unchanged, mut refused) = (0, 0, 0);
     for chunk in registrations.chunks(5000) {
-        register(&client, &issuer, chunk).await?;
+        let v = register(&client, &issuer, chunk).await?;
+        for r in v["results"].as_array().into_iter().flatten() {
+            match r["result"].as_str() {
+                Some("registered") => registered += 1,
+                Some("unchanged") => unchanged += 1,
+                _ => {
+                    refused += 1;
+                    eprintln!("{}: registration refused: {r}", index.display());
+                }
+            }
+        }
     }
     let items = revocations
         .into_iter()
@@ -314,13 +325,13 @@ async fn import_index(admin: &AdminArgs, index: &Path) -> anyhow::Result<ExitCod
     )
     .await;
     println!(
-        "{}: {} registrations, {} bad lines",
+        "{}: {} registrations sent: {registered} registered, {unchanged} unchanged, {refused} refused; {} bad lines",
         index.display(),
         registrations.len(),
         errors.len()
     );
     crate::tools::bulk::report(&index.display().to_string(), &summary, &[]);
-    Ok(if summary.ok() {
+    Ok(if summary.ok() && refused == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
