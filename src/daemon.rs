@@ -100,11 +100,15 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     }
     let presigner = tokio::spawn(presign::run(Arc::clone(&signer), stop_rx.clone()));
     let retire = tokio::spawn(retire_windows(Arc::clone(&signer), stop_rx.clone()));
-    let resigner = tokio::spawn(resign::run(
-        Arc::clone(&signer),
-        presign::cores(),
-        stop_rx.clone(),
-    ));
+    let resigner = {
+        let s = Arc::clone(&signer);
+        tokio::spawn(resign::run(
+            Arc::clone(signer.resign_queue()),
+            presign::cores(),
+            Arc::new(move |idx, serials| s.resign_chunk(idx, serials)),
+            stop_rx.clone(),
+        ))
+    };
     let crl_task = crl
         .clone()
         .map(|svc| tokio::spawn(svc.run(stop_rx.clone())));

@@ -55,6 +55,7 @@ const CONFINED: &[(&str, &[&str])] = &[
         &[
             "admin",
             "tools::client",
+            "tools::bulk",
             "tools::commands",
             "crl",
             "sources::aws_events::event",

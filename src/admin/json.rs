@@ -5,7 +5,7 @@ use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::Bad;
+use super::reply::Bad;
 use crate::state::Serial;
 
 /// Parses a JSON body, refusing an object with the same key twice (serde

@@ -15,8 +15,11 @@
 
 pub mod access;
 mod json;
+mod reply;
 mod revocations;
 
+use reply::{error, forbidden, outcome_json, reply, Bad, MAX_BATCH};
+pub use reply::{ApiResponse, FieldError};
 pub use revocations::parse_revocation;
 
 use std::sync::Arc;
@@ -27,47 +30,12 @@ use crate::clock::rfc3339;
 use crate::clock::Clock;
 use crate::crl::CrlService;
 use crate::issuer::Issuers;
-use crate::ledger::{ApplyError, Ledger, Outcome, Submitted};
+use crate::ledger::{Ledger, Submitted};
 use crate::pki::Cert;
 use crate::state::{Change, Serial, Status};
-use access::{Operator, Scope};
+use access::Operator;
 use json::{parse_json, serial_field, time_field};
 use revocations::{Checked, Items};
-
-/// Most certificates one registration request, or revocations one
-/// revocation request, may carry.
-const MAX_BATCH: usize = 10_000;
-
-#[derive(Debug)]
-pub struct ApiResponse {
-    pub status: u16,
-    pub body: String,
-}
-
-pub(super) fn reply(status: u16, body: Value) -> ApiResponse {
-    ApiResponse {
-        status,
-        body: format!("{body}\n"),
-    }
-}
-
-fn error(status: u16, message: impl Into<String>, field: Option<&str>) -> ApiResponse {
-    let mut v = json!({ "error": message.into() });
-    if let Some(f) = field {
-        v["field"] = json!(f);
-    }
-    reply(status, v)
-}
-
-/// A request problem: message and the field it is about.
-#[derive(Debug)]
-pub(super) struct Bad(pub(super) String, pub(super) Option<&'static str>);
-
-impl Bad {
-    fn field(field: &'static str, message: impl Into<String>) -> Self {
-        Bad(message.into(), Some(field))
-    }
-}
 
 pub struct AdminApi {
     /// Swapped whole on SIGHUP.
@@ -84,18 +52,6 @@ impl std::fmt::Debug for AdminApi {
             .field("access", &self.access())
             .finish_non_exhaustive()
     }
-}
-
-/// 403 naming the scope the operator lacks.
-pub(super) fn forbidden(op: &Operator, scope: Scope) -> ApiResponse {
-    reply(
-        403,
-        json!({
-            "error": format!("operator {:?} lacks the scope {:?}", op.name, scope.name()),
-            "field": "scope",
-            "scope": scope.name(),
-        }),
-    )
 }
 
 impl AdminApi {
@@ -344,29 +300,6 @@ impl AdminApi {
     fn issuer_cert(&self, issuer: &str) -> Option<Cert> {
         let idx = self.issuers.index(issuer)?;
         Some(self.issuers[idx].cert.clone())
-    }
-}
-
-/// A request field problem, for callers outside this module (fuzzing).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    pub message: String,
-    pub field: Option<&'static str>,
-}
-
-pub(super) fn outcome_json(serial: &str, outcome: &Outcome, done: &str) -> (u16, Value) {
-    match outcome {
-        Outcome::Recorded { seq } => (200, json!({ "serial": serial, "result": done, "seq": seq })),
-        Outcome::Unchanged => (200, json!({ "serial": serial, "result": "unchanged" })),
-        Outcome::Refused(ApplyError::Conflict(c)) => (
-            409,
-            json!({ "serial": serial, "error": c.to_string(), "field": "serial" }),
-        ),
-        Outcome::Refused(e @ ApplyError::UnknownIssuer(_)) => (
-            404,
-            json!({ "serial": serial, "error": e.to_string(), "field": "issuer" }),
-        ),
-        Outcome::Failed(e) => (503, json!({ "serial": serial, "error": e.to_string() })),
     }
 }
 

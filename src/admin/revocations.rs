@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::access::{Operator, Scope};
 use super::json::{parse_json, serial_field, time_field};
-use super::{forbidden, outcome_json, reply, ApiResponse, Bad, FieldError, MAX_BATCH};
+use super::reply::{forbidden, outcome_json, reply, ApiResponse, Bad, FieldError, MAX_BATCH};
 use crate::ledger::{Outcome, Submitted};
 use crate::state::{Change, Entry, Reason, Status};
 

@@ -13,10 +13,7 @@ use serde_json::{json, Value};
 
 use crate::tools::client::AdminClient;
 
-/// Revocations one request carries (the API's limit).
-pub const BATCH: usize = 10_000;
-/// Requests in flight at once.
-pub const CONCURRENCY: usize = 4;
+pub use crate::tools::cli::{BULK_BATCH as BATCH, BULK_CONCURRENCY as CONCURRENCY};
 /// Attempts per batch before its items count as failed.
 const ATTEMPTS: u32 = 6;
 

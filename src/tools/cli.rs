@@ -115,10 +115,10 @@ pub enum Command {
         #[arg(long)]
         serials_file: Option<PathBuf>,
         /// Revocations per request with --serials-file (at most 10000).
-        #[arg(long, default_value_t = crate::tools::bulk::BATCH, value_parser = parse_batch)]
+        #[arg(long, default_value_t = BULK_BATCH, value_parser = parse_batch)]
         batch: usize,
         /// Requests in flight at once with --serials-file.
-        #[arg(long, default_value_t = crate::tools::bulk::CONCURRENCY, value_parser = parse_concurrency)]
+        #[arg(long, default_value_t = BULK_CONCURRENCY, value_parser = parse_concurrency)]
         concurrency: usize,
         /// RFC 5280 reason name, e.g. keyCompromise, superseded, certificateHold.
         #[arg(long, default_value = "unspecified")]
@@ -268,10 +268,15 @@ pub struct AdminArgs {
     pub client_key: Option<PathBuf>,
 }
 
+/// Revocations one request carries with `--serials-file` (the API's limit).
+pub const BULK_BATCH: usize = 10_000;
+/// Requests in flight at once with `--serials-file`.
+pub const BULK_CONCURRENCY: usize = 4;
+
 fn parse_batch(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
-        Ok(n) if (1..=crate::tools::bulk::BATCH).contains(&n) => Ok(n),
-        _ => Err(format!("{s:?}: give 1 to {}", crate::tools::bulk::BATCH)),
+        Ok(n) if (1..=BULK_BATCH).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?}: give 1 to {}", BULK_BATCH)),
     }
 }
 

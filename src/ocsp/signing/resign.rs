@@ -6,7 +6,7 @@
 //! them) a small queue is signed at once on the writer's thread, so the
 //! next request for an ordinary revocation is a hit; a large one (a mass
 //! revocation, a peer's big batch) is left to the workers of [`run`], one
-//! per core, so that acknowledging a burst never waits for millions of
+//! per core (the daemon starts them with the signer's `resign_chunk`), so that acknowledging a burst never waits for millions of
 //! signatures. The routine pre-signer pauses while the queue holds
 //! anything.
 //!
@@ -20,7 +20,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{watch, Notify};
 
-use super::Signer;
 use crate::state::Serial;
 
 /// At most this many queued serials are signed on the writer's thread at
@@ -29,6 +28,9 @@ pub const SIGN_AT_ONCE: usize = 64;
 
 /// Serials a worker takes at a time.
 const CHUNK: usize = 256;
+
+/// What signs a chunk of one issuer's serials again.
+pub type SignChunk = Arc<dyn Fn(usize, &[Serial]) + Send + Sync>;
 
 /// The serials waiting to be signed again, oldest first.
 #[derive(Debug, Default)]
@@ -79,19 +81,29 @@ impl Queue {
     }
 }
 
-/// Signs what the queue holds, with one worker per core, until shutdown.
-pub async fn run(signer: Arc<Signer>, cores: usize, shutdown: watch::Receiver<bool>) {
+/// Signs what `queue` holds with `workers` workers until shutdown: each
+/// takes a chunk of one issuer's serials and runs `sign` on it in the
+/// blocking pool (the signer's `resign_chunk`).
+pub async fn run(
+    queue: Arc<Queue>,
+    workers: usize,
+    sign: SignChunk,
+    shutdown: watch::Receiver<bool>,
+) {
     let mut set = tokio::task::JoinSet::new();
-    for _ in 0..cores.max(1) {
-        let (signer, shutdown) = (Arc::clone(&signer), shutdown.clone());
-        set.spawn(async move { work(signer, shutdown).await });
+    for _ in 0..workers.max(1) {
+        let (queue, sign, shutdown) = (Arc::clone(&queue), Arc::clone(&sign), shutdown.clone());
+        set.spawn(async move { work(queue, sign, shutdown).await });
     }
     while set.join_next().await.is_some() {}
 }
 
-async fn work(signer: Arc<Signer>, mut shutdown: watch::Receiver<bool>) {
+async fn work(
+    queue: Arc<Queue>,
+    sign: SignChunk,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
-        let queue = signer.resign_queue();
         // Registered before looking, so a push and wake in between is seen.
         let woken = queue.wake.notified();
         let Some((idx, serials)) = queue.take(CHUNK) else {
@@ -100,9 +112,8 @@ async fn work(signer: Arc<Signer>, mut shutdown: watch::Receiver<bool>) {
                 () = crate::shutdown::stopped(&mut shutdown) => return,
             }
         };
-        let s = Arc::clone(&signer);
-        let _ = tokio::task::spawn_blocking(move || s.resign_many(idx, &serials)).await;
-        signer.count_resign_queue();
+        let sign = Arc::clone(&sign);
+        let _ = tokio::task::spawn_blocking(move || sign(idx, &serials)).await;
     }
 }
 

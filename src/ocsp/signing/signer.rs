@@ -112,7 +112,7 @@ pub struct Signer {
     uncommon: UncommonLimits,
     ready: AtomicBool,
     /// Serials a change made stale, to sign again (`resign`).
-    resign: super::resign::Queue,
+    resign: Arc<super::resign::Queue>,
 }
 
 impl std::fmt::Debug for Signer {
@@ -195,7 +195,7 @@ impl Signer {
             },
             metrics,
             ready: AtomicBool::new(false),
-            resign: super::resign::Queue::default(),
+            resign: Arc::default(),
         });
         // Registrations are left to on-demand signing and the next window's
         // pre-signing, so bulk imports do not sign millions of answers up
@@ -688,7 +688,7 @@ impl Signer {
 
     /// Signs and stores the answers of issuer `idx`'s `serials` for the
     /// current and the next window. CPU-bound.
-    pub(super) fn resign_many(&self, idx: usize, serials: &[Serial]) {
+    fn resign_many(&self, idx: usize, serials: &[Serial]) {
         let current = self.windows.at(self.clock.now());
         let next = self.windows.next(current);
         for window in [current, next] {
@@ -713,11 +713,18 @@ impl Signer {
     }
 
     /// Serials waiting to be signed again after a change.
-    pub fn resign_queue(&self) -> &super::resign::Queue {
+    pub fn resign_queue(&self) -> &Arc<super::resign::Queue> {
         &self.resign
     }
 
-    pub(super) fn count_resign_queue(&self) {
+    /// One re-sign worker's chunk (`resign::run`): signs them again, then
+    /// updates the queue's gauge.
+    pub fn resign_chunk(&self, idx: usize, serials: &[Serial]) {
+        self.resign_many(idx, serials);
+        self.count_resign_queue();
+    }
+
+    fn count_resign_queue(&self) {
         let waiting = self.resign.len();
         self.metrics
             .ocsp
