@@ -101,45 +101,6 @@ struct Shard {
     chunks: Vec<Bytes>,
     /// The signers' shared `certs` fields, by slot `signer`.
     signers: Vec<Bytes>,
-    /// Bytes in `chunks` of answers replaced since (signed again).
-    dead: usize,
-}
-
-/// A shard is rewritten once its replaced answers hold this many bytes and
-/// a quarter of its live ones.
-const COMPACT_MIN: usize = 64 << 10;
-
-impl Shard {
-    /// Rewrites the live answers into one chunk once the replaced ones pass
-    /// a quarter of them: answers signed again after changes (a mass
-    /// revocation) then cost at most a quarter more memory, not a second
-    /// copy until the window retires. Returns the bytes freed.
-    fn compact_if_wasteful(&mut self) -> usize {
-        let total: usize = self.chunks.iter().map(Bytes::len).sum();
-        let live = total.saturating_sub(self.dead);
-        if self.dead < COMPACT_MIN || self.dead * 4 < live {
-            return 0;
-        }
-        let mut out = BytesMut::with_capacity(live);
-        let chunks = &self.chunks;
-        self.map.retain(|_, slot| {
-            let start = slot.offset as usize;
-            let Some(bytes) = chunks
-                .get(slot.chunk as usize)
-                .and_then(|c| c.get(start..start + slot.len as usize))
-            else {
-                return false;
-            };
-            slot.chunk = 0;
-            slot.offset = out.len() as u32;
-            out.extend_from_slice(bytes);
-            true
-        });
-        let kept = out.len();
-        self.chunks = vec![out.freeze()];
-        self.dead = 0;
-        total.saturating_sub(kept)
-    }
 }
 
 /// One window's answers.
@@ -290,15 +251,12 @@ impl Table {
                     this_off: (a.signed.this_update - window.start) as u32,
                     next_off: (a.signed.next_update - window.start) as u32,
                 };
-                match shard.map.insert(key, slot) {
-                    Some(old) => shard.dead += old.len as usize,
-                    None => added += 1,
+                if shard.map.insert(key, slot).is_none() {
+                    added += 1;
                 }
             }
-            let freed = shard.compact_if_wasteful();
             table.answers.fetch_add(added, Ordering::Relaxed);
             table.bytes.fetch_add(added_bytes, Ordering::Relaxed);
-            table.bytes.fetch_sub(freed, Ordering::Relaxed);
         }
     }
 }
@@ -760,76 +718,6 @@ mod tests {
                 &CertStatus::Good
             )
             .is_none());
-    }
-
-    #[test]
-    fn answers_signed_again_many_times_keep_the_table_within_a_quarter_of_its_live_size() {
-        let store = AnswerStore::default();
-        let window = crate::clock::Windows::new(3600).by_index(500_002);
-        let certs = Bytes::from_static(b"C");
-        let round = |revision: u64| {
-            let answers = (0..10_000u32)
-                .map(|i| {
-                    let serial = Serial::from_hex(&format!("{:X}", 0x2000_0000 + i)).expect("hex");
-                    // Bytes that differ answer to answer and round to round.
-                    let own: Vec<u8> = (0..200u32)
-                        .map(|k| (k.wrapping_mul(31) ^ i ^ (revision as u32 * 7)) as u8)
-                        .collect();
-                    Presigned {
-                        issuer: 0,
-                        alg: HashAlg::Sha1,
-                        signed: signed(&own, &certs, window),
-                        serial,
-                        revision,
-                        generation: 1,
-                        claim: CertStatus::Good,
-                        responder_key_sha1: [9; 20],
-                    }
-                })
-                .collect();
-            store.insert(window, answers);
-        };
-        round(1);
-        let (n, first) = store.usage();
-        assert_eq!(n, 10_000);
-        for revision in 2..=12 {
-            round(revision);
-        }
-        let (n, last) = store.usage();
-        assert_eq!(n, 10_000, "replaced, not added");
-        assert!(
-            last <= first + first / 4 + (COMPACT_MIN * SHARDS) as u64,
-            "{first} bytes after one round, {last} after twelve"
-        );
-        for i in (0..10_000u32).step_by(101) {
-            let serial = Serial::from_hex(&format!("{:X}", 0x2000_0000 + i)).expect("hex");
-            let want: Vec<u8> = (0..200u32)
-                .map(|k| (k.wrapping_mul(31) ^ i ^ (12 * 7)) as u8)
-                .collect();
-            let got = store
-                .get(
-                    window.index,
-                    0,
-                    HashAlg::Sha1,
-                    &serial,
-                    12,
-                    1,
-                    &CertStatus::Good,
-                )
-                .expect("the newest answer");
-            assert!(got.to_der().starts_with(&want), "serial {i}");
-            assert!(store
-                .get(
-                    window.index,
-                    0,
-                    HashAlg::Sha1,
-                    &serial,
-                    11,
-                    1,
-                    &CertStatus::Good
-                )
-                .is_none());
-        }
     }
 
     #[test]
