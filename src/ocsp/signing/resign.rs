@@ -98,11 +98,7 @@ pub async fn run(
     while set.join_next().await.is_some() {}
 }
 
-async fn work(
-    queue: Arc<Queue>,
-    sign: SignChunk,
-    mut shutdown: watch::Receiver<bool>,
-) {
+async fn work(queue: Arc<Queue>, sign: SignChunk, mut shutdown: watch::Receiver<bool>) {
     loop {
         // Registered before looking, so a push and wake in between is seen.
         let woken = queue.wake.notified();
