@@ -5,7 +5,7 @@ use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::reply::Bad;
+use super::reply::{Bad, MAX_BATCH};
 use crate::state::Serial;
 
 /// Parses a JSON body, refusing an object with the same key twice (serde
@@ -129,4 +129,33 @@ pub(super) fn time_field(v: &Value, field: &'static str) -> Result<Option<i64>, 
             .map_err(|_| Bad::field(field, format!("{s:?} is not an RFC 3339 time"))),
         Some(_) => Err(Bad::field(field, "must be an RFC 3339 string")),
     }
+}
+
+/// A request body: one object, or a batch.
+pub(super) enum Items<'a> {
+    One(&'a Value),
+    Batch(Vec<&'a Value>),
+}
+
+/// Splits a parsed body into its objects: one object, or a batch of 1 to
+/// `MAX_BATCH` as a JSON array or `{key: [...]}`.
+pub(super) fn items<'a>(v: &'a Value, key: &'static str) -> Result<Items<'a>, Bad> {
+    let batch = match v {
+        Value::Array(a) => a.iter().collect::<Vec<_>>(),
+        Value::Object(o) => match o.get(key) {
+            Some(Value::Array(a)) => a.iter().collect(),
+            Some(_) => return Err(Bad::field(key, "must be an array")),
+            None => return Ok(Items::One(v)),
+        },
+        _ => {
+            return Err(Bad(
+                "body must be a JSON object or an array of objects".into(),
+                None,
+            ))
+        }
+    };
+    if batch.is_empty() || batch.len() > MAX_BATCH {
+        return Err(Bad::field(key, format!("give 1 to {MAX_BATCH} {key}")));
+    }
+    Ok(Items::Batch(batch))
 }

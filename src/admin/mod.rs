@@ -18,7 +18,7 @@ mod json;
 mod reply;
 mod revocations;
 
-use reply::{error, forbidden, outcome_json, reply, Bad, MAX_BATCH};
+use reply::{error, forbidden, outcome_json, reply, Bad};
 pub use reply::{ApiResponse, FieldError};
 pub use revocations::parse_revocation;
 
@@ -34,8 +34,9 @@ use crate::ledger::{Ledger, Submitted};
 use crate::pki::Cert;
 use crate::state::{Change, Serial, Status};
 use access::Operator;
+use json::Items;
 use json::{parse_json, serial_field, time_field};
-use revocations::{Checked, Items};
+use revocations::Checked;
 
 pub struct AdminApi {
     /// Swapped whole on SIGHUP.
@@ -149,26 +150,11 @@ impl AdminApi {
 
     async fn register(&self, op: &Operator, issuer: &str, body: &[u8]) -> Result<ApiResponse, Bad> {
         let v: Value = parse_json(body)?;
-        let items: Vec<&Value> = match &v {
-            Value::Array(a) => a.iter().collect(),
-            Value::Object(o) if o.contains_key("certificates") => match &o["certificates"] {
-                Value::Array(a) => a.iter().collect(),
-                _ => return Err(Bad::field("certificates", "must be an array")),
-            },
-            Value::Object(_) => vec![&v],
-            _ => {
-                return Err(Bad(
-                    "body must be an object or an array of objects".into(),
-                    None,
-                ))
-            }
+        let body_items = json::items(&v, "certificates")?;
+        let items: Vec<&Value> = match &body_items {
+            Items::One(item) => vec![item],
+            Items::Batch(list) => list.clone(),
         };
-        if items.is_empty() || items.len() > MAX_BATCH {
-            return Err(Bad::field(
-                "certificates",
-                format!("give 1 to {MAX_BATCH} certificates"),
-            ));
-        }
         let ca = self.issuer_cert(issuer);
         let mut changes = Vec::with_capacity(items.len());
         for item in &items {
@@ -218,12 +204,7 @@ impl AdminApi {
             worst = worst.max(code);
             results.push(v);
         }
-        if items.len() == 1
-            && v.is_object()
-            && !v
-                .as_object()
-                .is_some_and(|o| o.contains_key("certificates"))
-        {
+        if let Items::One(_) = body_items {
             return Ok(reply(worst, results.swap_remove(0)));
         }
         Ok(reply(
@@ -237,7 +218,7 @@ impl AdminApi {
     async fn revoke(&self, op: &Operator, issuer: &str, body: &[u8]) -> Result<ApiResponse, Bad> {
         let now = self.clock.now();
         let v = parse_json(body)?;
-        let items = revocations::items(&v)?;
+        let items = json::items(&v, "revocations")?;
         let Some(idx) = self.issuers.index(issuer) else {
             return Ok(error(
                 404,

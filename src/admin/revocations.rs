@@ -12,8 +12,10 @@
 use serde_json::{json, Value};
 
 use super::access::{Operator, Scope};
+#[cfg(test)]
+use super::json::{items, Items};
 use super::json::{parse_json, serial_field, time_field};
-use super::reply::{forbidden, outcome_json, reply, ApiResponse, Bad, FieldError, MAX_BATCH};
+use super::reply::{forbidden, outcome_json, reply, ApiResponse, Bad, FieldError};
 use crate::ledger::{Outcome, Submitted};
 use crate::state::{Change, Entry, Reason, Status};
 
@@ -23,37 +25,6 @@ pub(super) struct Revocation {
     pub(super) change: Change,
     /// Whether it gave `revoked_at` (otherwise `now` was taken).
     pub(super) time_stated: bool,
-}
-
-/// The body: one object, or a batch.
-pub(super) enum Items<'a> {
-    One(&'a Value),
-    Batch(Vec<&'a Value>),
-}
-
-/// Splits a parsed body into its revocation objects.
-pub(super) fn items(v: &Value) -> Result<Items<'_>, Bad> {
-    let batch = match v {
-        Value::Array(a) => a.iter().collect::<Vec<_>>(),
-        Value::Object(o) => match o.get("revocations") {
-            Some(Value::Array(a)) => a.iter().collect(),
-            Some(_) => return Err(Bad::field("revocations", "must be an array")),
-            None => return Ok(Items::One(v)),
-        },
-        _ => {
-            return Err(Bad(
-                "body must be a JSON object or an array of objects".into(),
-                None,
-            ))
-        }
-    };
-    if batch.is_empty() || batch.len() > MAX_BATCH {
-        return Err(Bad::field(
-            "revocations",
-            format!("give 1 to {MAX_BATCH} revocations"),
-        ));
-    }
-    Ok(Items::Batch(batch))
 }
 
 /// Parses a revocation body into a change, as of `now`. Pure: the fuzz
@@ -343,22 +314,25 @@ mod tests {
     #[test]
     fn a_batch_is_an_array_or_an_object_of_revocations_of_one_to_ten_thousand() {
         let one = json!({ "serial": "01" });
-        assert!(matches!(items(&one), Ok(Items::One(_))));
+        assert!(matches!(items(&one, "revocations"), Ok(Items::One(_))));
         let arr = json!([{ "serial": "01" }, { "serial": "02" }]);
-        assert!(matches!(items(&arr), Ok(Items::Batch(b)) if b.len() == 2));
+        assert!(matches!(items(&arr, "revocations"), Ok(Items::Batch(b)) if b.len() == 2));
         let obj = json!({ "revocations": [{ "serial": "01" }] });
-        assert!(matches!(items(&obj), Ok(Items::Batch(b)) if b.len() == 1));
+        assert!(matches!(items(&obj, "revocations"), Ok(Items::Batch(b)) if b.len() == 1));
         for bad in [
             json!([]),
             json!({ "revocations": "01" }),
-            Value::Array(vec![json!({ "serial": "01" }); MAX_BATCH + 1]),
+            Value::Array(vec![
+                json!({ "serial": "01" });
+                super::super::reply::MAX_BATCH + 1
+            ]),
         ] {
-            let Err(Bad(_, field)) = items(&bad) else {
+            let Err(Bad(_, field)) = items(&bad, "revocations") else {
                 panic!("{bad} accepted")
             };
             assert_eq!(field, Some("revocations"));
         }
-        assert!(items(&json!("01")).is_err());
+        assert!(items(&json!("01"), "revocations").is_err());
     }
 
     #[test]

@@ -109,15 +109,15 @@ pub async fn send(
     let path = format!("/v1/issuers/{issuer}/revocations");
     let progress = std::io::stderr().is_terminal();
     let mut summary = Summary::default();
-    let mut chunks = items
-        .chunks(batch.clamp(1, BATCH))
-        .map(<[Item]>::to_vec)
-        .collect::<Vec<_>>()
-        .into_iter();
+    let batch = batch.clamp(1, BATCH);
+    let mut rest = items.into_iter();
     let mut set = tokio::task::JoinSet::new();
     loop {
         while set.len() < concurrency.max(1) {
-            let Some(chunk) = chunks.next() else { break };
+            let chunk: Vec<Item> = rest.by_ref().take(batch).collect();
+            if chunk.is_empty() {
+                break;
+            }
             let (client, path) = (Arc::clone(&client), path.clone());
             set.spawn(async move { send_batch(&client, &path, chunk).await });
         }
