@@ -64,6 +64,7 @@ fn init(dir: &Path) -> std::path::PathBuf {
         listen: "127.0.0.1:0".into(),
         admin_listen: "127.0.0.1:0".into(),
         force: false,
+        algorithm: Default::default(),
     })
     .expect("init")
     .config

@@ -27,6 +27,7 @@ fn fixture() -> Fixture {
         listen: "127.0.0.1:8080".into(),
         admin_listen: "127.0.0.1:9090".into(),
         force: false,
+        algorithm: Default::default(),
     })
     .expect("init");
     let (config, issuers) =

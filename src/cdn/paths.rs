@@ -82,6 +82,7 @@ mod tests {
             listen: "127.0.0.1:0".into(),
             admin_listen: "127.0.0.1:0".into(),
             force: false,
+            algorithm: Default::default(),
         })
         .expect("init");
         let ca = Cert::parse(&std::fs::read(dir.path().join("ca.pem")).expect("ca")).expect("ca");

@@ -1,3 +1,4 @@
+use aws_lc_rs::signature::{KeyPair as _, PqdsaKeyPair, PqdsaSigningAlgorithm};
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
 
@@ -13,7 +14,7 @@ pub enum KeyError {
     NotPkcs8 { label: String },
     #[error("RSA key is smaller than 2048 bits")]
     RsaTooSmall,
-    #[error("unsupported or malformed PKCS#8 key ({reason}); supported: ECDSA P-256, ECDSA P-384, RSA >= 2048, Ed25519")]
+    #[error("unsupported or malformed PKCS#8 key ({reason}); supported: ECDSA P-256, ECDSA P-384, RSA >= 2048, Ed25519, ML-DSA-44/65/87")]
     Unsupported { reason: String },
 }
 
@@ -31,6 +32,8 @@ enum Inner {
     Ecdsa(EcdsaKeyPair),
     Rsa(RsaKeyPair),
     Ed25519(Ed25519KeyPair),
+    /// aws-lc-rs: ring has no ML-DSA.
+    MlDsa(PqdsaKeyPair),
     /// Never leaves the HSM; signs through PKCS#11.
     Hsm(super::pkcs11::HsmKey),
 }
@@ -69,6 +72,9 @@ impl SigningKey {
     /// Loads a PKCS#8 key from DER, trying each supported kind.
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, KeyError> {
         let rng = SystemRandom::new();
+        if let Some(kind) = pkcs8_ml_dsa(der) {
+            return Self::ml_dsa_from_pkcs8(kind, der);
+        }
         let mut reasons = Vec::new();
         let attempt = |r: Result<Inner, ring::error::KeyRejected>,
                        kind: KeyKind,
@@ -132,6 +138,38 @@ impl SigningKey {
         })
     }
 
+    /// An ML-DSA key in any of RFC 9881's private-key forms (seed,
+    /// expanded, or both; aws-lc checks that both agree).
+    fn ml_dsa_from_pkcs8(kind: KeyKind, der: &[u8]) -> Result<Self, KeyError> {
+        let inner = PqdsaKeyPair::from_pkcs8(ml_dsa_signing(kind), der).map_err(|e| {
+            KeyError::Unsupported {
+                reason: format!("{}: {e}", kind.name()),
+            }
+        })?;
+        Ok(Self {
+            inner: Inner::MlDsa(inner),
+            kind,
+            rng: SystemRandom::new(),
+            algorithm_der: signature_algorithm_der(kind),
+        })
+    }
+
+    /// A new ML-DSA key and its PKCS#8 DER in the seed form (RFC 9881's
+    /// recommended form; the 32-byte seed regenerates the whole key).
+    pub fn generate_ml_dsa(kind: KeyKind) -> Result<(Self, Vec<u8>), KeyError> {
+        let failed = |what: &str| KeyError::Unsupported {
+            reason: format!("{}: {what}", kind.name()),
+        };
+        let pair = PqdsaKeyPair::generate(ml_dsa_signing(kind))
+            .map_err(|_| failed("key generation failed"))?;
+        let pkcs8 = pair
+            .to_pkcs8v1()
+            .map_err(|_| failed("PKCS#8 encoding failed"))?
+            .as_ref()
+            .to_vec();
+        Ok((Self::ml_dsa_from_pkcs8(kind, &pkcs8)?, pkcs8))
+    }
+
     /// A key inside an HSM, reached through PKCS#11.
     pub fn from_hsm(key: super::pkcs11::HsmKey) -> Self {
         let kind = key.kind();
@@ -179,6 +217,7 @@ impl SigningKey {
             Inner::Ecdsa(k) => Some(k.public_key().as_ref()),
             Inner::Rsa(k) => Some(k.public_key().as_ref()),
             Inner::Ed25519(k) => Some(k.public_key().as_ref()),
+            Inner::MlDsa(k) => Some(k.public_key().as_ref()),
             Inner::Hsm(_) => None,
         }
     }
@@ -220,6 +259,12 @@ impl SigningKey {
                 Ok(sig)
             }
             Inner::Ed25519(k) => Ok(k.sign(msg).as_ref().to_vec()),
+            Inner::MlDsa(k) => {
+                let mut sig = vec![0u8; k.algorithm().signature_len()];
+                let len = k.sign(msg, &mut sig).map_err(|_| SignError::Failed)?;
+                sig.truncate(len);
+                Ok(sig)
+            }
             Inner::Hsm(k) => k.sign(msg).map_err(|e| match e {
                 super::pkcs11::HsmSignError::Down | super::pkcs11::HsmSignError::Busy => {
                     SignError::Unavailable
@@ -230,12 +275,34 @@ impl SigningKey {
     }
 }
 
+fn ml_dsa_signing(kind: KeyKind) -> &'static PqdsaSigningAlgorithm {
+    use aws_lc_rs::signature::{ML_DSA_44_SIGNING, ML_DSA_65_SIGNING, ML_DSA_87_SIGNING};
+    match kind {
+        KeyKind::MlDsa65 => &ML_DSA_65_SIGNING,
+        KeyKind::MlDsa87 => &ML_DSA_87_SIGNING,
+        _ => &ML_DSA_44_SIGNING,
+    }
+}
+
+/// The ML-DSA parameter set a PKCS#8 PrivateKeyInfo's
+/// privateKeyAlgorithm names, if it names one.
+fn pkcs8_ml_dsa(der: &[u8]) -> Option<KeyKind> {
+    let (info, _) = asn1::read_tlv(der)?;
+    let fields = asn1::children(info.content)?;
+    let algorithm = asn1::children(fields.get(1)?.content)?;
+    let oid = algorithm.first()?;
+    [KeyKind::MlDsa44, KeyKind::MlDsa65, KeyKind::MlDsa87]
+        .into_iter()
+        .find(|k| oid.tag == 0x06 && oid.content == asn1::oid_content(k.signature_oid()))
+}
+
 fn signature_algorithm_der(kind: KeyKind) -> Vec<u8> {
     let oid = asn1::oid(&asn1::oid_content(kind.signature_oid()));
     match kind {
         // RFC 4055: the RSA PKCS#1 v1.5 AlgorithmIdentifier carries NULL.
         KeyKind::Rsa => asn1::sequence(&[&oid, &asn1::NULL]),
-        // RFC 5758 / RFC 8410: ECDSA and Ed25519 omit the parameters.
+        // RFC 5758 / RFC 8410 / RFC 9881: ECDSA, Ed25519 and ML-DSA omit
+        // the parameters.
         _ => asn1::sequence(&[&oid]),
     }
 }
@@ -288,6 +355,123 @@ mod tests {
                 &sig
             ));
         }
+    }
+
+    /// RFC 9881's three private-key forms of the key generated as `seed_form`.
+    fn ml_dsa_forms(kind: KeyKind, seed_form: &[u8]) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+        use aws_lc_rs::encoding::AsRawBytes;
+        let (info, _) = asn1::read_tlv(seed_form).expect("PrivateKeyInfo");
+        let fields = asn1::children(info.content).expect("fields");
+        let (seed, _) = asn1::read_tlv(fields[2].content).expect("CHOICE");
+        assert_eq!(seed.tag, 0x80, "aws-lc writes the seed form, [0] IMPLICIT");
+        assert_eq!(seed.content.len(), 32);
+        let pair = PqdsaKeyPair::from_pkcs8(ml_dsa_signing(kind), seed_form).expect("load");
+        let raw = pair.private_key().as_raw_bytes().expect("expanded");
+        let expanded = raw.as_ref().to_vec();
+        let wrap = |private: Vec<u8>| {
+            asn1::sequence(&[
+                &asn1::integer_from_content(&[0]),
+                &asn1::sequence(&[&asn1::oid(&asn1::oid_content(kind.signature_oid()))]),
+                &asn1::octet_string(&private),
+            ])
+        };
+        (
+            wrap(asn1::tlv(0x80, seed.content)),
+            wrap(asn1::octet_string(&expanded)),
+            wrap(asn1::sequence(&[
+                &asn1::octet_string(seed.content),
+                &asn1::octet_string(&expanded),
+            ])),
+        )
+    }
+
+    /// The content of the one value inside a PrivateKeyInfo's privateKey.
+    fn private_key_content(pkcs8: &[u8]) -> Vec<u8> {
+        let (info, _) = asn1::read_tlv(pkcs8).expect("PrivateKeyInfo");
+        let fields = asn1::children(info.content).expect("fields");
+        let (inner, _) = asn1::read_tlv(fields[2].content).expect("privateKey");
+        inner.content.to_vec()
+    }
+
+    #[test]
+    fn ml_dsa_keys_load_in_every_rfc_9881_form_and_sign_what_verifies() {
+        for (kind, sig_len, public_len) in [
+            (KeyKind::MlDsa44, 2420, 1312),
+            (KeyKind::MlDsa65, 3309, 1952),
+            (KeyKind::MlDsa87, 4627, 2592),
+        ] {
+            let (generated, pkcs8) = SigningKey::generate_ml_dsa(kind).expect("generate");
+            let public = generated.public_key().expect("file key").to_vec();
+            assert_eq!(public.len(), public_len);
+            let (seed, expanded, both) = ml_dsa_forms(kind, &pkcs8);
+            assert_eq!(seed, pkcs8, "the seed form is what revocd writes");
+            for form in [&seed, &expanded, &both] {
+                let key = SigningKey::from_pkcs8_der(form).expect("load");
+                assert_eq!(key.kind(), kind);
+                assert_eq!(key.public_key(), Some(public.as_slice()));
+                let sig = key.sign(b"hello").expect("sign");
+                assert_eq!(sig.len(), sig_len);
+                let oid = kind.signature_oid();
+                assert!(verify_signature(oid, oid, None, &public, b"hello", &sig));
+                assert!(!verify_signature(oid, oid, None, &public, b"hellO", &sig));
+                // The parameter set is part of the algorithm: another one's
+                // OID, or a curve, never verifies.
+                assert!(!verify_signature(
+                    oids::ED25519,
+                    oid,
+                    None,
+                    &public,
+                    b"hello",
+                    &sig
+                ));
+                assert!(!verify_signature(
+                    oid,
+                    oid,
+                    Some(oids::P256),
+                    &public,
+                    b"hello",
+                    &sig
+                ));
+            }
+            // DER AlgorithmIdentifier: the OID alone, no parameters.
+            let alg = SigningKey::from_pkcs8_der(&seed).expect("load");
+            assert_eq!(
+                alg.signature_algorithm_der(),
+                asn1::sequence(&[&asn1::oid(&asn1::oid_content(kind.signature_oid()))])
+            );
+        }
+    }
+
+    #[test]
+    fn an_ml_dsa_key_whose_seed_and_expanded_forms_disagree_is_refused() {
+        let (_, a) = SigningKey::generate_ml_dsa(KeyKind::MlDsa44).expect("a");
+        let (_, b) = SigningKey::generate_ml_dsa(KeyKind::MlDsa44).expect("b");
+        let (seed_a, ..) = ml_dsa_forms(KeyKind::MlDsa44, &a);
+        let (_, expanded_b, _) = ml_dsa_forms(KeyKind::MlDsa44, &b);
+        let seed = private_key_content(&seed_a);
+        let expanded = private_key_content(&expanded_b);
+        let mixed = asn1::sequence(&[
+            &asn1::integer_from_content(&[0]),
+            &asn1::sequence(&[&asn1::oid(&asn1::oid_content(oids::ML_DSA_44))]),
+            &asn1::octet_string(&asn1::sequence(&[
+                &asn1::octet_string(&seed),
+                &asn1::octet_string(&expanded),
+            ])),
+        ]);
+        let err = SigningKey::from_pkcs8_der(&mixed).expect_err("refused");
+        assert!(err.to_string().contains("ml-dsa-44"), "{err}");
+        // A key of one parameter set under another's OID is refused too.
+        let (_, expanded_44, _) = ml_dsa_forms(KeyKind::MlDsa44, &a);
+        let relabelled = expanded_44
+            .windows(11)
+            .position(|w| w == asn1::oid(&asn1::oid_content(oids::ML_DSA_44)).as_slice())
+            .map(|at| {
+                let mut d = expanded_44.clone();
+                d[at + 10] = 0x12;
+                d
+            })
+            .expect("OID in the key");
+        assert!(SigningKey::from_pkcs8_der(&relabelled).is_err());
     }
 
     #[test]

@@ -10,6 +10,10 @@ pub enum KeyKind {
     EcdsaP384,
     Rsa,
     Ed25519,
+    /// ML-DSA (FIPS 204, RFC 9881), pure, empty context.
+    MlDsa44,
+    MlDsa65,
+    MlDsa87,
 }
 
 impl KeyKind {
@@ -19,6 +23,9 @@ impl KeyKind {
             KeyKind::EcdsaP384 => "ecdsa-p384",
             KeyKind::Rsa => "rsa",
             KeyKind::Ed25519 => "ed25519",
+            KeyKind::MlDsa44 => "ml-dsa-44",
+            KeyKind::MlDsa65 => "ml-dsa-65",
+            KeyKind::MlDsa87 => "ml-dsa-87",
         }
     }
 
@@ -29,6 +36,30 @@ impl KeyKind {
             KeyKind::EcdsaP384 => oids::ECDSA_SHA384,
             KeyKind::Rsa => oids::RSA_SHA256,
             KeyKind::Ed25519 => oids::ED25519,
+            KeyKind::MlDsa44 => oids::ML_DSA_44,
+            KeyKind::MlDsa65 => oids::ML_DSA_65,
+            KeyKind::MlDsa87 => oids::ML_DSA_87,
         }
     }
+
+    /// The ML-DSA parameter set whose key (and signature) OID is `oid`.
+    pub fn ml_dsa(oid: &str) -> Option<Self> {
+        match oid {
+            oids::ML_DSA_44 => Some(KeyKind::MlDsa44),
+            oids::ML_DSA_65 => Some(KeyKind::MlDsa65),
+            oids::ML_DSA_87 => Some(KeyKind::MlDsa87),
+            _ => None,
+        }
+    }
+
+    /// Every kind, by name: what `--algorithm` and error messages list.
+    pub const ALL: [KeyKind; 7] = [
+        KeyKind::EcdsaP256,
+        KeyKind::EcdsaP384,
+        KeyKind::Rsa,
+        KeyKind::Ed25519,
+        KeyKind::MlDsa44,
+        KeyKind::MlDsa65,
+        KeyKind::MlDsa87,
+    ];
 }

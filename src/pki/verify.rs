@@ -17,6 +17,12 @@ pub fn verify_signature(
     sig: &[u8],
 ) -> bool {
     use signature::VerificationAlgorithm;
+    if let Some(kind) = super::KeyKind::ml_dsa(sig_oid) {
+        // RFC 9881: the key's algorithm is the signature's, no parameters.
+        return key_oid == sig_oid
+            && curve_oid.is_none()
+            && verify_ml_dsa(kind, public_key, msg, sig);
+    }
     let alg: &dyn VerificationAlgorithm = match (sig_oid, key_oid, curve_oid) {
         (oids::ECDSA_SHA256, oids::EC_PUBLIC_KEY, Some(oids::P256)) => {
             &signature::ECDSA_P256_SHA256_ASN1
@@ -40,6 +46,20 @@ pub fn verify_signature(
         _ => return false,
     };
     signature::UnparsedPublicKey::new(alg, public_key)
+        .verify(msg, sig)
+        .is_ok()
+}
+
+/// ML-DSA (aws-lc-rs: ring has none), pure, empty context (RFC 9881).
+fn verify_ml_dsa(kind: super::KeyKind, public_key: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+    use aws_lc_rs::signature::{UnparsedPublicKey, ML_DSA_44, ML_DSA_65, ML_DSA_87};
+    let alg = match kind {
+        super::KeyKind::MlDsa44 => &ML_DSA_44,
+        super::KeyKind::MlDsa65 => &ML_DSA_65,
+        super::KeyKind::MlDsa87 => &ML_DSA_87,
+        _ => return false,
+    };
+    UnparsedPublicKey::new(alg, public_key)
         .verify(msg, sig)
         .is_ok()
 }

@@ -64,6 +64,9 @@ pub enum Command {
         /// Overwrite an existing demo in DIR.
         #[arg(long)]
         force: bool,
+        /// Key algorithm of every key in the demo PKI (ML-DSA: RFC 9881).
+        #[arg(long, value_enum, default_value_t)]
+        algorithm: crate::tools::demo::Algorithm,
     },
     /// Run `init` into ./revocd-demo if it is missing, then `serve` it.
     Demo {
@@ -76,6 +79,9 @@ pub enum Command {
         /// Admin listener address for a new demo.
         #[arg(long, default_value = crate::config::defaults::ADMIN_LISTEN)]
         admin_listen: String,
+        /// Key algorithm of a new demo's PKI (ML-DSA: RFC 9881).
+        #[arg(long, value_enum, default_value_t)]
+        algorithm: crate::tools::demo::Algorithm,
     },
     /// Run the daemon.
     Serve {

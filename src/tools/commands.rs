@@ -20,17 +20,29 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             listen,
             admin_listen,
             force,
+            algorithm,
         } => init(InitOptions {
             dir,
             listen,
             admin_listen,
             force,
+            algorithm,
         }),
         Command::Demo {
             dir,
             listen,
             admin_listen,
-        } => demo(dir, listen, admin_listen).await,
+            algorithm,
+        } => {
+            demo(InitOptions {
+                dir,
+                listen,
+                admin_listen,
+                force: false,
+                algorithm,
+            })
+            .await
+        }
         Command::Serve {
             config,
             listen,
@@ -155,18 +167,22 @@ fn init(options: InitOptions) -> anyhow::Result<ExitCode> {
 
 /// `revocd demo`: `init` when the directory has no configuration yet, then
 /// serve it, with the commands to try printed first.
-async fn demo(dir: PathBuf, listen: String, admin_listen: String) -> anyhow::Result<ExitCode> {
+async fn demo(options: InitOptions) -> anyhow::Result<ExitCode> {
+    let InitOptions {
+        dir,
+        listen,
+        admin_listen,
+        ..
+    } = &options;
     let config = dir.join("revocd.toml");
     if !config.exists() {
-        crate::tools::demo::init(&InitOptions {
-            dir: dir.clone(),
-            listen: listen.clone(),
-            admin_listen: admin_listen.clone(),
-            force: false,
-        })?;
+        crate::tools::demo::init(&options)?;
     }
     let d = dir.display();
     println!("revocd demo in {d}; try, in another terminal:");
+    if options.algorithm.is_post_quantum() {
+        println!("  (ML-DSA: `openssl ocsp` checks these answers from OpenSSL 3.5 on)");
+    }
     println!("  openssl ocsp -issuer {d}/ca.pem -cert {d}/leaf-good.pem -cert {d}/leaf-revoked.pem -url http://{listen}/ -CAfile {d}/ca.pem -no_nonce");
     println!("  cargo run --release -- query --url http://{listen}/ --issuer {d}/ca.pem --cert {d}/leaf-revoked.pem --get");
     println!("  curl -s http://{admin_listen}/metrics | grep revocd_ocsp");

@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use rcgen::{
     BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
     ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
-    PKCS_ECDSA_P256_SHA256,
+    SignatureAlgorithm, PKCS_ECDSA_P256_SHA256, PKCS_ML_DSA_44, PKCS_ML_DSA_65, PKCS_ML_DSA_87,
 };
 use ring::rand::SecureRandom;
 use time::{Duration, OffsetDateTime};
@@ -18,12 +18,44 @@ use crate::asn1;
 /// The demo issuer's id; its CRL will be served at `/crl/demo.crl`.
 pub const DEMO_ISSUER: &str = "demo";
 
+/// The demo PKI's key algorithm: every key (CA, responder, leaves) is one
+/// of these, so an ML-DSA demo is a post-quantum hierarchy end to end.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Algorithm {
+    #[default]
+    #[value(name = "ecdsa-p256")]
+    EcdsaP256,
+    #[value(name = "ml-dsa-44")]
+    MlDsa44,
+    #[value(name = "ml-dsa-65")]
+    MlDsa65,
+    #[value(name = "ml-dsa-87")]
+    MlDsa87,
+}
+
+impl Algorithm {
+    fn rcgen(self) -> &'static SignatureAlgorithm {
+        match self {
+            Algorithm::EcdsaP256 => &PKCS_ECDSA_P256_SHA256,
+            Algorithm::MlDsa44 => &PKCS_ML_DSA_44,
+            Algorithm::MlDsa65 => &PKCS_ML_DSA_65,
+            Algorithm::MlDsa87 => &PKCS_ML_DSA_87,
+        }
+    }
+
+    /// Whether OpenSSL before 3.5 can check what this demo signs.
+    pub fn is_post_quantum(self) -> bool {
+        self != Algorithm::EcdsaP256
+    }
+}
+
 pub struct InitOptions {
     pub dir: PathBuf,
     /// Public listener address, written into the config and the AIA/CDP URLs.
     pub listen: String,
     pub admin_listen: String,
     pub force: bool,
+    pub algorithm: Algorithm,
 }
 
 /// What `init` wrote, for the caller to print.
@@ -83,7 +115,7 @@ pub fn init(opts: &InitOptions) -> anyhow::Result<InitOutput> {
     let base_url = format!("http://{}", opts.listen);
     let now = OffsetDateTime::now_utc().replace_nanosecond(0)?;
 
-    let ca_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+    let ca_key = KeyPair::generate_for(opts.algorithm.rcgen())?;
     let mut ca = CertificateParams::default();
     ca.distinguished_name = name("revocd demo CA");
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -99,7 +131,7 @@ pub fn init(opts: &InitOptions) -> anyhow::Result<InitOutput> {
     let issuer = Issuer::new(ca, &ca_key);
 
     // Delegated responder: EKU OCSPSigning and id-pkix-ocsp-nocheck (RFC 6960 4.2.2.2.1).
-    let responder_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+    let responder_key = KeyPair::generate_for(opts.algorithm.rcgen())?;
     let mut responder = CertificateParams::default();
     responder.distinguished_name = name("revocd demo OCSP responder");
     responder.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -116,7 +148,7 @@ pub fn init(opts: &InitOptions) -> anyhow::Result<InitOutput> {
 
     let mut index = String::new();
     let mut leaf = |file: &str, cn: &str, revoked_at: Option<i64>| -> anyhow::Result<String> {
-        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let key = KeyPair::generate_for(opts.algorithm.rcgen())?;
         let mut p = CertificateParams::new(vec!["localhost".to_string()])?;
         p.distinguished_name = name(cn);
         p.key_usages = vec![KeyUsagePurpose::DigitalSignature];

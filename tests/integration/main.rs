@@ -23,6 +23,7 @@ mod ledger;
 mod lifecycle;
 mod mass;
 mod metrics;
+mod ml_dsa;
 mod nginx;
 mod openssl_client;
 mod presign;

@@ -88,6 +88,7 @@ fn fixture() -> &'static (Cert, SigningKey) {
             listen: "127.0.0.1:8080".into(),
             admin_listen: "127.0.0.1:9090".into(),
             force: false,
+            algorithm: Default::default(),
         })
         .expect("init");
         let ca = Cert::parse(&std::fs::read(dir.path().join("ca.pem")).expect("ca")).expect("ca");

@@ -69,6 +69,17 @@ pub fn demo_pki() -> tempfile::TempDir {
     dir
 }
 
+/// `revocd init` with more arguments (`--algorithm ml-dsa-44`).
+pub fn demo_pki_with(args: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(Command::new(BIN)
+        .args(["init", "--dir"])
+        .arg(dir.path())
+        .args(args));
+    assert!(out.status.success(), "init failed: {}", text(&out));
+    dir
+}
+
 /// The serial (hex) `openssl x509` reads from a certificate.
 pub fn serial_of(cert: &Path) -> String {
     let out = run(Command::new(require("openssl"))

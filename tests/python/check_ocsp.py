@@ -8,7 +8,7 @@ import sys
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509 import ocsp
 
@@ -24,6 +24,11 @@ def verify(public_key, signature, data, hash_alg):
     elif isinstance(public_key, rsa.RSAPublicKey):
         public_key.verify(signature, data, padding.PKCS1v15(), hash_alg)
     elif isinstance(public_key, ed25519.Ed25519PublicKey):
+        public_key.verify(signature, data)
+    elif isinstance(
+        public_key, (mldsa.MLDSA44PublicKey, mldsa.MLDSA65PublicKey, mldsa.MLDSA87PublicKey)
+    ):
+        # RFC 9881: pure ML-DSA, empty context.
         public_key.verify(signature, data)
     else:
         fail(f"unsupported key {type(public_key)}")

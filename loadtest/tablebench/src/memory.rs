@@ -95,6 +95,7 @@ fn main() -> anyhow::Result<()> {
         listen: "127.0.0.1:8080".into(),
         admin_listen: "127.0.0.1:9090".into(),
         force: false,
+        algorithm: Default::default(),
     })?;
     let (config, issuers) = revocd::daemon::load(&out.config, SystemClock.now())?;
     let signer = Signer::new(

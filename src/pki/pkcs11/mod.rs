@@ -131,7 +131,11 @@ impl HsmKey {
                     [&SHA256_DIGEST_INFO[..], digest.as_ref()].concat(),
                 )
             }
-            KeyKind::Ed25519 => return Err(HsmSignError::Failed),
+            // Never found in a token: `module` reads EC and RSA keys only
+            // (SoftHSM2 2.6 has no ML-DSA; README: post-quantum).
+            KeyKind::Ed25519 | KeyKind::MlDsa44 | KeyKind::MlDsa65 | KeyKind::MlDsa87 => {
+                return Err(HsmSignError::Failed)
+            }
         };
         let raw = self
             .module
