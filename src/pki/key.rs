@@ -139,7 +139,7 @@ impl SigningKey {
     }
 
     /// An ML-DSA key in any of RFC 9881's private-key forms (seed,
-    /// expanded, or both; aws-lc checks that both agree).
+    /// expanded, or both; aws-lc checks that both agree): docs/conformance.md 35.
     fn ml_dsa_from_pkcs8(kind: KeyKind, der: &[u8]) -> Result<Self, KeyError> {
         let inner = PqdsaKeyPair::from_pkcs8(ml_dsa_signing(kind), der).map_err(|e| {
             KeyError::Unsupported {

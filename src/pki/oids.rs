@@ -15,7 +15,7 @@ pub const RSA_SHA1: &str = "1.2.840.113549.1.1.5";
 pub const RSA_SHA256: &str = "1.2.840.113549.1.1.11";
 pub const RSA_SHA384: &str = "1.2.840.113549.1.1.12";
 pub const RSA_SHA512: &str = "1.2.840.113549.1.1.13";
-/// RFC 9881: ML-DSA, both the key's and the signature's algorithm
+/// RFC 9881 (docs/conformance.md 34): ML-DSA, both the key's and the signature's algorithm
 /// (parameters absent; pure ML-DSA with an empty context).
 pub const ML_DSA_44: &str = "2.16.840.1.101.3.4.3.17";
 pub const ML_DSA_65: &str = "2.16.840.1.101.3.4.3.18";

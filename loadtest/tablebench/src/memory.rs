@@ -2,7 +2,8 @@
 //! process by a global allocator that tracks live bytes (allocator slack
 //! and memory a freed table leaves behind, which blur RSS, are not in it).
 //!
-//! Builds a real `revocd init` PKI (ECDSA P-256 delegated responder),
+//! Builds a real `revocd init` PKI (a delegated responder of ALGORITHM:
+//! ecdsa-p256 by default, or ml-dsa-44/65/87),
 //! registers SERIALS serials in the issuer's state, then pre-signs the
 //! current window under SHA-1 and SHA-256 into the answer store, in memory
 //! or in files, and reports: live bytes per serial of state, live bytes per
@@ -12,7 +13,11 @@
 //! With WINDOWS = 2 the next window is pre-signed too (four answers a
 //! serial: what a daemon holds during the second half of a window).
 //!
-//!   revocd-memory SERIALS [memory|files] [WINDOWS=1]
+//! Also reports one answer's DER size as served (with and without the
+//! responder certificate every answer of the signer carries, which the
+//! store keeps once), to compare the bytes per answer with.
+//!
+//!   revocd-memory SERIALS [memory|files] [WINDOWS=1] [ALGORITHM=ecdsa-p256]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -89,13 +94,18 @@ fn main() -> anyhow::Result<()> {
     let n: u32 = args.next().context("SERIALS")?.parse()?;
     let tables = args.next().unwrap_or_else(|| "memory".into());
     let windows: usize = args.next().map_or(Ok(1), |w| w.parse())?;
+    let algorithm = match args.next() {
+        Some(a) => <revocd::tools::demo::Algorithm as clap::ValueEnum>::from_str(&a, true)
+            .map_err(|e| anyhow::anyhow!("ALGORITHM: {e}"))?,
+        None => Default::default(),
+    };
     let dir = tempfile_dir()?;
     let out = revocd::tools::demo::init(&revocd::tools::demo::InitOptions {
         dir: dir.clone(),
         listen: "127.0.0.1:8080".into(),
         admin_listen: "127.0.0.1:9090".into(),
         force: false,
-        algorithm: Default::default(),
+        algorithm,
     })?;
     let (config, issuers) = revocd::daemon::load(&out.config, SystemClock.now())?;
     let signer = Signer::new(
@@ -126,6 +136,9 @@ fn main() -> anyhow::Result<()> {
     let serials = state.serials();
     let listed = live();
     let t = Instant::now();
+    let sample = signer.presign_blocking(0, current, &serials[..1], Why::Presign);
+    let sample = &sample.first().context("a sample answer")?.signed;
+    let (der_len, own_len) = (sample.len(), sample.own_der().len());
     let mut window = current;
     for _ in 0..windows {
         signer.reserve_window(window, serials.len());
@@ -148,6 +161,9 @@ fn main() -> anyhow::Result<()> {
     println!(
         "{n} serials, answer tables in {tables}, {windows} window(s): {answers} answers pre-signed in {:.1} s",
         t.elapsed().as_secs_f64()
+    );
+    println!(
+        "  one answer: {der_len} bytes DER as served, {own_len} without the responder certificate ({algorithm:?})"
     );
     println!(
         "  state: {:.1} live bytes per serial",
