@@ -191,8 +191,15 @@ fn every_answer_and_crl_verifies(algorithm: &str, params: &str, shape: &str) {
         .args(["-cert", "leaf-revoked.pem", "-reqout"])
         .arg(&req));
     assert!(out.status.success(), "{}", text(&out));
-    let (status, _, body) = ocsp_post(d.public, &std::fs::read(&req).expect("req")).expect("POST");
+    let req_der = std::fs::read(&req).expect("req");
+    let (status, _, body) = ocsp_post(d.public, &req_der).expect("POST");
     assert_eq!(status, 200);
+    // openssl ends an unsigned request with its 16-byte nonce: echoed.
+    let nonce = &req_der[req_der.len() - 16..];
+    assert!(
+        body.windows(16).any(|w| w == nonce),
+        "the nonce is not echoed"
+    );
     let multi = p.join("multi-nonce.ocsp");
     std::fs::write(&multi, &body).expect("write");
     answers.push((
