@@ -501,3 +501,64 @@ fn crl_sync_and_the_upstream_source_verify_ml_dsa_crls() {
     });
     assert_eq!(status(&good).as_deref(), Some("revoked"));
 }
+
+/// A CA whose key and certificate python `cryptography` made (its PKCS#8,
+/// the seed form) signs revocd's answers and CRL itself (no delegated
+/// responder), and `cryptography` and dilithium-py verify them.
+#[test]
+fn an_ml_dsa_ca_made_by_python_cryptography_signs_answers_and_crls() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = dir.path();
+    let made = run(Command::new(python())
+        .arg(python_script("make_mldsa_ca.py"))
+        .arg(p)
+        .arg("65"));
+    assert!(made.status.success(), "{}", text(&made));
+    std::fs::write(p.join("admin.token"), "mldsa-test-token-0123456789abcdef\n").expect("token");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        p.join("admin.token"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .expect("chmod");
+    std::fs::write(
+        p.join("revocd.toml"),
+        "data-dir = \"data\"\n[listen]\npublic = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n\
+         [admin]\ntoken-file = \"admin.token\"\n[crl]\nstore = \"file://crl\"\n\
+         debounce = \"1s\"\nmax-delay = \"2s\"\n\
+         [[issuer]]\nid = \"demo\"\ncertificate = \"ca.pem\"\nkey = \"ca.key\"\n",
+    )
+    .expect("config");
+    let check = run(Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(p.join("revocd.toml")));
+    assert!(
+        check.status.success() && text(&check).contains("ml-dsa-65"),
+        "check-config: {}",
+        text(&check)
+    );
+    let d = Daemon::start(&p.join("revocd.toml"));
+    let ca = load_cert(&p.join("ca.pem"));
+    revoke(&d, &token(p), "5EC0DE", "keyCompromise");
+    let serial = Serial::from_hex("5EC0DE").expect("serial");
+    assert_eq!(ocsp_status(&d, &ca, &serial).status, "revoked");
+    let (status, _, body) = http_get(d.public, &get_path(&ca, &serial)).expect("GET");
+    assert_eq!(status, 200);
+    let answer = p.join("answer.ocsp");
+    std::fs::write(&answer, &body).expect("write");
+    let t = check_ocsp(
+        p,
+        &answer,
+        "ca.pem",
+        &["5EC0DE=revoked:keyCompromise".to_string()],
+    );
+    assert!(!t.contains("delegated"), "the CA signs itself: {t}");
+    let crl = eventually(WAIT_SECS, "a CRL listing the revocation", || {
+        let der = fetch(&d, "/crl/demo.crl")?;
+        let f = revocd::crl::build::check(&der, &ca).ok()?;
+        (f.n_entries == 1).then_some(der)
+    });
+    let crl_file = p.join("demo.crl");
+    std::fs::write(&crl_file, crl).expect("write");
+    check_mldsa("65", &p.join("ca.pem"), &[&answer, &crl_file]);
+}
