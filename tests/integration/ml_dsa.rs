@@ -160,6 +160,10 @@ fn every_answer_and_crl_verifies(algorithm: &str, params: &str, shape: &str) {
         _ => "debounce = \"1s\"\nmax-delay = \"2s\"\n",
     };
     set_crl(&p.join("revocd.toml"), crl);
+    // Nonces echoed (the default ignores them, RFC 9919 3.2.1).
+    let config = std::fs::read_to_string(p.join("revocd.toml")).expect("config");
+    let config = config.replace("[ocsp]\n", "[ocsp]\nnonce = \"echo\"\n");
+    std::fs::write(p.join("revocd.toml"), config).expect("write");
     let d = Daemon::start(&p.join("revocd.toml"));
     let ca = load_cert(&p.join("ca.pem"));
     let good_hex = serial_of(&p.join("leaf-good.pem"));
