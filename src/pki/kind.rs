@@ -51,15 +51,4 @@ impl KeyKind {
             _ => None,
         }
     }
-
-    /// Every kind, by name: what `--algorithm` and error messages list.
-    pub const ALL: [KeyKind; 7] = [
-        KeyKind::EcdsaP256,
-        KeyKind::EcdsaP384,
-        KeyKind::Rsa,
-        KeyKind::Ed25519,
-        KeyKind::MlDsa44,
-        KeyKind::MlDsa65,
-        KeyKind::MlDsa87,
-    ];
 }

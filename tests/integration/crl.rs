@@ -471,11 +471,6 @@ fn garage_ignores_conditional_writes_so_revocd_runs_as_single_writer() {
     assert_eq!(metric(&d, "revocd_crl_store_conditional_writes"), 0.0);
 }
 
-fn set_crl(config: &Path, extra: &str) {
-    let text = std::fs::read_to_string(config).expect("config");
-    std::fs::write(config, text.replace("[crl]\n", &format!("[crl]\n{extra}"))).expect("write");
-}
-
 #[test]
 fn sharded_crls_carry_their_idp_and_a_manifest_lists_them() {
     let dir = demo_pki();

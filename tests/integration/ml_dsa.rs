@@ -15,11 +15,6 @@ use revocd::state::Serial;
 
 use crate::support::*;
 
-fn set_crl(config: &Path, extra: &str) {
-    let text = std::fs::read_to_string(config).expect("config");
-    std::fs::write(config, text.replace("[crl]\n", &format!("[crl]\n{extra}"))).expect("write");
-}
-
 /// A GET path for a one-CertID request (RFC 6960 A.1: base64, URL-encoded).
 fn get_path(ca: &Cert, serial: &Serial) -> String {
     let b64 = STANDARD.encode(revocd::tools::query::build_request(
@@ -41,13 +36,7 @@ fn python_script(name: &str) -> std::path::PathBuf {
 }
 
 fn check_ocsp(dir: &Path, resp: &Path, issuer: &str, expects: &[String]) -> String {
-    let out = run(Command::new(python())
-        .arg(python_script("check_ocsp.py"))
-        .arg(resp)
-        .arg(dir.join(issuer))
-        .args(expects));
-    let t = text(&out);
-    assert!(out.status.success(), "python cryptography: {t}");
+    let t = crate::python_client::check(dir, resp, issuer, expects);
     assert!(t.contains("OK signature verifies"), "{t}");
     t
 }
@@ -457,13 +446,7 @@ fn crl_sync_and_the_upstream_source_verify_ml_dsa_crls() {
     // A second revocd: no CA key, the ML-DSA CA's CRLs as its source.
     let up = tempfile::tempdir().expect("tmp");
     let u = up.path();
-    std::fs::write(u.join("admin.token"), "upstream-test-token-0123456789\n").expect("token");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(
-        u.join("admin.token"),
-        std::fs::Permissions::from_mode(0o600),
-    )
-    .expect("chmod");
+    write_admin_token(u, "upstream-test-token-0123456789");
     std::fs::write(
         u.join("revocd.toml"),
         format!(
@@ -518,13 +501,7 @@ fn an_ml_dsa_ca_made_by_python_cryptography_signs_answers_and_crls() {
         .arg(p)
         .arg("65"));
     assert!(made.status.success(), "{}", text(&made));
-    std::fs::write(p.join("admin.token"), "mldsa-test-token-0123456789abcdef\n").expect("token");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(
-        p.join("admin.token"),
-        std::fs::Permissions::from_mode(0o600),
-    )
-    .expect("chmod");
+    write_admin_token(p, "mldsa-test-token-0123456789abcdef");
     std::fs::write(
         p.join("revocd.toml"),
         "data-dir = \"data\"\n[listen]\npublic = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n\

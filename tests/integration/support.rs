@@ -69,6 +69,20 @@ pub fn demo_pki() -> tempfile::TempDir {
     dir
 }
 
+/// Adds `extra` lines to the `[crl]` section of `config`.
+pub fn set_crl(config: &Path, extra: &str) {
+    let text = std::fs::read_to_string(config).expect("config");
+    std::fs::write(config, text.replace("[crl]\n", &format!("[crl]\n{extra}"))).expect("write");
+}
+
+/// An admin token file `admin.token` in `dir`, mode 0600 as revocd requires.
+pub fn write_admin_token(dir: &Path, token: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("admin.token");
+    std::fs::write(&path, format!("{token}\n")).expect("token");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
 /// `revocd init` with more arguments (`--algorithm ml-dsa-44`).
 pub fn demo_pki_with(args: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
